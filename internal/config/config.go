@@ -1,0 +1,449 @@
+// Package config reads supportbridge's configuration from SB_ environment variables into a
+// typed struct. Every problem is collected and reported at once, so an operator fixes a
+// deployment in one round instead of one restart per mistake.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/supportbridge/supportbridge/internal/secret"
+)
+
+// Mode says which defaults apply: serve insists on production settings, dev fills them in.
+type Mode int
+
+const (
+	// ModeServe is production: no embedded defaults for secrets or Redis.
+	ModeServe Mode = iota
+	// ModeDev runs with embedded Redis, the JSM sandbox and a demo tenant.
+	ModeDev
+)
+
+// Defaults that are Atlassian's production endpoints.
+const (
+	DefaultConnectKeysURL = "https://connect-install-keys.atlassian.com"
+	DefaultForgeJWKSURL   = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
+)
+
+// Config is the whole effective configuration.
+type Config struct {
+	HTTPAddr        string
+	PublicBaseURL   *url.URL
+	MaxBodyBytes    int64
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
+
+	Redis Redis
+
+	SecretKey secret.Secret // 32 raw bytes
+
+	JSM JSM
+
+	ConnectAppKey       string
+	ConnectAppName      string
+	ConnectKeysURL      *url.URL
+	ConnectAllowedHosts []string
+	ConnectScopes       []string
+	KeyFetchTimeout     time.Duration
+
+	ForgeAppID          string
+	ForgeJWKSURL        *url.URL
+	ForgeJWKSMinRefresh time.Duration
+
+	AgentTokensFile    string
+	AgentOIDCIssuer    string
+	AgentOIDCAudience  string
+	AgentOIDCJWKSURL   *url.URL
+	AgentOIDCRoleClaim string
+
+	LogDir            string
+	JiraWebhookSecret secret.Secret
+
+	Reports  Reports
+	Delivery Delivery
+	Consent  Consent
+}
+
+// Redis says how to reach Redis: one URL, or a Sentinel or Cluster address list.
+type Redis struct {
+	URL        string // redis:// or rediss://
+	Addrs      []string
+	MasterName string
+	Username   string
+	Password   secret.Secret
+}
+
+// JSM is the vendor's Jira Service Management site and where reports land.
+type JSM struct {
+	BaseURL       *url.URL
+	Email         string
+	APIToken      secret.Secret
+	ServiceDeskID string
+	RequestTypeID string
+	ProjectKey    string
+}
+
+// Reports holds intake limits.
+type Reports struct {
+	RatePerUser        int // reports per user per RateWindow
+	RatePerTenant      int // reports per tenant per RateWindow
+	RateWindow         time.Duration
+	MaxQueueLength     int64 // backpressure: queued reports
+	MaxAttachmentBytes int64 // backpressure: attachment bytes held in Redis
+	IdempotencyTTL     time.Duration
+}
+
+// Delivery holds worker settings.
+type Delivery struct {
+	Role           string // all, api or worker
+	Concurrency    int
+	MaxAttempts    int
+	ClaimIdle      time.Duration
+	SearchPatience time.Duration // how long to search for a marker before creating again
+	CallTimeout    time.Duration
+}
+
+// Consent holds access-request settings.
+type Consent struct {
+	ClaimWindow time.Duration
+}
+
+// Error lists every configuration problem found.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string {
+	return "configuration: " + strings.Join(e.Problems, "; ")
+}
+
+type loader struct {
+	getenv   func(string) string
+	readFile func(string) ([]byte, error)
+	problems []string
+}
+
+func (l *loader) fail(format string, args ...any) {
+	l.problems = append(l.problems, fmt.Sprintf(format, args...))
+}
+
+func (l *loader) str(name, def string) string {
+	if v := strings.TrimSpace(l.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// secret reads X or X_FILE; giving both is an error because one would silently win.
+func (l *loader) secret(name string) secret.Secret {
+	v, file := l.getenv(name), l.getenv(name+"_FILE")
+	switch {
+	case v != "" && file != "":
+		l.fail("%s and %s_FILE are both set; set one", name, name)
+	case file != "":
+		b, err := l.readFile(file)
+		if err != nil {
+			l.fail("%s_FILE: cannot read %q", name, file)
+			return secret.Secret{}
+		}
+		return secret.New(strings.TrimRight(string(b), "\r\n"))
+	}
+	return secret.New(v)
+}
+
+func (l *loader) duration(name string, def time.Duration) time.Duration {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		l.fail("%s: %q is not a positive duration like 30s or 5m", name, v)
+		return def
+	}
+	return d
+}
+
+func (l *loader) integer(name string, def int64) int64 {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		l.fail("%s: %q is not a positive whole number", name, v)
+		return def
+	}
+	return n
+}
+
+func (l *loader) url(name, def string, required bool) *url.URL {
+	v := l.str(name, def)
+	if v == "" {
+		if required {
+			l.fail("%s is required", name)
+		}
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		l.fail("%s: %q is not an absolute http(s) URL", name, v)
+		return nil
+	}
+	return u
+}
+
+func list(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// IsLoopback reports whether host names this machine, where plain http is acceptable.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Load reads the configuration. getenv is os.Getenv in production and a map in tests.
+func Load(mode Mode, getenv func(string) string) (Config, error) {
+	return load(mode, getenv, os.ReadFile)
+}
+
+func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, error)) (Config, error) {
+	l := &loader{getenv: getenv, readFile: readFile}
+	dev := mode == ModeDev
+	var c Config
+
+	c.HTTPAddr = l.str("SB_HTTP_ADDR", ":8080")
+	defBase := ""
+	if dev {
+		defBase = "http://localhost" + portOf(c.HTTPAddr)
+	}
+	c.PublicBaseURL = l.url("SB_PUBLIC_BASE_URL", defBase, true)
+	if u := c.PublicBaseURL; u != nil {
+		if u.Scheme != "https" && !IsLoopback(u.Hostname()) {
+			l.fail("SB_PUBLIC_BASE_URL: %q must use https (http is allowed only on loopback hosts)", u.String())
+		}
+		if u.RawQuery != "" || u.Fragment != "" {
+			l.fail("SB_PUBLIC_BASE_URL: %q must not have a query or fragment", u.String())
+		}
+		u.Path = strings.TrimSuffix(u.Path, "/")
+	}
+	c.MaxBodyBytes = l.integer("SB_MAX_BODY_BYTES", 1<<20)
+	c.ShutdownTimeout = l.duration("SB_SHUTDOWN_TIMEOUT", 20*time.Second)
+	if lv := l.str("SB_LOG_LEVEL", "info"); c.LogLevel.UnmarshalText([]byte(lv)) != nil {
+		l.fail("SB_LOG_LEVEL: %q is not one of debug, info, warn, error", lv)
+	}
+
+	c.Redis = Redis{
+		URL:        l.str("SB_REDIS_URL", ""),
+		Addrs:      list(l.getenv("SB_REDIS_ADDRS")),
+		MasterName: l.str("SB_REDIS_MASTER_NAME", ""),
+		Username:   l.str("SB_REDIS_USERNAME", ""),
+		Password:   l.secret("SB_REDIS_PASSWORD"),
+	}
+	switch {
+	case c.Redis.URL != "" && len(c.Redis.Addrs) > 0:
+		l.fail("SB_REDIS_URL and SB_REDIS_ADDRS are both set; set one")
+	case c.Redis.URL != "":
+		if u, err := url.Parse(c.Redis.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			l.fail("SB_REDIS_URL: not a redis://, rediss:// or unix:// URL")
+		}
+	case len(c.Redis.Addrs) > 0:
+	case !dev:
+		l.fail("SB_REDIS_URL (or SB_REDIS_ADDRS) is required")
+	}
+
+	c.SecretKey = l.secret("SB_SECRET_KEY")
+	if c.SecretKey.IsZero() {
+		if !dev {
+			l.fail("SB_SECRET_KEY is required (base64 of 32 random bytes: openssl rand -base64 32)")
+		}
+	} else if raw, err := base64.StdEncoding.DecodeString(c.SecretKey.Reveal()); err != nil || len(raw) != 32 {
+		l.fail("SB_SECRET_KEY: must be base64 of exactly 32 bytes")
+	} else {
+		c.SecretKey = secret.New(string(raw))
+	}
+
+	c.JSM = JSM{
+		BaseURL:       l.url("SB_JSM_BASE_URL", "", false),
+		Email:         l.str("SB_JSM_EMAIL", ""),
+		APIToken:      l.secret("SB_JSM_API_TOKEN"),
+		ServiceDeskID: l.str("SB_JSM_SERVICE_DESK_ID", ""),
+		RequestTypeID: l.str("SB_JSM_REQUEST_TYPE_ID", ""),
+		ProjectKey:    l.str("SB_JSM_PROJECT_KEY", ""),
+	}
+	if !dev {
+		for name, v := range map[string]string{
+			"SB_JSM_EMAIL": c.JSM.Email, "SB_JSM_SERVICE_DESK_ID": c.JSM.ServiceDeskID,
+			"SB_JSM_REQUEST_TYPE_ID": c.JSM.RequestTypeID, "SB_JSM_PROJECT_KEY": c.JSM.ProjectKey,
+		} {
+			if v == "" {
+				l.fail("%s is required", name)
+			}
+		}
+		if c.JSM.BaseURL == nil && l.getenv("SB_JSM_BASE_URL") == "" {
+			l.fail("SB_JSM_BASE_URL is required")
+		}
+		if c.JSM.APIToken.IsZero() {
+			l.fail("SB_JSM_API_TOKEN is required")
+		}
+	}
+	for name, v := range map[string]string{"SB_JSM_SERVICE_DESK_ID": c.JSM.ServiceDeskID, "SB_JSM_REQUEST_TYPE_ID": c.JSM.RequestTypeID} {
+		if v != "" {
+			if _, err := strconv.ParseUint(v, 10, 63); err != nil {
+				l.fail("%s: %q is not a numeric id", name, v)
+			}
+		}
+	}
+
+	c.ConnectAppKey = l.str("SB_CONNECT_APP_KEY", "")
+	if c.ConnectAppKey == "" {
+		if dev {
+			c.ConnectAppKey = "supportbridge-dev"
+		} else {
+			l.fail("SB_CONNECT_APP_KEY is required")
+		}
+	}
+	c.ConnectAppName = l.str("SB_CONNECT_APP_NAME", "supportbridge")
+	c.ConnectKeysURL = l.url("SB_CONNECT_KEYS_URL", DefaultConnectKeysURL, true)
+	c.ConnectAllowedHosts = list(l.str("SB_CONNECT_ALLOWED_HOSTS", ".atlassian.net,.jira.com,.jira-dev.com"))
+	for _, h := range c.ConnectAllowedHosts {
+		if !strings.HasPrefix(h, ".") {
+			l.fail("SB_CONNECT_ALLOWED_HOSTS: %q must start with a dot (a host suffix such as .atlassian.net)", h)
+		}
+	}
+	c.ConnectScopes = list(l.str("SB_CONNECT_SCOPES", "READ,WRITE,ACCESS_EMAIL_ADDRESSES"))
+	c.KeyFetchTimeout = l.duration("SB_KEY_FETCH_TIMEOUT", 3*time.Second)
+
+	c.ForgeAppID = l.str("SB_FORGE_APP_ID", "")
+	if c.ForgeAppID != "" && !strings.HasPrefix(c.ForgeAppID, "ari:cloud:ecosystem::app/") {
+		l.fail("SB_FORGE_APP_ID: %q is not a Forge app ARI (ari:cloud:ecosystem::app/<uuid>)", c.ForgeAppID)
+	}
+	c.ForgeJWKSURL = l.url("SB_FORGE_JWKS_URL", DefaultForgeJWKSURL, true)
+	c.ForgeJWKSMinRefresh = l.duration("SB_FORGE_JWKS_MIN_REFRESH", 30*time.Second)
+
+	c.AgentTokensFile = l.str("SB_AGENT_TOKENS_FILE", "")
+	c.AgentOIDCIssuer = l.str("SB_AGENT_OIDC_ISSUER", "")
+	c.AgentOIDCAudience = l.str("SB_AGENT_OIDC_AUDIENCE", "")
+	c.AgentOIDCJWKSURL = l.url("SB_AGENT_OIDC_JWKS_URL", "", false)
+	c.AgentOIDCRoleClaim = l.str("SB_AGENT_OIDC_ROLE_CLAIM", "supportbridge_role")
+	if (c.AgentOIDCIssuer != "" || c.AgentOIDCAudience != "" || c.AgentOIDCJWKSURL != nil) &&
+		(c.AgentOIDCIssuer == "" || c.AgentOIDCAudience == "" || c.AgentOIDCJWKSURL == nil) {
+		l.fail("SB_AGENT_OIDC_ISSUER, SB_AGENT_OIDC_AUDIENCE and SB_AGENT_OIDC_JWKS_URL go together; set all three")
+	}
+
+	c.LogDir = l.str("SB_LOG_DIR", "")
+	c.JiraWebhookSecret = l.secret("SB_JIRA_WEBHOOK_SECRET")
+
+	c.Reports = Reports{
+		RatePerUser:        int(l.integer("SB_REPORT_RATE_PER_USER", 10)),
+		RatePerTenant:      int(l.integer("SB_REPORT_RATE_PER_TENANT", 300)),
+		RateWindow:         l.duration("SB_REPORT_RATE_WINDOW", time.Hour),
+		MaxQueueLength:     l.integer("SB_REPORT_MAX_QUEUE", 10000),
+		MaxAttachmentBytes: l.integer("SB_REPORT_MAX_ATTACHMENT_BYTES", 2<<30),
+		IdempotencyTTL:     l.duration("SB_IDEMPOTENCY_TTL", 24*time.Hour),
+	}
+	c.Delivery = Delivery{
+		Role:           l.str("SB_ROLE", "all"),
+		Concurrency:    int(l.integer("SB_WORKER_CONCURRENCY", 8)),
+		MaxAttempts:    int(l.integer("SB_DELIVERY_MAX_ATTEMPTS", 8)),
+		ClaimIdle:      l.duration("SB_DELIVERY_CLAIM_IDLE", 2*time.Minute),
+		SearchPatience: l.duration("SB_DELIVERY_SEARCH_PATIENCE", 45*time.Second),
+		CallTimeout:    l.duration("SB_JSM_CALL_TIMEOUT", 20*time.Second),
+	}
+	switch c.Delivery.Role {
+	case "all", "api", "worker":
+	default:
+		l.fail("SB_ROLE: %q is not one of all, api, worker", c.Delivery.Role)
+	}
+	c.Consent = Consent{ClaimWindow: l.duration("SB_CONSENT_CLAIM_WINDOW", 72*time.Hour)}
+
+	if len(l.problems) > 0 {
+		return c, &Error{Problems: l.problems}
+	}
+	return c, nil
+}
+
+func portOf(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" || port == "0" {
+		return ":8080"
+	}
+	return ":" + port
+}
+
+// LogValue shows the effective configuration; secrets print as [redacted].
+func (c Config) LogValue() slog.Value {
+	u := func(x *url.URL) string {
+		if x == nil {
+			return ""
+		}
+		y := *x
+		y.User = nil
+		return y.String()
+	}
+	redisURL := ""
+	if c.Redis.URL != "" {
+		if ru, err := url.Parse(c.Redis.URL); err == nil {
+			if ru.User != nil {
+				ru.User = url.User("[redacted]")
+			}
+			redisURL = ru.String()
+		}
+	}
+	return slog.GroupValue(
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("public_base_url", u(c.PublicBaseURL)),
+		slog.Int64("max_body_bytes", c.MaxBodyBytes),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("redis_url", redisURL),
+		slog.Any("redis_addrs", c.Redis.Addrs),
+		slog.String("redis_master_name", c.Redis.MasterName),
+		slog.Any("redis_password", c.Redis.Password),
+		slog.Any("secret_key", c.SecretKey),
+		slog.String("jsm_base_url", u(c.JSM.BaseURL)),
+		slog.Bool("jsm_email_set", c.JSM.Email != ""),
+		slog.Any("jsm_api_token", c.JSM.APIToken),
+		slog.String("jsm_service_desk_id", c.JSM.ServiceDeskID),
+		slog.String("jsm_request_type_id", c.JSM.RequestTypeID),
+		slog.String("jsm_project_key", c.JSM.ProjectKey),
+		slog.String("connect_app_key", c.ConnectAppKey),
+		slog.String("connect_keys_url", u(c.ConnectKeysURL)),
+		slog.Any("connect_allowed_hosts", c.ConnectAllowedHosts),
+		slog.Any("connect_scopes", c.ConnectScopes),
+		slog.String("forge_app_id", c.ForgeAppID),
+		slog.String("forge_jwks_url", u(c.ForgeJWKSURL)),
+		slog.String("agent_tokens_file", c.AgentTokensFile),
+		slog.String("agent_oidc_issuer", c.AgentOIDCIssuer),
+		slog.String("log_dir", c.LogDir),
+		slog.Any("jira_webhook_secret", c.JiraWebhookSecret),
+		slog.String("role", c.Delivery.Role),
+		slog.Int("worker_concurrency", c.Delivery.Concurrency),
+	)
+}
+
+// ErrProblems is matched by errors.As on *Error.
+var _ error = (*Error)(nil)
+
+// AsError reports whether err is a configuration error and returns it.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}

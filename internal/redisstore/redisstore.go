@@ -1,0 +1,75 @@
+// Package redisstore is the only place that knows Redis: every key, every Lua script and
+// every go-redis call of supportbridge lives here, behind the small interfaces the domain
+// packages declare. Every key of a tenant carries the same hash tag, so multi-key operations
+// and scripts on one tenant work on Redis Cluster.
+package redisstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/supportbridge/supportbridge/internal/config"
+)
+
+// ErrUnavailable means Redis could not be reached or did not answer.
+var ErrUnavailable = errors.New("redis unavailable")
+
+// NewClient opens a UniversalClient: a single node from a URL, a Sentinel group when a master
+// name is set, or a Cluster from an address list.
+func NewClient(c config.Redis) (redis.UniversalClient, error) {
+	if c.URL != "" {
+		opts, err := redis.ParseURL(c.URL)
+		if err != nil {
+			return nil, fmt.Errorf("parse redis url: %w", err)
+		}
+		if c.Username != "" {
+			opts.Username = c.Username
+		}
+		if !c.Password.IsZero() {
+			opts.Password = c.Password.Reveal()
+		}
+		return redis.NewClient(opts), nil
+	}
+	if len(c.Addrs) == 0 {
+		return nil, errors.New("no redis address configured")
+	}
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:      c.Addrs,
+		MasterName: c.MasterName,
+		Username:   c.Username,
+		Password:   c.Password.Reveal(),
+	}), nil
+}
+
+// tenantTag is the hash tag shared by every key of one tenant. The clientKey is hashed so
+// that braces or odd characters in it can never change which slot a key lands in.
+func tenantTag(clientKey string) string {
+	sum := sha256.Sum256([]byte(clientKey))
+	return "{t:" + hex.EncodeToString(sum[:8]) + "}"
+}
+
+// Keys of tenant data. Every function here builds one key; nothing else in the code base
+// spells a key.
+func tenantKey(clientKey string) string     { return "sb:" + tenantTag(clientKey) + ":tenant" }
+func cloudIndexKey(cloudID string) string   { return "sb:idx:cloud:" + cloudID }
+func installationIndexKey(id string) string { return "sb:idx:installation:" + id }
+
+// TenantChangedChannel is the pub/sub channel on which replicas announce tenant changes.
+const TenantChangedChannel = "sb:tenant-changed"
+
+// Ping checks that Redis answers.
+func Ping(ctx context.Context, rdb redis.UniversalClient) error {
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// timeAfter paces resubscription attempts after a lost connection.
+func timeAfter() <-chan time.Time { return time.After(500 * time.Millisecond) }
