@@ -1,0 +1,90 @@
+package connect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// ContextVerifier checks the HS256 tokens Atlassian signs with a tenant's shared secret:
+// context tokens the app frontend sends to our API (qsh "context-qsh"), module URLs Atlassian
+// loads in an iframe, and the enabled/disabled callbacks (qsh of that exact request).
+type ContextVerifier struct {
+	// Secrets returns the shared secret of an installed tenant. Its errors reach the
+	// caller wrapped, so tenant.ErrNotFound and the like can be mapped to responses.
+	Secrets func(ctx context.Context, clientKey string) ([]byte, error)
+	// BasePath is the path of the public base URL, left out of the qsh.
+	BasePath string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Identity is who a verified context token speaks for. It comes only from the token, never
+// from a request body.
+type Identity struct {
+	// ClientKey is the tenant (iss).
+	ClientKey string
+	// AccountID is the Atlassian account of the user (sub); empty for calls made by the
+	// product itself, such as lifecycle callbacks.
+	AccountID string
+	// Context is Atlassian's context claim (e.g. the Jira project or issue on screen), if any.
+	Context map[string]any
+}
+
+// Verify authenticates token for the request method and u. With requireContextQSH the token
+// must be a context token (qsh "context-qsh"), as on /api routes; without it the qsh must be
+// that of this exact request, as on module URLs and lifecycle callbacks, so a token lifted
+// from one iframe URL cannot open another.
+//
+// Errors wrap ErrInvalidToken, or are the Secrets error wrapped.
+func (v *ContextVerifier) Verify(ctx context.Context, token string, method string, u *url.URL, requireContextQSH bool) (Identity, error) {
+	if v.Secrets == nil {
+		return Identity{}, errors.New("connect: context verifier needs Secrets")
+	}
+	hdr, c, err := parseUnverified(token)
+	if err != nil {
+		return Identity{}, err
+	}
+	switch {
+	case hdr.Alg != jwt.SigningMethodHS256.Alg():
+		return Identity{}, invalid(reasonAlgHS256)
+	case c.Issuer == "":
+		return Identity{}, invalid(reasonMissingIssuer)
+	case c.QSH == "":
+		return Identity{}, invalid(reasonMissingQSH)
+	case requireContextQSH && c.QSH != ContextQSH:
+		return Identity{}, invalid(reasonContextQSH)
+	case !requireContextQSH && c.QSH != QSH(method, u, v.BasePath):
+		return Identity{}, invalid(reasonQSH)
+	}
+	if err := jwt.NewValidator(timeOptions(v.Now)...).Validate(c); err != nil {
+		return Identity{}, fromJWTError(err)
+	}
+
+	secret, err := v.Secrets(ctx, c.Issuer)
+	if err != nil {
+		return Identity{}, fmt.Errorf("connect: shared secret: %w", err)
+	}
+	// An empty HMAC key would let anyone sign; that is our data being wrong, not the token.
+	if len(secret) == 0 {
+		return Identity{}, errors.New("connect: empty shared secret")
+	}
+
+	var verified claims
+	opts := append(timeOptions(v.Now), jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}))
+	_, err = jwt.NewParser(opts...).ParseWithClaims(token, &verified, func(*jwt.Token) (any, error) {
+		return secret, nil
+	})
+	if err != nil {
+		return Identity{}, fromJWTError(err)
+	}
+	return Identity{
+		ClientKey: verified.Issuer,
+		AccountID: verified.Subject,
+		Context:   verified.Context,
+	}, nil
+}

@@ -1,0 +1,90 @@
+package connect
+
+import (
+	"errors"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// ErrInvalidToken means the request is not authenticated: the caller answers 401. Every
+// *TokenError wraps it.
+var ErrInvalidToken = errors.New("invalid token")
+
+// ErrKeyUnavailable means Atlassian's install-key server could not be asked (network error,
+// timeout, 5xx). The token may be fine, so the caller answers 503 and Atlassian retries the
+// install instead of giving up on it.
+var ErrKeyUnavailable = errors.New("connect: install key unavailable")
+
+// TokenError says why a token was refused. Reason is fixed text chosen here, never token
+// content or library error text, so a handler may show it to the client to make a broken
+// integration debuggable.
+type TokenError struct {
+	Reason string
+}
+
+// Error reads "invalid token: <reason>".
+func (e *TokenError) Error() string { return "invalid token: " + e.Reason }
+
+// Unwrap makes errors.Is(err, ErrInvalidToken) true, so callers need only the sentinel.
+func (e *TokenError) Unwrap() error { return ErrInvalidToken }
+
+// The reasons a token is refused; tests compare against them.
+const (
+	reasonMissingToken   = "missing token"
+	reasonMalformed      = "malformed token"
+	reasonAlgRS256       = "algorithm must be RS256"
+	reasonAlgHS256       = "algorithm must be HS256"
+	reasonMissingKID     = "missing kid"
+	reasonInvalidKID     = "invalid kid"
+	reasonUnknownKID     = "unknown kid"
+	reasonUnusableKey    = "signing key is not a usable RSA public key"
+	reasonIssuer         = "issuer does not match clientKey"
+	reasonMissingIssuer  = "missing issuer"
+	reasonAudience       = "audience does not match"
+	reasonMissingQSH     = "missing qsh"
+	reasonQSH            = "qsh does not match the request"
+	reasonContextQSH     = "qsh must be context-qsh"
+	reasonMissingExp     = "missing exp"
+	reasonExpired        = "token expired"
+	reasonIssuedInFuture = "token issued in the future"
+	reasonNotYetValid    = "token not valid yet"
+	reasonSignature      = "invalid signature"
+)
+
+func invalid(reason string) error { return &TokenError{Reason: reason} }
+
+// leeway absorbs clock skew between Atlassian and us, as Atlassian's own libraries allow.
+const leeway = 30 * time.Second
+
+// timeOptions are the jwt/v5 checks every Connect token gets: exp is mandatory (a token
+// without one would be valid forever) and iat may not lie in the future.
+func timeOptions(now func() time.Time) []jwt.ParserOption {
+	if now == nil {
+		now = time.Now
+	}
+	return []jwt.ParserOption{
+		jwt.WithLeeway(leeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(now),
+	}
+}
+
+// fromJWTError turns a jwt/v5 error into a reason without echoing the library's text.
+func fromJWTError(err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return invalid(reasonSignature)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return invalid(reasonMissingExp)
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return invalid(reasonExpired)
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return invalid(reasonIssuedInFuture)
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return invalid(reasonNotYetValid)
+	default:
+		return invalid(reasonMalformed)
+	}
+}
