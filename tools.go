@@ -1,6 +1,6 @@
 //go:build tools
 
-package tools
+package supportbridge
 import (
  _ "github.com/gin-gonic/gin"
  _ "github.com/andygrunwald/go-jira"

@@ -161,6 +161,10 @@ func PublishTenantChanged(rdb redis.UniversalClient) func(ctx context.Context, c
 func WatchTenantChanges(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger, evict func(string), evictAll func(), ready chan<- struct{}) {
 	ps := rdb.Subscribe(ctx, TenantChangedChannel)
 	defer ps.Close()
+	// Receive blocks in a socket read that does not watch ctx; closing the subscription is
+	// what ends it.
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stop()
 	first := true
 	for {
 		msg, err := ps.Receive(ctx)

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/supportbridge/supportbridge"
+	"github.com/supportbridge/supportbridge/internal/config"
+	"github.com/supportbridge/supportbridge/internal/connect"
+	"github.com/supportbridge/supportbridge/internal/forge"
+	"github.com/supportbridge/supportbridge/internal/httpapi"
+	"github.com/supportbridge/supportbridge/internal/redisstore"
+	"github.com/supportbridge/supportbridge/internal/seal"
+	"github.com/supportbridge/supportbridge/internal/tenant"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `usage: supportbridge <command> [flags]
+
+commands:
+  serve         run the service (production; configured by SB_ environment variables)
+  dev           run with embedded defaults: in-memory Redis, the JSM sandbox and a demo tenant
+  jsm-sandbox   run the local JSM stand-in on its own
+  version       print the version
+`
+
+// run is the whole program; main only calls it, so tests can run it in process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	gin.SetMode(gin.ReleaseMode)
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "serve":
+		err = runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "dev":
+		err = runDev(ctx, args[1:], getenv, stdout, stderr)
+	case "jsm-sandbox":
+		err = runSandbox(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "supportbridge", buildVersion())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	var cerr *config.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &cerr):
+		fmt.Fprintln(stderr, "supportbridge: configuration errors:")
+		for _, p := range cerr.Problems {
+			fmt.Fprintln(stderr, "  -", p)
+		}
+		return 2
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintln(stderr, "supportbridge:", err)
+		return 1
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return version
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// parseFlags reads the flags serve and dev share.
+func parseFlags(name string, args []string, stderr io.Writer) (role string, err error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&role, "role", "", "all (API and worker), api, or worker; default SB_ROLE or all")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return "", err
+		}
+		return "", errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
+		return "", errUsage
+	}
+	switch role {
+	case "", "all", "api", "worker":
+	default:
+		fmt.Fprintf(stderr, "--role must be all, api or worker\n")
+		return "", errUsage
+	}
+	return role, nil
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	role, err := parseFlags("serve", args, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(config.ModeServe, getenv)
+	if err != nil {
+		return err
+	}
+	if role != "" {
+		cfg.Delivery.Role = role
+	}
+	log := newLogger(stdout, cfg.LogLevel)
+	rdb, err := redisstore.NewClient(cfg.Redis)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, rdb, log, nil)
+}
+
+// app is a running service: its HTTP server and background loops.
+type app struct {
+	cfg     config.Config
+	log     *slog.Logger
+	rdb     redis.UniversalClient
+	server  *httpapi.Server
+	tenants *tenant.Directory
+}
+
+// buildApp wires the service from configuration; serve and dev share it.
+func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, reg *prometheus.Registry) (*app, error) {
+	sealer, err := seal.New(cfg.SecretKey.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	dir := tenant.NewDirectory(redisstore.NewTenants(rdb, sealer), redisstore.PublishTenantChanged(rdb), 5*time.Minute, nil)
+	httpClient := &http.Client{Timeout: cfg.KeyFetchTimeout}
+	var fv httpapi.ForgeVerifier
+	if cfg.ForgeAppID != "" {
+		v, err := forge.NewVerifier(forge.Options{
+			JWKSURL: cfg.ForgeJWKSURL.String(), AppID: cfg.ForgeAppID, HTTPClient: httpClient,
+			MinRefreshInterval: cfg.ForgeJWKSMinRefresh, Timeout: cfg.KeyFetchTimeout, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		fv = v
+	}
+	srv := httpapi.New(httpapi.Options{
+		Config:      cfg,
+		Logger:      log,
+		Tenants:     dir,
+		InstallKeys: connect.NewKeyFetcher(cfg.ConnectKeysURL, httpClient, cfg.KeyFetchTimeout),
+		Forge:       fv,
+		Ready:       func(ctx context.Context) error { return redisstore.Ping(ctx, rdb) },
+		Registry:    reg,
+		OpenAPI:     supportbridge.OpenAPI,
+	})
+	return &app{cfg: cfg, log: log, rdb: rdb, server: srv, tenants: dir}, nil
+}
+
+// serve runs the service until ctx ends, then shuts down gracefully: stop accepting, finish
+// in-flight requests within the shutdown timeout, stop background loops, close Redis.
+// listening, if not nil, receives the bound address once the listener is open.
+func serve(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, listening func(addr string)) error {
+	defer rdb.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a, err := buildApp(cfg, rdb, log, reg)
+	if err != nil {
+		return err
+	}
+	log.Info("config", "effective", cfg)
+
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		redisstore.WatchTenantChanges(bgCtx, rdb, log, a.tenants.Invalidate, a.tenants.InvalidateAll, nil)
+	}()
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	hs := &http.Server{
+		Handler:           a.server.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "version", buildVersion(), "role", cfg.Delivery.Role)
+	if listening != nil {
+		listening(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting_down", "timeout", cfg.ShutdownTimeout)
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	err = hs.Shutdown(shutCtx)
+	stopBackground()
+	<-watchDone
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,117 @@
+package httpapi
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/supportbridge/supportbridge/internal/connect"
+	"github.com/supportbridge/supportbridge/internal/forge"
+	"github.com/supportbridge/supportbridge/internal/redisstore"
+	"github.com/supportbridge/supportbridge/internal/report"
+	"github.com/supportbridge/supportbridge/internal/tenant"
+)
+
+// Principal is who an app-facing request speaks for. It comes only from a verified token.
+type Principal struct {
+	TenantKey string // the tenant's clientKey (Forge-only tenants: cloud id)
+	AccountID string // the Atlassian user (Connect sub, Forge principal)
+	Via       string // "connect" or "forge"
+}
+
+const principalKey = "sb.principal"
+
+func principal(c *gin.Context) Principal {
+	p, _ := c.Get(principalKey)
+	pr, _ := p.(Principal)
+	return pr
+}
+
+// appAuth authenticates app-facing routes: a Connect context token ("Authorization: JWT",
+// qsh "context-qsh") or a Forge Invocation Token ("Authorization: Bearer").
+func (s *Server) appAuth() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if s.skipAppAuth {
+			c.Set(principalKey, Principal{TenantKey: "bench", AccountID: "bench", Via: "none"})
+			c.Next()
+			return
+		}
+		p, err := s.authenticateApp(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.Set(principalKey, p)
+		c.Next()
+	}
+}
+
+func (s *Server) authenticateApp(c *gin.Context) (Principal, error) {
+	ctx := c.Request.Context()
+	scheme, token, _ := strings.Cut(strings.TrimSpace(c.GetHeader("Authorization")), " ")
+	token = strings.TrimSpace(token)
+	switch {
+	case scheme == "":
+		return Principal{}, unauthorized("Send a Connect context token (Authorization: JWT …) or a Forge Invocation Token (Authorization: Bearer …).")
+	case token == "":
+		return Principal{}, unauthorized("The Authorization header has a scheme but no token.")
+	case strings.EqualFold(scheme, "JWT"):
+		id, err := s.context.Verify(ctx, token, c.Request.Method, requestURL(c), true)
+		if err != nil {
+			return Principal{}, err
+		}
+		return Principal{TenantKey: id.ClientKey, AccountID: id.AccountID, Via: "connect"}, nil
+	case strings.EqualFold(scheme, "Bearer"):
+		if s.forge == nil {
+			return Principal{}, unauthorized("Forge Invocation Tokens are not accepted: this deployment has no Forge app configured.")
+		}
+		inv, err := s.forge.Verify(ctx, token)
+		if err != nil {
+			return Principal{}, err
+		}
+		t, err := s.tenants.FindByCloudID(ctx, inv.CloudID)
+		if err != nil {
+			return Principal{}, err
+		}
+		if t.ForgeInstallationID != "" && inv.InstallationID != "" && t.ForgeInstallationID != inv.InstallationID && t.InstallationID != inv.InstallationID {
+			return Principal{}, unauthorized("The token's installation does not belong to this site's tenant.")
+		}
+		return Principal{TenantKey: t.ClientKey, AccountID: inv.Principal, Via: "forge"}, nil
+	default:
+		return Principal{}, unauthorized("Unsupported Authorization scheme; use JWT (Connect) or Bearer (Forge).")
+	}
+}
+
+// authProblem maps authentication errors. Reasons from the verifiers are fixed text safe to
+// show, and make a broken integration debuggable.
+func authProblem(err error) *Problem {
+	var ce *connect.TokenError
+	var fe *forge.InvalidTokenError
+	switch {
+	case errors.As(err, &ce):
+		return unauthorized("Token rejected: " + ce.Reason + ".")
+	case errors.As(err, &fe):
+		return unauthorized("Token rejected: " + fe.Reason + ".")
+	case errors.Is(err, connect.ErrInvalidToken), errors.Is(err, forge.ErrInvalidToken):
+		return unauthorized("Token rejected.")
+	case errors.Is(err, connect.ErrKeyUnavailable), errors.Is(err, forge.ErrKeysUnavailable):
+		return unavailable("Atlassian's signing keys cannot be fetched right now; retry shortly.", 10)
+	case errors.Is(err, tenant.ErrUninstalled):
+		return unauthorized("The app is uninstalled from this site.")
+	case errors.Is(err, tenant.ErrNotFound):
+		return unauthorized("Unknown tenant: the app is not installed on this site.")
+	}
+	return nil
+}
+
+// domainProblem maps domain sentinels that are not about authentication.
+func domainProblem(err error) *Problem {
+	switch {
+	case errors.Is(err, report.ErrNotFound):
+		return notFound("No report with this id exists for this site.")
+	case errors.Is(err, redisstore.ErrUnavailable):
+		return unavailable("Storage is temporarily unavailable; retry shortly.", 5)
+	}
+	return nil
+}

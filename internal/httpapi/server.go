@@ -1,0 +1,127 @@
+// Package httpapi is supportbridge's HTTP surface: the only package that imports gin. routes.go
+// lists every route, errors.go maps every error to an RFC 9457 problem, and the handlers call
+// the domain packages.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/supportbridge/supportbridge/internal/config"
+	"github.com/supportbridge/supportbridge/internal/connect"
+	"github.com/supportbridge/supportbridge/internal/forge"
+	"github.com/supportbridge/supportbridge/internal/tenant"
+)
+
+// Tenants is what the HTTP layer needs of the tenant directory.
+type Tenants interface {
+	Get(ctx context.Context, clientKey string) (tenant.Tenant, error)
+	Lookup(ctx context.Context, clientKey string) (tenant.Tenant, error)
+	Save(ctx context.Context, t tenant.Tenant) error
+	FindByCloudID(ctx context.Context, cloudID string) (tenant.Tenant, error)
+	FindByInstallationID(ctx context.Context, id string) (tenant.Tenant, error)
+}
+
+// ForgeVerifier verifies Forge Invocation Tokens.
+type ForgeVerifier interface {
+	Verify(ctx context.Context, token string) (forge.Invocation, error)
+}
+
+// Options wires a Server. Zero-valued optional parts switch their routes' features off.
+type Options struct {
+	Config  config.Config
+	Logger  *slog.Logger
+	Tenants Tenants
+	// InstallKeys fetches Atlassian's install-signing keys.
+	InstallKeys connect.KeySource
+	// Forge is nil when SB_FORGE_APP_ID is not set; Bearer tokens are then refused.
+	Forge ForgeVerifier
+	// Ready reports whether dependencies answer; /readyz calls it.
+	Ready func(ctx context.Context) error
+	// Registry collects metrics; /metrics serves it.
+	Registry *prometheus.Registry
+	// OpenAPI is the contract document served at /openapi.yaml.
+	OpenAPI []byte
+	// Reports reads report status for GET /api/v1/reports/{id}.
+	Reports ReportReader
+	// SkipAppAuth switches app-route authentication off. Only the benchmark that prices
+	// authentication sets it.
+	SkipAppAuth bool
+	Now         func() time.Time
+}
+
+// Server holds the dependencies of the handlers.
+type Server struct {
+	cfg          config.Config
+	log          *slog.Logger
+	tenants      Tenants
+	install      *connect.InstallVerifier
+	context      *connect.ContextVerifier
+	forge        ForgeVerifier
+	ready        func(ctx context.Context) error
+	registry     *prometheus.Registry
+	metrics      *metrics
+	openapi      []byte
+	reports      ReportReader
+	skipAppAuth  bool
+	now          func() time.Time
+	errorMappers []func(error) *Problem
+	basePath     string
+	descriptor   map[string]any
+}
+
+// New builds a Server.
+func New(o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if o.Ready == nil {
+		o.Ready = func(context.Context) error { return nil }
+	}
+	base := o.Config.PublicBaseURL
+	if base == nil {
+		base = &url.URL{Scheme: "http", Host: "localhost"}
+	}
+	s := &Server{
+		cfg: o.Config, log: o.Logger, tenants: o.Tenants, forge: o.Forge, ready: o.Ready,
+		registry: o.Registry, openapi: o.OpenAPI, reports: o.Reports, skipAppAuth: o.SkipAppAuth,
+		now: o.Now, basePath: base.Path,
+	}
+	if s.reports == nil {
+		s.reports = noReports{}
+	}
+	s.metrics = newMetrics(o.Registry)
+	s.install = &connect.InstallVerifier{Keys: o.InstallKeys, Audience: base.String(), BasePath: base.Path, Now: o.Now}
+	s.context = &connect.ContextVerifier{Secrets: s.tenantSecret, BasePath: base.Path, Now: o.Now}
+	s.descriptor = connect.Descriptor(connect.DescriptorConfig{
+		Key: o.Config.ConnectAppKey, Name: o.Config.ConnectAppName, BaseURL: base.String(),
+		Scopes: o.Config.ConnectScopes, VendorName: "supportbridge",
+	})
+	s.errorMappers = []func(error) *Problem{authProblem, domainProblem}
+	return s
+}
+
+// tenantSecret feeds the Connect verifier from the cached directory, so a verified request
+// costs no Redis round trip.
+func (s *Server) tenantSecret(ctx context.Context, clientKey string) ([]byte, error) {
+	t, err := s.tenants.Get(ctx, clientKey)
+	if err != nil {
+		return nil, err
+	}
+	return t.SharedSecret.Bytes(), nil
+}
+
+// Handler returns the router as an http.Handler.
+func (s *Server) Handler() http.Handler { return s.Routes() }
+
+// requestURL is the URL the qsh is computed over: the path as the client sent it.
+func requestURL(c *gin.Context) *url.URL { return c.Request.URL }
