@@ -1,0 +1,102 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const key32 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+func serveEnv() map[string]string {
+	return map[string]string{
+		"SB_PUBLIC_BASE_URL": "https://sb.example.com/", "SB_REDIS_URL": "redis://:pw@redis:6379/0",
+		"SB_SECRET_KEY": key32, "SB_JSM_BASE_URL": "https://vendor.atlassian.net", "SB_JSM_EMAIL": "svc@vendor.example",
+		"SB_JSM_API_TOKEN": "jsm-token-canary", "SB_JSM_SERVICE_DESK_ID": "10", "SB_JSM_REQUEST_TYPE_ID": "11",
+		"SB_JSM_PROJECT_KEY": "SUP", "SB_CONNECT_APP_KEY": "app",
+	}
+}
+
+func getenv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadServe(t *testing.T) {
+	c, err := Load(ModeServe, getenv(serveEnv()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicBaseURL.String() != "https://sb.example.com" {
+		t.Errorf("base url = %s, want the trailing slash trimmed", c.PublicBaseURL)
+	}
+	if len(c.SecretKey.Bytes()) != 32 || c.JSM.APIToken.Reveal() != "jsm-token-canary" || c.ShutdownTimeout != 20*time.Second {
+		t.Errorf("unexpected config: %+v", c)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "effective", c)
+	for _, leak := range []string{"jsm-token-canary", key32, ":pw@"} {
+		if strings.Contains(buf.String(), leak) {
+			t.Errorf("effective config log leaks %q: %s", leak, buf.String())
+		}
+	}
+}
+
+func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
+	env := map[string]string{
+		"SB_PUBLIC_BASE_URL": "http://sb.example.com", "SB_SHUTDOWN_TIMEOUT": "-1s", "SB_SECRET_KEY": "c2hvcnQ=",
+		"SB_JSM_SERVICE_DESK_ID": "ten", "SB_ROLE": "boss", "SB_CONNECT_ALLOWED_HOSTS": "atlassian.net",
+		"SB_FORGE_APP_ID": "my-app", "SB_AGENT_OIDC_ISSUER": "https://idp",
+	}
+	_, err := Load(ModeServe, getenv(env))
+	cerr, ok := AsError(err)
+	if !ok {
+		t.Fatalf("err = %v, want *Error", err)
+	}
+	joined := strings.Join(cerr.Problems, "\n")
+	for _, want := range []string{"SB_PUBLIC_BASE_URL", "must use https", "SB_SHUTDOWN_TIMEOUT", "SB_SECRET_KEY: must be base64 of exactly 32 bytes",
+		"SB_REDIS_URL", "SB_JSM_SERVICE_DESK_ID", "SB_ROLE", "SB_CONNECT_ALLOWED_HOSTS", "SB_FORGE_APP_ID", "SB_AGENT_OIDC",
+		"SB_JSM_EMAIL is required", "SB_CONNECT_APP_KEY is required"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("problems lack %q:\n%s", want, joined)
+		}
+	}
+}
+
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	os.WriteFile(path, []byte("from-file-token\n"), 0o600)
+	env := serveEnv()
+	delete(env, "SB_JSM_API_TOKEN")
+	env["SB_JSM_API_TOKEN_FILE"] = path
+	c, err := Load(ModeServe, getenv(env))
+	if err != nil || c.JSM.APIToken.Reveal() != "from-file-token" {
+		t.Fatalf("token from file = %q, %v", c.JSM.APIToken.Reveal(), err)
+	}
+	env["SB_JSM_API_TOKEN"] = "also-set"
+	if _, err := Load(ModeServe, getenv(env)); err == nil || !strings.Contains(err.Error(), "both set") {
+		t.Errorf("both X and X_FILE: err = %v", err)
+	}
+	env = serveEnv()
+	env["SB_SECRET_KEY"], env["SB_SECRET_KEY_FILE"] = "", filepath.Join(dir, "missing")
+	var cerr *Error
+	if _, err := Load(ModeServe, getenv(env)); !errors.As(err, &cerr) {
+		t.Errorf("missing secret file: err = %v", err)
+	}
+}
+
+func TestDevDefaults(t *testing.T) {
+	c, err := Load(ModeDev, getenv(map[string]string{"SB_HTTP_ADDR": ":9090"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicBaseURL.String() != "http://localhost:9090" || c.ConnectAppKey == "" {
+		t.Errorf("dev defaults: %s %q", c.PublicBaseURL, c.ConnectAppKey)
+	}
+	if _, err := Load(ModeDev, getenv(map[string]string{"SB_PUBLIC_BASE_URL": "http://127.0.0.1:1"})); err != nil {
+		t.Errorf("http on loopback must be allowed: %v", err)
+	}
+}
