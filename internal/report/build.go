@@ -1,0 +1,223 @@
+package report
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/medama-io/go-useragent"
+
+	"github.com/supportbridge/supportbridge/internal/redact"
+)
+
+// BuildContext is what Build needs besides the report itself; every field comes from the
+// server (a verified token, a header, the clock), never from the report body.
+type BuildContext struct {
+	// ID is the new report's id (NewID); Marker its dedupe token (NewMarker).
+	ID, Marker string
+	// TenantKey and AccountID identify the installation and the user, from the token.
+	TenantKey, AccountID string
+	// Email is the user's address as the host product gave it; "" when it could not.
+	Email string
+	// EmailSource says where Email came from; EmailFromHostProduct when left empty.
+	EmailSource EmailSource
+	// UserAgent is the request's User-Agent header.
+	UserAgent string
+	// Now is the time the report was received.
+	Now time.Time
+	// SharedSecret is the tenant's shared secret, given only so that it can be scrubbed out
+	// wherever a user pasted it.
+	SharedSecret string
+}
+
+// maxUserAgent is the longest User-Agent kept; real ones are a few hundred bytes, and the
+// header is otherwise bounded only by the server's header limit.
+const maxUserAgent = 1024
+
+// maxSummary is JSM's limit on a request summary; scrubbing can lengthen a summary (a secret
+// of 8 bytes becomes "[redacted]"), so it is cut again afterwards.
+const maxSummary = 255
+
+// Build turns a validated Input into the Report to queue: it picks the reporter's email,
+// parses the User-Agent, and scrubs every text field and every text attachment with one
+// scrubber, so that Report.Redactions counts everything that was removed. The attachments
+// returned are copies with ID set; the caller's are not modified.
+//
+// Without an email from the host product or the report the answer is a *ValidationError at
+// /email: JSM cannot raise a request on behalf of someone without an address.
+func Build(in Input, atts []Attachment, c BuildContext) (Report, []Attachment, error) {
+	if c.ID == "" || c.Marker == "" {
+		return Report{}, nil, errors.New("build report: id and marker are required")
+	}
+	email, source := strings.TrimSpace(c.Email), c.EmailSource
+	switch {
+	case email != "" && source == "":
+		source = EmailFromHostProduct
+	case email == "" && in.Email != "":
+		email, source = in.Email, EmailFromReport
+	case email == "":
+		return Report{}, nil, &ValidationError{Fields: []FieldError{{
+			Path: "/email", Message: "required: the host product did not provide the user's email",
+		}}}
+	}
+
+	var errs fieldErrors
+	opAt := parseTime(in.Operation.OccurredAt, "/operation/occurredAt", &errs)
+	recent := make([]RecentError, 0, len(in.RecentErrors))
+	for i, e := range in.RecentErrors {
+		recent = append(recent, RecentError{
+			Message:    e.Message,
+			OccurredAt: parseTime(e.OccurredAt, "/recentErrors/"+strconv.Itoa(i)+"/occurredAt", &errs),
+			Source:     e.Source,
+		})
+	}
+	if err := errs.err(); err != nil {
+		return Report{}, nil, err // only for an Input that did not come from a Parser
+	}
+
+	ua := clipBytes(c.UserAgent, maxUserAgent)
+	agent := useragent.NewParser().Parse(ua) // the library builds its table once per process
+
+	// One scrubber for the whole report: its counts are the report's redactions. The
+	// reporter's own address stays readable, support needs it to answer.
+	s := redact.New(redact.Options{KeepEmail: email, Secrets: []string{c.SharedSecret}})
+	r := Report{
+		ID:          c.ID,
+		TenantKey:   c.TenantKey,
+		AccountID:   c.AccountID,
+		Email:       email,
+		EmailSource: source,
+		ReceivedAt:  c.Now.UTC(),
+		Marker:      c.Marker,
+		Summary:     clipRunes(s.String(in.Summary), maxSummary),
+		Description: s.String(in.Description),
+		Operation: Operation{
+			Name:         s.String(in.Operation.Name),
+			RequestIDs:   scrubAll(s, in.Operation.RequestIDs),
+			OccurredAt:   opAt,
+			ErrorMessage: s.String(in.Operation.ErrorMessage),
+			Stack:        s.String(in.Operation.Stack),
+		},
+		Environment: Environment{
+			Locale:         s.String(in.Environment.Locale),
+			Timezone:       s.String(in.Environment.Timezone),
+			Screen:         s.String(in.Environment.Screen),
+			URL:            s.String(in.Environment.URL),
+			UserAgent:      s.String(ua),
+			Browser:        s.String(string(agent.Browser())),
+			BrowserVersion: s.String(agent.BrowserVersion()),
+			OS:             s.String(string(agent.OS())),
+		},
+	}
+	if in.Operation.HTTPStatus != nil {
+		r.Operation.HTTPStatus = *in.Operation.HTTPStatus
+	}
+	for i := range recent {
+		recent[i].Message = s.String(recent[i].Message)
+		recent[i].Source = s.String(recent[i].Source)
+	}
+	if len(recent) > 0 {
+		r.RecentErrors = recent
+	}
+
+	out := make([]Attachment, len(atts))
+	for i, a := range atts {
+		a.ID = c.ID + "-" + strconv.Itoa(i+1)
+		a.Filename = s.String(a.Filename)
+		if isText(a.MediaType) {
+			a.Content = []byte(s.String(string(a.Content)))
+		} else {
+			a.Content = append([]byte(nil), a.Content...)
+		}
+		a.Size = int64(len(a.Content))
+		out[i] = a
+		r.Attachments = append(r.Attachments, a.AttachmentMeta)
+	}
+
+	if counts := s.Counts(); len(counts) > 0 {
+		r.Redactions = counts
+	}
+	return r, out, nil
+}
+
+// isText reports whether attachments of this type are scrubbed; images and PDFs pass
+// through, since the scrubber cannot see into them and would only corrupt them.
+func isText(mediaType string) bool {
+	t := bareType(mediaType)
+	return t == "text/plain" || t == "application/json"
+}
+
+func scrubAll(s *redact.Scrubber, in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, v := range in {
+		out[i] = s.String(v)
+	}
+	return out
+}
+
+func parseTime(v, path string, errs *fieldErrors) time.Time {
+	if v == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		errs.add(path, "must be an RFC 3339 date and time, like 2025-01-31T14:05:00Z")
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// clipRunes cuts s to at most n characters.
+func clipRunes(s string, n int) string {
+	i := 0
+	for j := range s {
+		if i == n {
+			return s[:j]
+		}
+		i++
+	}
+	return s
+}
+
+// NewID returns a new report id: 128 random bits in lower-case base32, safe in URLs and
+// Redis keys without escaping.
+func NewID() string { return strings.ToLower(rand.Text()) }
+
+// NewMarker returns a new dedupe marker: "sbm" and 26 lower-case base32 characters. Letters
+// and digits only, so Jira's text index keeps it as one word and a JQL text search finds it
+// exactly; 128 random bits, so it never occurs in a ticket by chance.
+func NewMarker() string { return "sbm" + strings.ToLower(rand.Text()) }
+
+// BodyHash identifies a request for idempotency: a hex SHA-256 over a canonical encoding of
+// the decoded request, taken before scrubbing (so that a change of scrubbing rules between a
+// request and its replay does not make the replay look different). The encoding is the
+// Input's JSON (fixed field order) followed by each attachment's name, type and content
+// hash, every item length-prefixed so that no two requests encode alike.
+func BodyHash(in Input, atts []Attachment) string {
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	field([]byte("supportbridge report v1"))
+	js, _ := json.Marshal(in) // strings, slices and an int pointer: encoding cannot fail
+	field(js)
+	for _, a := range atts {
+		sum := sha256.Sum256(a.Content)
+		field([]byte(a.Filename))
+		field([]byte(a.MediaType))
+		field(sum[:])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
