@@ -22,6 +22,7 @@ build:
 
 bench: deps ## benchmarks with the figures the issues ask for (see README)
 	$(GO) test -run='^$$' -bench=AuthCost -benchtime=20000x ./internal/httpapi/
+	$(GO) test -run='^$$' -bench=Scrub50MB -benchtime=3x ./internal/redact/
 
 fuzz: ## run every fuzz target briefly
 	@for pkg in $$($(GO) list $(PKGS)); do \

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -44,11 +45,11 @@ func (s *Server) accessLog() gin.HandlerFunc {
 		start := s.now()
 		c.Next()
 		route := c.FullPath()
-		path := c.Request.URL.Path
-		if route != "" {
-			path = "" // the template says it all, and paths can hold capability tokens
-		} else if len(path) > 200 {
-			path = path[:200]
+		path := ""
+		if route == "" {
+			// Unmatched paths are logged by their first segment only: the rest may hold a
+			// capability token (a mistyped consent link) or other secrets.
+			path = firstSegment(c.Request.URL.Path)
 		}
 		s.log.LogAttrs(c.Request.Context(), levelFor(c.Writer.Status()), "http_request",
 			slog.String("request_id", requestID(c)),
@@ -79,8 +80,13 @@ func (s *Server) recoverPanics() gin.HandlerFunc {
 }
 
 // limitBody caps request bodies; a declared length over the cap is refused before reading.
-func limitBody(max int64) gin.HandlerFunc {
+// Routes that take files have their own larger cap in perRoute.
+func limitBody(def int64, perRoute map[string]int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		max := def
+		if m, ok := perRoute[c.FullPath()]; ok {
+			max = m
+		}
 		if c.Request.ContentLength > max {
 			writeProblem(c, problem(http.StatusRequestEntityTooLarge, "too-large", "Request body too large",
 				fmt.Sprintf("The request body is larger than %d bytes.", max)))
@@ -189,4 +195,15 @@ func levelFor(status int) slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
+}
+
+// firstSegment keeps "/consent" of "/consent/<token>/x", bounded in length.
+func firstSegment(p string) string {
+	if i := strings.IndexByte(strings.TrimPrefix(p, "/"), '/'); i >= 0 {
+		p = p[:i+1] + "/…"
+	}
+	if len(p) > 64 {
+		p = p[:64]
+	}
+	return p
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
@@ -124,5 +125,16 @@ func TestPanicBecomesProblem(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "secret internal state") {
 		t.Error("the panic was not logged")
+	}
+}
+
+func TestOpenAPIDocumentIsValid(t *testing.T) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(supportbridge.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(loader.Context); err != nil {
+		t.Errorf("openapi.yaml is not a valid OpenAPI 3 document: %v", err)
 	}
 }

@@ -2,7 +2,14 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -12,6 +19,11 @@ import (
 // ReportReader reads the delivery status of a tenant's report.
 type ReportReader interface {
 	Status(ctx context.Context, tenantKey, id string) (report.Status, error)
+}
+
+// EmailLookup asks the host product for a user's email (Connect tenants only).
+type EmailLookup interface {
+	UserEmail(ctx context.Context, baseURL string, sharedSecret []byte, accountID string) (string, error)
 }
 
 // noReports answers before the report store is wired in.
@@ -29,4 +41,142 @@ func (s *Server) getReport(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, st)
+}
+
+// maxIdempotencyKey bounds the header; IETF's draft suggests UUIDs, so 255 is generous.
+const maxIdempotencyKey = 255
+
+// createReport accepts a problem report: validated, scrubbed, stored with its attachments and
+// queued, all before the 202. Tenant and user come from the token only.
+func (s *Server) createReport(c *gin.Context) {
+	ctx := c.Request.Context()
+	p := principal(c)
+	if s.intake == nil {
+		s.fail(c, unavailable("Report intake is not configured on this replica.", 30))
+		return
+	}
+	if p.AccountID == "" {
+		s.fail(c, forbidden("The token names no user; reports are raised on behalf of a user."))
+		return
+	}
+	idemKey := c.GetHeader("Idempotency-Key")
+	if len(idemKey) > maxIdempotencyKey || strings.IndexFunc(idemKey, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		s.fail(c, badRequest("The Idempotency-Key header is invalid.",
+			FieldError{Field: "header:Idempotency-Key", Message: "must be 1-255 visible ASCII characters"}))
+		return
+	}
+
+	in, atts, err := s.parseReport(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	t, err := s.tenants.Get(ctx, p.TenantKey)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	email, source := "", report.EmailFromHostProduct
+	if p.Via == "connect" && s.emails != nil && !t.SharedSecret.IsZero() {
+		if e, err := s.emails.UserEmail(ctx, t.BaseURL, t.SharedSecret.Bytes(), p.AccountID); err == nil {
+			email = e
+		} else {
+			s.log.InfoContext(ctx, "host_email_unavailable", "request_id", requestID(c), "error", err)
+		}
+	}
+	if email == "" {
+		source = report.EmailFromReport
+	}
+	hash := report.BodyHash(in, atts)
+	rep, stored, err := report.Build(in, atts, report.BuildContext{
+		ID: report.NewID(), Marker: report.NewMarker(), TenantKey: t.ClientKey, AccountID: p.AccountID,
+		Email: email, EmailSource: source, UserAgent: c.GetHeader("User-Agent"), Now: s.now().UTC(),
+		SharedSecret: t.SharedSecret.Reveal(),
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	id, replayed, err := s.intake.Enqueue(ctx, report.Submission{
+		Report: rep, Attachments: stored, IdempotencyKey: idemKey, BodyHash: hash,
+	}, s.limits)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	status := report.StateQueued
+	if replayed {
+		c.Header("Idempotent-Replayed", "true")
+		if st, err := s.reports.Status(ctx, t.ClientKey, id); err == nil {
+			status = st.State
+		}
+	}
+	statusURL := s.cfg.PublicBaseURL.String() + "/api/v1/reports/" + id
+	c.Header("Location", statusURL)
+	c.JSON(http.StatusAccepted, gin.H{"id": id, "status": status, "statusUrl": statusURL})
+}
+
+// parseReport reads a JSON body or a multipart body with a report part and attachments.
+func (s *Server) parseReport(c *gin.Context) (report.Input, []report.Attachment, error) {
+	mt, params, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if mt == "multipart/form-data" {
+		return s.parser.ParseMultipart(c.Request.Body, params["boundary"])
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		return report.Input{}, nil, err
+	}
+	in, err := s.parser.ParseJSON(body)
+	return in, nil, err
+}
+
+// reportProblem maps intake errors.
+func reportProblem(err error) *Problem {
+	var ve *report.ValidationError
+	var se *report.SyntaxError
+	var ue *report.UnsupportedAttachmentError
+	var rl *report.RateLimitedError
+	var ol *report.OverloadedError
+	switch {
+	case errors.As(err, &ve):
+		fields := make([]FieldError, 0, len(ve.Fields))
+		for _, f := range ve.Fields {
+			path := f.Path
+			if path == "" {
+				path = "/"
+			}
+			fields = append(fields, FieldError{Field: path, Message: f.Message})
+		}
+		return badRequest("The report is invalid.", fields...)
+	case errors.As(err, &se):
+		where := "body"
+		if se.Part != "" {
+			where = se.Part + " part"
+		}
+		return badRequest(fmt.Sprintf("Malformed %s at byte offset %d: %s", where, se.Offset, se.Msg))
+	case errors.Is(err, report.ErrTooLarge):
+		return problem(http.StatusRequestEntityTooLarge, "too-large", "Request body too large",
+			"The report or its attachments are over the size limits (report 1 MiB; at most 5 attachments, 10 MiB in all).")
+	case errors.As(err, &ue):
+		return problem(http.StatusUnsupportedMediaType, "unsupported-attachment", "Unsupported attachment type",
+			"Attachments may be PNG, JPEG, GIF, WebP, PDF, plain text or JSON; one file's content is "+ue.MediaType+".")
+	case errors.Is(err, report.ErrIdempotencyMismatch):
+		return problem(http.StatusUnprocessableEntity, "idempotency-mismatch", "Idempotency key reused",
+			"This Idempotency-Key was used before with a different request; use a new key for a new report.")
+	case errors.Is(err, report.ErrIdempotencyInFlight):
+		return problem(http.StatusConflict, "idempotency-in-flight", "Request in progress",
+			"A request with this Idempotency-Key is being processed; retry shortly.")
+	case errors.As(err, &rl):
+		p := problem(http.StatusTooManyRequests, "rate-limited", "Too many reports",
+			"Too many reports from this "+rl.Scope+"; retry after the time in Retry-After.")
+		p.RetryAfter = retryAfterSeconds(rl.RetryAfter)
+		return p
+	case errors.As(err, &ol):
+		return unavailable("The report queue is full; nothing was stored. Retry after the time in Retry-After.", retryAfterSeconds(ol.RetryAfter))
+	}
+	return nil
+}
+
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
 }

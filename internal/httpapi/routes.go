@@ -10,7 +10,7 @@ func (s *Server) Routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(withRequestID(), s.accessLog(), s.recoverPanics(), s.measure(), securityHeaders(), limitBody(s.cfg.MaxBodyBytes))
+	r.Use(withRequestID(), s.accessLog(), s.recoverPanics(), s.measure(), securityHeaders(), limitBody(s.cfg.MaxBodyBytes, s.bodyLimits))
 	r.NoRoute(func(c *gin.Context) { writeProblem(c, notFound("No route matches this path.")) })
 	r.NoMethod(func(c *gin.Context) {
 		writeProblem(c, problem(405, "method-not-allowed", "Method not allowed", "This path does not accept this method."))
@@ -34,6 +34,10 @@ func (s *Server) Routes() *gin.Engine {
 
 	// App-facing.
 	app := r.Group("/api/v1", s.appAuth())
+	app.POST("/reports", requireContentType("application/json", "multipart/form-data"), s.createReport)
 	app.GET("/reports/:id", s.getReport)
+
+	// Agent-facing, customer-facing and Jira webhook routes of log-access consent.
+	s.consentRoutes(r)
 	return r
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/supportbridge/supportbridge/internal/config"
 	"github.com/supportbridge/supportbridge/internal/connect"
 	"github.com/supportbridge/supportbridge/internal/forge"
+	"github.com/supportbridge/supportbridge/internal/report"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
 
@@ -50,6 +51,12 @@ type Options struct {
 	OpenAPI []byte
 	// Reports reads report status for GET /api/v1/reports/{id}.
 	Reports ReportReader
+	// Intake stores and queues accepted reports.
+	Intake report.Intake
+	// Emails asks Connect sites for the reporter's email; nil skips the lookup.
+	Emails EmailLookup
+	// Consent wires the agent, customer and webhook routes of log-access consent.
+	Consent ConsentDeps
 	// SkipAppAuth switches app-route authentication off. Only the benchmark that prices
 	// authentication sets it.
 	SkipAppAuth bool
@@ -69,6 +76,12 @@ type Server struct {
 	metrics      *metrics
 	openapi      []byte
 	reports      ReportReader
+	intake       report.Intake
+	emails       EmailLookup
+	parser       *report.Parser
+	limits       report.Limits
+	bodyLimits   map[string]int64
+	consent      ConsentDeps
 	skipAppAuth  bool
 	now          func() time.Time
 	errorMappers []func(error) *Problem
@@ -94,6 +107,7 @@ func New(o Options) *Server {
 	s := &Server{
 		cfg: o.Config, log: o.Logger, tenants: o.Tenants, forge: o.Forge, ready: o.Ready,
 		registry: o.Registry, openapi: o.OpenAPI, reports: o.Reports, skipAppAuth: o.SkipAppAuth,
+		intake: o.Intake, emails: o.Emails, consent: o.Consent,
 		now: o.Now, basePath: base.Path,
 	}
 	if s.reports == nil {
@@ -106,7 +120,16 @@ func New(o Options) *Server {
 		Key: o.Config.ConnectAppKey, Name: o.Config.ConnectAppName, BaseURL: base.String(),
 		Scopes: o.Config.ConnectScopes, VendorName: "supportbridge",
 	})
-	s.errorMappers = []func(error) *Problem{authProblem, domainProblem}
+	s.errorMappers = []func(error) *Problem{authProblem, reportProblem, domainProblem}
+	s.parser = report.NewParser(report.ParserLimits{})
+	pl := s.parser.Limits()
+	// A multipart report carries its JSON part and up to the attachment cap, plus framing.
+	s.bodyLimits = map[string]int64{"/api/v1/reports": pl.MaxReportBytes + pl.MaxAttachmentBytes + 64<<10}
+	s.limits = report.Limits{
+		PerUser: o.Config.Reports.RatePerUser, PerTenant: o.Config.Reports.RatePerTenant,
+		Window: o.Config.Reports.RateWindow, MaxQueueLength: o.Config.Reports.MaxQueueLength,
+		MaxAttachmentBytes: o.Config.Reports.MaxAttachmentBytes, IdempotencyTTL: o.Config.Reports.IdempotencyTTL,
+	}
 	return s
 }
 
