@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -81,6 +84,31 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		env["SB_CONNECT_KEYS_URL"] = keyURL
 	}
 
+	devDir := filepath.Join(os.TempDir(), "supportbridge-dev")
+	if err := os.MkdirAll(devDir, 0o700); err != nil {
+		return err
+	}
+	creds := map[string]string{}
+	if getenv("SB_LOG_DIR") == "" {
+		logDir := filepath.Join(devDir, "logs")
+		if err := writeDemoLogs(logDir, time.Now()); err != nil {
+			return err
+		}
+		env["SB_LOG_DIR"] = logDir
+	}
+	if getenv("SB_AGENT_TOKENS_FILE") == "" && getenv("SB_AGENT_OIDC_ISSUER") == "" {
+		path, tokens, err := writeDevAgentTokens(devDir)
+		if err != nil {
+			return err
+		}
+		env["SB_AGENT_TOKENS_FILE"] = path
+		maps.Copy(creds, tokens)
+	}
+	if getenv("SB_JIRA_WEBHOOK_SECRET") == "" && getenv("SB_JIRA_WEBHOOK_SECRET_FILE") == "" {
+		env["SB_JIRA_WEBHOOK_SECRET"] = base64.RawURLEncoding.EncodeToString(randomBytes(24))
+		creds["jiraWebhookSecret"] = env["SB_JIRA_WEBHOOK_SECRET"]
+	}
+
 	bootLog := newLogger(stdout, slog.LevelInfo)
 	if getenv("SB_JSM_BASE_URL") == "" {
 		sbSrv, err := startDevSandbox(getenv, env, bootLog)
@@ -106,7 +134,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 
 	listening := func(addr string) {
 		go func() {
-			if err := installDemoTenant(ctx, cfg, addr, key, log); err != nil {
+			if err := installDemoTenant(ctx, cfg, addr, key, creds, log); err != nil {
 				log.Error("demo_tenant_install_failed", "error", err)
 			}
 		}()
@@ -156,7 +184,7 @@ func startKeyServer(pub *rsa.PublicKey) (*http.Server, string, error) {
 
 // installDemoTenant posts a signed install, exactly as Atlassian would, to the running
 // service, then writes the demo tenant's credentials to a private file for local testing.
-func installDemoTenant(ctx context.Context, cfg config.Config, addr string, key *rsa.PrivateKey, log *slog.Logger) error {
+func installDemoTenant(ctx context.Context, cfg config.Config, addr string, key *rsa.PrivateKey, creds map[string]string, log *slog.Logger) error {
 	sharedSecret := base64.RawURLEncoding.EncodeToString(randomBytes(32))
 	body, _ := json.Marshal(map[string]any{
 		"key": cfg.ConnectAppKey, "clientKey": devClientKey, "sharedSecret": sharedSecret,
@@ -193,7 +221,7 @@ func installDemoTenant(ctx context.Context, cfg config.Config, addr string, key 
 	if resp.StatusCode != http.StatusNoContent {
 		return fmt.Errorf("install answered %d", resp.StatusCode)
 	}
-	path, err := writeDemoCredentials(sharedSecret)
+	path, err := writeDemoCredentials(sharedSecret, creds)
 	if err != nil {
 		return err
 	}
@@ -203,16 +231,18 @@ func installDemoTenant(ctx context.Context, cfg config.Config, addr string, key 
 
 // writeDemoCredentials stores the demo tenant's secret in a file only this user can read, so
 // developers can sign context tokens without it ever reaching a log.
-func writeDemoCredentials(sharedSecret string) (string, error) {
+func writeDemoCredentials(sharedSecret string, extra map[string]string) (string, error) {
 	dir := filepath.Join(os.TempDir(), "supportbridge-dev")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	path := filepath.Join(dir, "demo-tenant.json")
-	b, _ := json.MarshalIndent(map[string]string{
+	all := map[string]string{
 		"clientKey": devClientKey, "sharedSecret": sharedSecret, "baseUrl": devBaseURL,
-		"hint": "sign an HS256 JWT with iss=clientKey, sub=<accountId>, qsh=context-qsh, exp; send it as Authorization: JWT <token>",
-	}, "", "  ")
+		"hint": "sign an HS256 JWT with iss=clientKey, sub=<accountId>, qsh=context-qsh, exp; send it as Authorization: JWT <token>. Agents: Authorization: Bearer <agentToken>.",
+	}
+	maps.Copy(all, extra)
+	b, _ := json.MarshalIndent(all, "", "  ")
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return "", err
 	}
@@ -302,4 +332,45 @@ func runSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log := newLogger(stdout, slog.LevelInfo)
 	return jsmsandbox.Run(ctx, *addr, sandboxOptions(getenv), log)
+}
+
+// writeDemoLogs generates two days of logs in two streams for the demo tenant, in the layout
+// of the log store, so consent can be tried end to end.
+func writeDemoLogs(root string, now time.Time) error {
+	for _, stream := range []string{"app", "sync"} {
+		dir := filepath.Join(root, devClientKey, stream)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		for d := 1; d >= 0; d-- {
+			day := now.UTC().AddDate(0, 0, -d).Truncate(24 * time.Hour)
+			var b strings.Builder
+			for i := range 48 {
+				t := day.Add(time.Duration(i) * 30 * time.Minute)
+				fmt.Fprintf(&b, `{"time":%q,"level":"info","stream":%q,"msg":"demo event %d","user":"user%d@example.com"}`+"\n",
+					t.Format(time.RFC3339), stream, i, i%3)
+			}
+			if err := os.WriteFile(filepath.Join(dir, day.Format("2006-01-02")+".log"), []byte(b.String()), 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeDevAgentTokens makes an agent and an admin token for dev mode and writes the tokens
+// file (hashes only); the tokens themselves go to the private credentials file.
+func writeDevAgentTokens(dir string) (string, map[string]string, error) {
+	agent := base64.RawURLEncoding.EncodeToString(randomBytes(24))
+	admin := base64.RawURLEncoding.EncodeToString(randomBytes(24))
+	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	b, _ := json.MarshalIndent([]map[string]string{
+		{"name": "Dev Agent", "email": "agent@supportbridge.invalid", "role": "agent", "tokenSha256": hash(agent)},
+		{"name": "Dev Admin", "email": "admin@supportbridge.invalid", "role": "admin", "tokenSha256": hash(admin)},
+	}, "", "  ")
+	path := filepath.Join(dir, "agent-tokens.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return "", nil, err
+	}
+	return path, map[string]string{"agentToken": agent, "adminToken": admin}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,10 +21,15 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/supportbridge/supportbridge"
+	"github.com/supportbridge/supportbridge/internal/agentauth"
+	"github.com/supportbridge/supportbridge/internal/audit"
 	"github.com/supportbridge/supportbridge/internal/config"
 	"github.com/supportbridge/supportbridge/internal/connect"
+	"github.com/supportbridge/supportbridge/internal/consent"
 	"github.com/supportbridge/supportbridge/internal/forge"
 	"github.com/supportbridge/supportbridge/internal/httpapi"
+	"github.com/supportbridge/supportbridge/internal/jsm"
+	"github.com/supportbridge/supportbridge/internal/logstore"
 	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/seal"
 	"github.com/supportbridge/supportbridge/internal/tenant"
@@ -152,13 +158,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return serve(ctx, cfg, rdb, log, nil)
 }
 
-// app is a running service: its HTTP server and background loops.
+// app is a running service: its HTTP server and the background loops it needs.
 type app struct {
 	cfg     config.Config
 	log     *slog.Logger
 	rdb     redis.UniversalClient
 	server  *httpapi.Server
 	tenants *tenant.Directory
+	consent *consent.Service
+	agents  *agentauth.Authenticator
+	jsm     *jsm.Client
 }
 
 // buildApp wires the service from configuration; serve and dev share it.
@@ -180,7 +189,45 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		}
 		fv = v
 	}
-	srv := httpapi.New(httpapi.Options{
+	a := &app{cfg: cfg, log: log, rdb: rdb, tenants: dir}
+
+	if cfg.JSM.BaseURL != nil {
+		a.jsm, err = jsm.New(jsm.Config{
+			BaseURL: cfg.JSM.BaseURL.String(), Email: cfg.JSM.Email, APIToken: cfg.JSM.APIToken,
+			ServiceDeskID: cfg.JSM.ServiceDeskID, RequestTypeID: cfg.JSM.RequestTypeID, ProjectKey: cfg.JSM.ProjectKey,
+			Timeout: cfg.Delivery.CallTimeout, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	agentOpts := agentauth.Options{TokensFile: cfg.AgentTokensFile, Logger: log}
+	if cfg.AgentOIDCIssuer != "" {
+		agentOpts.OIDC = &agentauth.OIDCOptions{
+			Issuer: cfg.AgentOIDCIssuer, Audience: cfg.AgentOIDCAudience, JWKSURL: cfg.AgentOIDCJWKSURL.String(),
+			RoleClaim: cfg.AgentOIDCRoleClaim, HTTPClient: httpClient,
+		}
+	}
+	if a.agents, err = agentauth.New(agentOpts); err != nil {
+		return nil, err
+	}
+	var consentDeps httpapi.ConsentDeps
+	if a.jsm != nil {
+		tickets := redisstore.NewTickets(rdb)
+		a.consent = consent.NewService(consent.Options{
+			Store:         redisstore.NewConsent(rdb),
+			Tickets:       jsm.Tickets{Client: a.jsm, TenantOf: tickets.TenantOf},
+			Streams:       logstore.Dir{Root: cfg.LogDir},
+			Audit:         audit.New(redisstore.NewAudit(rdb), nil),
+			ClaimWindow:   cfg.Consent.ClaimWindow,
+			PublicBaseURL: cfg.PublicBaseURL.String(),
+			Logger:        log,
+		})
+		consentDeps = httpapi.ConsentDeps{Service: a.consent, Agents: a.agents, WebhookSecret: cfg.JiraWebhookSecret}
+	}
+
+	a.server = httpapi.New(httpapi.Options{
 		Config:      cfg,
 		Logger:      log,
 		Tenants:     dir,
@@ -189,8 +236,9 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		Ready:       func(ctx context.Context) error { return redisstore.Ping(ctx, rdb) },
 		Registry:    reg,
 		OpenAPI:     supportbridge.OpenAPI,
+		Consent:     consentDeps,
 	})
-	return &app{cfg: cfg, log: log, rdb: rdb, server: srv, tenants: dir}, nil
+	return a, nil
 }
 
 // serve runs the service until ctx ends, then shuts down gracefully: stop accepting, finish
@@ -208,11 +256,16 @@ func serve(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, lo
 
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
+	var bg sync.WaitGroup
+	bg.Go(func() {
 		redisstore.WatchTenantChanges(bgCtx, rdb, log, a.tenants.Invalidate, a.tenants.InvalidateAll, nil)
-	}()
+	})
+	a.agents.WatchSIGHUP(bgCtx, log)
+	if a.consent != nil && cfg.Delivery.Role != "api" {
+		// Expiry comments go out within a minute of a grant's end; a Redis lease makes one
+		// replica run the scheduler at a time.
+		bg.Go(func() { a.consent.RunScheduler(bgCtx, 15*time.Second) })
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -244,7 +297,7 @@ func serve(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, lo
 	defer cancel()
 	err = hs.Shutdown(shutCtx)
 	stopBackground()
-	<-watchDone
+	bg.Wait()
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

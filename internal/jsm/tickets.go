@@ -1,0 +1,48 @@
+package jsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/supportbridge/supportbridge/internal/consent"
+)
+
+// Tickets gives the consent service what it needs of JSM: whether a ticket exists and whose it
+// is, comments to the customer, and whether the ticket is done.
+type Tickets struct {
+	Client *Client
+	// TenantOf names the tenant whose report created a ticket.
+	TenantOf func(ctx context.Context, issueKey string) (string, error)
+}
+
+// TicketTenant returns the ticket's tenant, after checking that JSM still knows the ticket.
+func (t Tickets) TicketTenant(ctx context.Context, key string) (string, error) {
+	tenant, err := t.TenantOf(ctx, key)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", consent.ErrTicketUnknown, err)
+	}
+	if _, err := t.Client.RequestStatus(ctx, key); err != nil {
+		var je *Error
+		if errors.As(err, &je) && (je.Status == 404 || je.Status == 400) {
+			return "", fmt.Errorf("%w: %w", consent.ErrTicketUnknown, err)
+		}
+		return "", err
+	}
+	return tenant, nil
+}
+
+// AddComment posts a comment on the ticket.
+func (t Tickets) AddComment(ctx context.Context, key, body string, public bool) error {
+	_, err := t.Client.AddComment(ctx, key, body, public)
+	return err
+}
+
+// TicketDone reports whether the ticket's status category is Done.
+func (t Tickets) TicketDone(ctx context.Context, key string) (bool, error) {
+	st, err := t.Client.RequestStatus(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	return st.Done, nil
+}
