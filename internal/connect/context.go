@@ -2,9 +2,13 @@ package connect
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -74,17 +78,31 @@ func (v *ContextVerifier) Verify(ctx context.Context, token string, method strin
 		return Identity{}, errors.New("connect: empty shared secret")
 	}
 
-	var verified claims
-	opts := append(timeOptions(v.Now), jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}))
-	_, err = jwt.NewParser(opts...).ParseWithClaims(token, &verified, func(*jwt.Token) (any, error) {
-		return secret, nil
-	})
-	if err != nil {
-		return Identity{}, fromJWTError(err)
+	// The claims above were already decoded and checked; all that is left is the HMAC over
+	// the same bytes. Checking it here, rather than parsing the token a second time through
+	// jwt/v5, halves the cost of authenticating a request.
+	if !validHS256(token, secret) {
+		return Identity{}, invalid(reasonSignature)
 	}
+	verified := c
 	return Identity{
 		ClientKey: verified.Issuer,
 		AccountID: verified.Subject,
 		Context:   verified.Context,
 	}, nil
+}
+
+// validHS256 checks the HS256 signature of a compact JWT in constant time.
+func validHS256(token string, secret []byte) bool {
+	dot := strings.LastIndexByte(token, '.')
+	if dot < 0 {
+		return false
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(token[dot+1:])
+	if err != nil {
+		return false
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(token[:dot]))
+	return hmac.Equal(sig, m.Sum(nil))
 }

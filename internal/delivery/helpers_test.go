@@ -1,0 +1,446 @@
+package delivery_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/supportbridge/supportbridge/internal/delivery"
+	"github.com/supportbridge/supportbridge/internal/jsm"
+	"github.com/supportbridge/supportbridge/internal/jsmsandbox"
+	"github.com/supportbridge/supportbridge/internal/redisstore"
+	"github.com/supportbridge/supportbridge/internal/redisstore/redistest"
+	"github.com/supportbridge/supportbridge/internal/report"
+	"github.com/supportbridge/supportbridge/internal/secret"
+	"github.com/supportbridge/supportbridge/internal/tenant"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+// The Redis store is what the worker runs on in production.
+var _ delivery.Store = (*redisstore.Reports)(nil)
+var _ delivery.JSM = (*jsm.Client)(nil)
+
+const (
+	testEmail  = "support-bot@vendor.example"
+	testToken  = "sandbox-api-token-9f2c"
+	testTenant = "jira:0f3c1d2e-acme"
+)
+
+// sharedSpecs parses Atlassian's specs once for the package: parsing takes most of a
+// second, and every test starts its own sandbox. Nil (files missing) lets NewTestServer
+// skip or, in CI, fail.
+var sharedSpecs = sync.OnceValue(func() *jsmsandbox.Specs {
+	j, p := jsmsandbox.SpecPathsFromEnv()
+	for _, f := range []string{j, p} {
+		if _, err := os.Stat(f); f == "" || err != nil {
+			return nil
+		}
+	}
+	s, err := jsmsandbox.LoadSpecs(j, p)
+	if err != nil {
+		return nil
+	}
+	return s
+})
+
+// fakeClock is the clock of the worker, the store and the sandbox; the worker's injected
+// Sleep moves it instead of waiting, so Retry-After and search lag cost no real time.
+type fakeClock struct {
+	mu     sync.Mutex
+	t      time.Time
+	slept  []time.Duration
+	sleeps int
+}
+
+func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	c.slept = append(c.slept, d)
+	return nil
+}
+
+func (c *fakeClock) Slept() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.slept...)
+}
+
+// wire sits between the JSM client and the sandbox and lets a test answer a call itself.
+type wire struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	// intercept, when it returns a response, answers the call without forwarding it.
+	intercept func(*http.Request) *http.Response
+	seen      []string
+}
+
+func (w *wire) RoundTrip(r *http.Request) (*http.Response, error) {
+	w.mu.Lock()
+	w.seen = append(w.seen, r.Method+" "+r.URL.Path)
+	f := w.intercept
+	w.mu.Unlock()
+	if f != nil {
+		if resp := f(r); resp != nil {
+			return resp, nil
+		}
+	}
+	return w.next.RoundTrip(r)
+}
+
+func (w *wire) count(method, path string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, s := range w.seen {
+		if s == method+" "+path {
+			n++
+		}
+	}
+	return n
+}
+
+// tenants is a fixed tenant directory.
+type tenants map[string]tenant.Tenant
+
+func (ts tenants) Lookup(_ context.Context, key string) (tenant.Tenant, error) {
+	t, ok := ts[key]
+	if !ok {
+		return tenant.Tenant{}, tenant.ErrNotFound
+	}
+	return t, nil
+}
+
+// renderer stands in for internal/report's rendering: recognisable texts, and a bundle
+// with the report id.
+type renderer struct{}
+
+func (renderer) Description(r report.Report) string {
+	return "h3. What happened\n" + r.Summary + "\n\nReference: " + r.Marker
+}
+
+func (renderer) InternalComment(r report.Report, t tenant.Tenant) string {
+	return "Internal: account " + t.BaseURL + " operation " + r.Operation.Name
+}
+
+func (renderer) Bundle(r report.Report, t tenant.Tenant) ([]byte, error) {
+	return json.Marshal(map[string]string{"reportId": r.ID, "tenant": t.ClientKey})
+}
+
+// env is a sandbox, a store on a fresh Redis database and a JSM client, sharing one clock.
+type env struct {
+	sb     *jsmsandbox.Sandbox
+	store  *redisstore.Reports
+	client *jsm.Client
+	wire   *wire
+	clock  *fakeClock
+	// jsmConfig is the client's configuration, for tests that need a second client.
+	jsmConfig jsm.Config
+}
+
+type envConfig struct {
+	sandbox   jsmsandbox.Options
+	jsm       func(*jsm.Config)
+	realClock bool
+	// unvalidated serves the sandbox without checking calls against Atlassian's specs, for
+	// the benchmark: validation costs CPU the worker would be measured for, and the tests
+	// already validate every call the worker makes.
+	unvalidated bool
+}
+
+func newEnv(t testing.TB, cfg envConfig) *env {
+	t.Helper()
+	clock := newClock()
+	now := clock.Now
+	if cfg.realClock {
+		now = time.Now
+	}
+	sbOpts := cfg.sandbox
+	sbOpts.Email, sbOpts.APIToken = testEmail, testToken
+	sbOpts.Now = now
+	var (
+		sb  *jsmsandbox.Sandbox
+		srv *httptest.Server
+	)
+	if cfg.unvalidated {
+		var err error
+		if sb, err = jsmsandbox.New(sbOpts); err != nil {
+			t.Fatal(err)
+		}
+		srv = httptest.NewServer(sb)
+		t.Cleanup(srv.Close)
+	} else {
+		if sbOpts.Specs == nil {
+			sbOpts.Specs = sharedSpecs()
+		}
+		sb, srv = jsmsandbox.NewTestServer(t, sbOpts)
+	}
+	// One idle connection per concurrent delivery: http.Transport keeps two per host by
+	// default and would otherwise open and close connections all the time.
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 128
+	w := &wire{next: tr}
+	jc := jsm.Config{
+		BaseURL: srv.URL, Email: testEmail, APIToken: secret.New(testToken),
+		ServiceDeskID: jsmsandbox.DefaultServiceDeskID, RequestTypeID: jsmsandbox.DefaultRequestTypeID,
+		ProjectKey: jsmsandbox.DefaultProjectKey,
+		Timeout:    10 * time.Second,
+		// One attempt per call: every failure reaches the worker, whose retries use the
+		// injected Sleep instead of real waits.
+		MaxAttempts: 1,
+		HTTPClient:  &http.Client{Transport: w},
+		Now:         now,
+	}
+	if cfg.jsm != nil {
+		cfg.jsm(&jc)
+	}
+	client, err := jsm.New(jc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := redisstore.NewReports(redistest.Client(t), redisstore.ReportsOptions{
+		Now: now, CustomerKey: []byte("customer-cache-key-for-tests-000"),
+	})
+	return &env{sb: sb, store: store, client: client, wire: w, clock: clock, jsmConfig: jc}
+}
+
+// options are worker options for e with test-friendly defaults.
+func (e *env) options(reg prometheus.Registerer) delivery.Options {
+	return delivery.Options{
+		Store: e.store, JSM: e.client, Render: renderer{},
+		Tenants:     tenants{testTenant: {ClientKey: testTenant, BaseURL: "https://acme.atlassian.net", Installed: true}},
+		Concurrency: 4, MaxAttempts: 8, ClaimIdle: 200 * time.Millisecond,
+		Registerer: reg, Now: e.clock.Now, Sleep: e.clock.Sleep,
+	}
+}
+
+// start runs w until the returned stop is called (or the test ends).
+func start(t testing.TB, w *delivery.Worker) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// markers numbers the markers of test reports, so each report's requests can be counted.
+var markers atomic.Int64
+
+// submission is a report of email with the given attachments.
+func submission(email, idemKey string, files map[string]string) report.Submission {
+	s := report.Submission{
+		Report: report.Report{
+			TenantKey: testTenant, AccountID: "557058:" + email, Email: email,
+			EmailSource: report.EmailFromHostProduct, Summary: "Export to PDF fails",
+			Operation: report.Operation{Name: "export-pdf"},
+		},
+		IdempotencyKey: idemKey, BodyHash: "body-" + idemKey,
+	}
+	s.Report.Marker = fmt.Sprintf("sbtest%d", markers.Add(1))
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		s.Attachments = append(s.Attachments, report.Attachment{
+			AttachmentMeta: report.AttachmentMeta{Filename: name, MediaType: "text/plain"},
+			Content:        []byte(files[name]),
+		})
+	}
+	return s
+}
+
+func (e *env) enqueue(t testing.TB, s report.Submission) string {
+	t.Helper()
+	id, _, err := e.store.Enqueue(context.Background(), s, report.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// waitFor polls the report's status until it reaches state; the deadline is generous
+// because it only bounds a hung test, it asserts nothing about speed.
+func (e *env) waitFor(t testing.TB, id string, state report.State) report.Status {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := e.store.Status(context.Background(), testTenant, id)
+		if err == nil && st.State == state {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("report %s: status %+v, %v; want %s", id, st, err, state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// calls counts the sandbox calls with method and path.
+func (e *env) calls(method, path string) int {
+	n := 0
+	for _, c := range e.sb.Calls() {
+		if c.Method == method && c.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+const createPath = "/rest/servicedeskapi/request"
+
+// checkDelivered asserts that the report became exactly one request, raised
+// on behalf of email's account, with the user's files public, the bundle internal, and one
+// internal comment; it returns that request.
+func (e *env) checkDelivered(t testing.TB, id string, sub report.Submission) jsmsandbox.Request {
+	t.Helper()
+	st := e.waitFor(t, id, report.StateDelivered)
+	var mine []jsmsandbox.Request
+	for _, r := range e.sb.Requests() {
+		if strings.Contains(r.Description, sub.Report.Marker) {
+			mine = append(mine, r)
+		}
+	}
+	if len(mine) != 1 || mine[0].Key != st.TicketKey {
+		t.Fatalf("report %s (%s): %d requests, status names %q", id, sub.Report.Marker, len(mine), st.TicketKey)
+	}
+	req := mine[0]
+	if st.TicketURL == "" {
+		t.Errorf("status has no ticket URL: %+v", st)
+	}
+	var account string
+	for _, c := range e.sb.Customers() {
+		if strings.EqualFold(c.Email, sub.Report.Email) {
+			account = c.AccountID
+		}
+	}
+	if account == "" || req.ReporterAccountID != account {
+		t.Errorf("%s raised by %q, want %s's account %q", req.Key, req.ReporterAccountID, sub.Report.Email, account)
+	}
+	want := map[string]bool{"support-bundle-" + id + ".json": false}
+	for _, a := range sub.Attachments {
+		want[a.Filename] = true
+	}
+	if len(req.Attachments) != len(want) {
+		t.Errorf("%s has %d attachments, want %d", req.Key, len(req.Attachments), len(want))
+	}
+	for _, a := range req.Attachments {
+		public, ok := want[a.Filename]
+		if !ok || a.Public != public {
+			t.Errorf("%s attachment %q public=%v; want listed=%v public=%v", req.Key, a.Filename, a.Public, ok, public)
+		}
+		delete(want, a.Filename)
+	}
+	internal := 0
+	for _, c := range req.Comments {
+		if strings.HasPrefix(c.Body, "Internal: account") {
+			internal++
+			if c.Public {
+				t.Errorf("%s: the internal comment is public", req.Key)
+			}
+		}
+	}
+	if internal != 1 {
+		t.Errorf("%s has %d internal comments, want 1", req.Key, internal)
+	}
+	return req
+}
+
+// metric sums the samples of a counter or gauge family in reg whose labels include
+// the given ones.
+func metric(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	samples:
+		for _, m := range f.GetMetric() {
+			for k, v := range labels {
+				found := false
+				for _, lp := range m.GetLabel() {
+					found = found || (lp.GetName() == k && lp.GetValue() == v)
+				}
+				if !found {
+					continue samples
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// lockedBuffer collects log output written from the worker's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// eventually waits until cond holds: counters and dead letters are written just after the
+// status a test waits for. The deadline only bounds a hung test.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never happened: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,588 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/supportbridge/supportbridge/internal/report"
+)
+
+// Reports stores problem reports and is their delivery queue. It implements report.Intake
+// for the API and everything the delivery worker needs.
+//
+// # How a report gets in, with Redis Cluster in mind
+//
+// A report's keys carry its tenant's hash tag; the delivery queue (stream, dead letters,
+// byte counter) carries the queue's own tag, because workers read one stream for all
+// tenants. A script runs on one slot, so "store the report and queue it" cannot be a single
+// script. Enqueue therefore runs four short steps:
+//
+//  1. admit (queue): refuse while over the queue or byte caps, writing nothing; otherwise
+//     write an intent (report, tenant, time) to the queue's intent set.
+//  2. stage (tenant): idempotency, then rate limits, then store the report, its attachments
+//     and the idempotency record, all or nothing. A refusal here removes the intent.
+//  3. publish (queue): only if the intent is still there: re-check the caps exactly, XADD,
+//     count the bytes and remove the intent, atomically. A refusal here undoes step 2
+//     (abort) and then removes the intent.
+//  4. commit (tenant): mark the report published, which turns an idempotent repeat from
+//     "in flight" into a replay.
+//
+// The API answers 202 only after step 3, so an acknowledged report is always complete in
+// Redis and on the stream. A crash between steps leaves an intent: Recover, run by every
+// worker, publishes a staged report whose intent is older than a threshold (without caps:
+// it was admitted once) and drops intents whose report never got staged. The intent is
+// what makes publish happen at most once when Enqueue and Recover race. A lost commit
+// heals itself: the worker marks the report published when it takes it.
+//
+// The alternative, XADD first and then store, would let a worker read an entry before its
+// report exists and could not tell "not yet" from "never".
+type Reports struct {
+	rdb         redis.UniversalClient
+	now         func() time.Time
+	queue       string
+	group       string
+	customerKey []byte
+	customerTTL time.Duration
+	statusTTL   time.Duration
+	overloadRA  time.Duration
+	deadMaxLen  int64
+
+	// crashAfter, set by tests only, makes Enqueue stop dead after the named step ("admit"
+	// or "stage"), as a replica that crashed there would.
+	crashAfter string
+}
+
+// errTestCrash is what Enqueue returns when a test makes it stop half-way.
+var errTestCrash = errors.New("redisstore: simulated crash")
+
+// ReportsOptions configures a Reports store. Zero values take the defaults.
+type ReportsOptions struct {
+	// Now is the clock for timestamps, rate-limit windows and recovery; default time.Now.
+	Now func() time.Time
+	// Queue names the delivery queue. Its stream, dead-letter stream, intent set and byte
+	// counter share one hash tag derived from it, so the queue scripts work on Cluster.
+	// Default "reports".
+	Queue string
+	// Group is the consumer group of the delivery workers; default "delivery".
+	Group string
+	// CustomerKey keys the HMAC that names customer-cache entries, so no email appears in a
+	// key (derive it from SB_SECRET_KEY). Empty means a random key per process: the cache
+	// still works but is not shared between replicas or restarts.
+	CustomerKey []byte
+	// CustomerTTL is how long an email → accountId mapping is trusted; default 24h.
+	CustomerTTL time.Duration
+	// StatusTTL is how long a delivered report's status stays readable; default 30 days.
+	StatusTTL time.Duration
+	// OverloadRetryAfter is the Retry-After given with an OverloadedError; default 30s.
+	OverloadRetryAfter time.Duration
+	// DeadLetterMaxLen caps the dead-letter stream (approximately); default 10000.
+	DeadLetterMaxLen int64
+}
+
+// NewReports returns a report store on rdb.
+func NewReports(rdb redis.UniversalClient, opts ReportsOptions) *Reports {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Queue == "" {
+		opts.Queue = "reports"
+	}
+	if opts.Group == "" {
+		opts.Group = "delivery"
+	}
+	if len(opts.CustomerKey) == 0 {
+		opts.CustomerKey = make([]byte, 32)
+		rand.Read(opts.CustomerKey)
+	}
+	if opts.CustomerTTL <= 0 {
+		opts.CustomerTTL = 24 * time.Hour
+	}
+	if opts.StatusTTL <= 0 {
+		opts.StatusTTL = 30 * 24 * time.Hour
+	}
+	if opts.OverloadRetryAfter <= 0 {
+		opts.OverloadRetryAfter = 30 * time.Second
+	}
+	if opts.DeadLetterMaxLen <= 0 {
+		opts.DeadLetterMaxLen = 10000
+	}
+	return &Reports{
+		rdb: rdb, now: opts.Now, queue: opts.Queue, group: opts.Group,
+		customerKey: opts.CustomerKey, customerTTL: opts.CustomerTTL, statusTTL: opts.StatusTTL,
+		overloadRA: opts.OverloadRetryAfter, deadMaxLen: opts.DeadLetterMaxLen,
+	}
+}
+
+var _ report.Intake = (*Reports)(nil)
+
+// Keys of reports. A report's id and attachment ids are checked against idRE before they
+// become part of a key; user-chosen strings (idempotency keys, account ids, emails) only
+// appear hashed.
+func (s *Reports) queueTag() string {
+	sum := sha256.Sum256([]byte(s.queue))
+	return "{q:" + hex.EncodeToString(sum[:6]) + "}"
+}
+func (s *Reports) streamKey() string  { return "sb:" + s.queueTag() + ":stream" }
+func (s *Reports) deadKey() string    { return "sb:" + s.queueTag() + ":dead" }
+func (s *Reports) bytesKey() string   { return "sb:" + s.queueTag() + ":bytes" }
+func (s *Reports) heldKey() string    { return "sb:" + s.queueTag() + ":held" }
+func (s *Reports) intentsKey() string { return "sb:" + s.queueTag() + ":intents" }
+
+func reportKey(tenantKey, id string) string {
+	return "sb:" + tenantTag(tenantKey) + ":report:" + id
+}
+func reportFilesKey(tenantKey, id string) string {
+	return "sb:" + tenantTag(tenantKey) + ":report:" + id + ":files"
+}
+func idemKey(tenantKey, key string) string {
+	return "sb:" + tenantTag(tenantKey) + ":idem:" + sha256Hex(key)
+}
+func rateUserKey(tenantKey, user string) string {
+	return "sb:" + tenantTag(tenantKey) + ":rl:user:" + sha256Hex(user)
+}
+func rateTenantKey(tenantKey string) string { return "sb:" + tenantTag(tenantKey) + ":rl:tenant" }
+func customerKey(tenantKey, mac string) string {
+	return "sb:" + tenantTag(tenantKey) + ":customer:" + mac
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
+}
+
+// idRE is what report, attachment ids and markers may look like; it keeps keys tidy and is
+// the character set jsm.FindByMarker accepts.
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// intent is a report that was admitted but may not be on the stream yet. It is stored as a
+// JSON array so that any tenant key survives the round trip.
+type intent struct {
+	Retry     bool // an admin retry: published without the caps, bytes already counted
+	TenantKey string
+	ID        string
+	Bytes     int64
+}
+
+func (i intent) member() string {
+	b, _ := json.Marshal([]any{i.Retry, i.TenantKey, i.ID, i.Bytes})
+	return string(b)
+}
+
+func parseIntent(m string) (intent, bool) {
+	var raw []json.RawMessage
+	var in intent
+	if json.Unmarshal([]byte(m), &raw) != nil || len(raw) != 4 {
+		return in, false
+	}
+	if json.Unmarshal(raw[0], &in.Retry) != nil || json.Unmarshal(raw[1], &in.TenantKey) != nil ||
+		json.Unmarshal(raw[2], &in.ID) != nil || json.Unmarshal(raw[3], &in.Bytes) != nil {
+		return in, false
+	}
+	return in, true
+}
+
+// heldField names a report in the held hash (its counted attachment bytes).
+func heldField(tenantKey, id string) string {
+	b, _ := json.Marshal([]string{tenantKey, id})
+	return string(b)
+}
+
+func ms(t time.Time) int64        { return t.UnixMilli() }
+func msDur(d time.Duration) int64 { return d.Milliseconds() }
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+}
+
+// Enqueue stores and queues a report, all or nothing (see Reports). With an idempotency key
+// seen before it returns the first report's id and replayed=true, or ErrIdempotencyInFlight
+// while that first report is still being stored.
+func (s *Reports) Enqueue(ctx context.Context, sub report.Submission, lim report.Limits) (string, bool, error) {
+	r := sub.Report
+	if r.TenantKey == "" {
+		return "", false, errors.New("enqueue report: no tenant")
+	}
+	if r.ID == "" {
+		r.ID = randomID()
+	}
+	if r.Marker == "" {
+		r.Marker = "sb" + randomID()
+	}
+	if !idRE.MatchString(r.ID) || !idRE.MatchString(r.Marker) {
+		return "", false, errors.New("enqueue report: id and marker must match " + idRE.String())
+	}
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = s.now().UTC()
+	}
+	var nbytes int64
+	files := make([]any, 0, 2*len(sub.Attachments))
+	metas := make([]report.AttachmentMeta, 0, len(sub.Attachments))
+	for i, a := range sub.Attachments {
+		if a.ID == "" {
+			a.ID = "a" + strconv.Itoa(i+1)
+		}
+		if !idRE.MatchString(a.ID) {
+			return "", false, errors.New("enqueue report: attachment id must match " + idRE.String())
+		}
+		a.Size = int64(len(a.Content))
+		nbytes += a.Size
+		files = append(files, a.ID, a.Content)
+		metas = append(metas, a.AttachmentMeta)
+	}
+	// The stored attachments are authoritative: the worker attaches exactly what is stored.
+	r.Attachments = metas
+	doc, err := json.Marshal(r)
+	if err != nil {
+		return "", false, fmt.Errorf("encode report: %w", err)
+	}
+
+	now := s.now()
+	in := intent{TenantKey: r.TenantKey, ID: r.ID, Bytes: nbytes}
+	res, err := admitScript.Run(ctx, s.rdb, []string{s.streamKey(), s.bytesKey(), s.intentsKey()},
+		in.member(), ms(now), lim.MaxQueueLength, lim.MaxAttachmentBytes, nbytes).StringSlice()
+	if err != nil {
+		return "", false, unavailable("admit report", err)
+	}
+	if res[0] != "ok" {
+		// An idempotent repeat is still answered while overloaded: it adds nothing.
+		if sub.IdempotencyKey != "" {
+			if id, replayed, err := s.lookupIdempotent(ctx, r.TenantKey, sub.IdempotencyKey, sub.BodyHash); err != nil || id != "" {
+				return id, replayed, err
+			}
+		}
+		return "", false, &report.OverloadedError{Resource: res[0], RetryAfter: s.overloadRA}
+	}
+
+	if s.crashAfter == "admit" {
+		return "", false, errTestCrash
+	}
+
+	tkeys := s.tenantReportKeys(r, sub.IdempotencyKey)
+	idemTTL := lim.IdempotencyTTL
+	if idemTTL <= 0 {
+		idemTTL = 24 * time.Hour
+	}
+	hasIdem := "0"
+	if sub.IdempotencyKey != "" {
+		hasIdem = "1"
+	}
+	args := append([]any{r.ID, sub.BodyHash, ms(now), doc, nbytes, hasIdem, msDur(idemTTL),
+		msDur(lim.Window), lim.PerUser, lim.PerTenant}, files...)
+	staged, err := stageScript.Run(ctx, s.rdb, tkeys, args...).StringSlice()
+	if err != nil {
+		// Whether the stage happened is unknown; the intent stays, so Recover settles it.
+		return "", false, unavailable("stage report", err)
+	}
+	if s.crashAfter == "stage" {
+		return "", false, errTestCrash
+	}
+	if staged[0] != "ok" {
+		if err := s.dropIntent(ctx, in); err != nil {
+			return "", false, err
+		}
+	}
+	switch staged[0] {
+	case "ok":
+	case "mismatch":
+		return "", false, report.ErrIdempotencyMismatch
+	case "seen":
+		return s.replayOf(ctx, r.TenantKey, staged[1])
+	case "rate":
+		ra, _ := strconv.ParseInt(staged[2], 10, 64)
+		return "", false, &report.RateLimitedError{Scope: staged[1], RetryAfter: time.Duration(ra) * time.Millisecond}
+	default:
+		return "", false, fmt.Errorf("stage report: unexpected answer %q", staged[0])
+	}
+
+	entry, err := s.publish(ctx, in, lim)
+	var over *report.OverloadedError
+	switch {
+	case errors.As(err, &over):
+		aborted, aerr := s.abort(ctx, tkeys, r.ID)
+		if aerr != nil {
+			return "", false, aerr
+		}
+		if derr := s.dropIntent(ctx, in); derr != nil {
+			return "", false, derr
+		}
+		if !aborted {
+			// Recover published and committed it in between: it is queued after all.
+			return r.ID, false, nil
+		}
+		return "", false, err
+	case err != nil:
+		return "", false, err
+	case entry == "":
+		// Recover published it while we were slow. Trust that only if it also committed;
+		// otherwise undo, so that the client's retry cannot meet a half-written report (a
+		// stream entry without its report is skipped by the worker).
+		pub, err := s.rdb.HGet(ctx, tkeys[0], "published").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return "", false, unavailable("check report", err)
+		}
+		if pub != "1" {
+			aborted, aerr := s.abort(ctx, tkeys, r.ID)
+			if aerr != nil {
+				return "", false, aerr
+			}
+			if aborted {
+				return "", false, unavailable("publish report", errors.New("report was taken over by recovery"))
+			}
+		}
+		return r.ID, false, nil
+	}
+	// A failed commit is not an error: the report is complete and on the stream, and the
+	// worker marks it published when it takes it.
+	_ = commitScript.Run(ctx, s.rdb, tkeys[:1], entry).Err()
+	return r.ID, false, nil
+}
+
+func (s *Reports) tenantReportKeys(r report.Report, idem string) []string {
+	user := r.AccountID
+	if user == "" {
+		user = "email:" + s.customerMAC(r.Email)
+	}
+	return []string{
+		reportKey(r.TenantKey, r.ID), reportFilesKey(r.TenantKey, r.ID),
+		idemKey(r.TenantKey, idem), rateUserKey(r.TenantKey, user), rateTenantKey(r.TenantKey),
+	}
+}
+
+// publish runs the publish script. It returns the entry id, "" when the intent was gone
+// (someone else published the report), or an *report.OverloadedError.
+func (s *Reports) publish(ctx context.Context, in intent, lim report.Limits) (string, error) {
+	check := "1"
+	if in.Retry {
+		check = "0"
+	}
+	res, err := publishScript.Run(ctx, s.rdb,
+		[]string{s.streamKey(), s.bytesKey(), s.intentsKey(), s.heldKey()},
+		in.member(), in.TenantKey, in.ID, in.Bytes, check, lim.MaxQueueLength, lim.MaxAttachmentBytes,
+		heldField(in.TenantKey, in.ID)).StringSlice()
+	if err != nil {
+		return "", unavailable("publish report", err)
+	}
+	switch res[0] {
+	case "ok":
+		return res[1], nil
+	case "gone":
+		return "", nil
+	default:
+		return "", &report.OverloadedError{Resource: res[0], RetryAfter: s.overloadRA}
+	}
+}
+
+// abort undoes a stage; false when the report was published meanwhile and stays.
+func (s *Reports) abort(ctx context.Context, tkeys []string, id string) (bool, error) {
+	n, err := abortScript.Run(ctx, s.rdb, tkeys, id).Int()
+	if err != nil {
+		return false, unavailable("abort report", err)
+	}
+	return n == 1, nil
+}
+
+func (s *Reports) dropIntent(ctx context.Context, in intent) error {
+	if err := s.rdb.ZRem(ctx, s.intentsKey(), in.member()).Err(); err != nil {
+		return unavailable("drop report intent", err)
+	}
+	return nil
+}
+
+// lookupIdempotent answers a repeat without writing: ("", false, nil) when key is unknown.
+func (s *Reports) lookupIdempotent(ctx context.Context, tenantKey, key, bodyHash string) (string, bool, error) {
+	rec, err := s.rdb.Get(ctx, idemKey(tenantKey, key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, unavailable("read idempotency key", err)
+	}
+	id, hash, ok := strings.Cut(rec, "\n")
+	if !ok {
+		return "", false, nil
+	}
+	if hash != bodyHash {
+		return "", false, report.ErrIdempotencyMismatch
+	}
+	return s.replayOf(ctx, tenantKey, id)
+}
+
+// replayOf answers a repeat of report id: a replay once it is on the stream, in flight
+// before. A report that has since expired was delivered long ago: still a replay.
+func (s *Reports) replayOf(ctx context.Context, tenantKey, id string) (string, bool, error) {
+	vals, err := s.rdb.HMGet(ctx, reportKey(tenantKey, id), "state", "published").Result()
+	if err != nil {
+		return "", false, unavailable("read report", err)
+	}
+	if vals[0] != nil && vals[1] != "1" {
+		return "", false, report.ErrIdempotencyInFlight
+	}
+	return id, true, nil
+}
+
+// Status reads what the reporter's app may see; report.ErrNotFound for unknown ids and for
+// ids of other tenants (their keys carry another tenant tag).
+func (s *Reports) Status(ctx context.Context, tenantKey, id string) (report.Status, error) {
+	if !idRE.MatchString(id) {
+		return report.Status{}, report.ErrNotFound
+	}
+	vals, err := s.rdb.HMGet(ctx, reportKey(tenantKey, id),
+		"state", "ticketKey", "ticketUrl", "reason", "createdAt", "updatedAt").Result()
+	if err != nil {
+		return report.Status{}, unavailable("read report status", err)
+	}
+	if vals[0] == nil {
+		return report.Status{}, report.ErrNotFound
+	}
+	str := func(v any) string { s, _ := v.(string); return s }
+	at := func(v any) time.Time {
+		n, _ := strconv.ParseInt(str(v), 10, 64)
+		return time.UnixMilli(n).UTC()
+	}
+	st := report.Status{
+		ID: id, State: report.State(str(vals[0])), TicketKey: str(vals[1]), TicketURL: str(vals[2]),
+		Reason: str(vals[3]), CreatedAt: at(vals[4]), UpdatedAt: at(vals[5]),
+	}
+	return st, nil
+}
+
+// Retry puts a failed report back on the queue. Its step records are kept, so finished
+// steps (the customer, the request, attachments already attached) are not repeated.
+// report.ErrNotFound for unknown ids, report.ErrNotFailed when it has not failed.
+func (s *Reports) Retry(ctx context.Context, tenantKey, id string) error {
+	if !idRE.MatchString(id) {
+		return report.ErrNotFound
+	}
+	// The same intent protocol as Enqueue, so a crash between the tenant write and the
+	// stream write is recovered. A retried report skips the caps: it is stored already.
+	in := intent{Retry: true, TenantKey: tenantKey, ID: id}
+	if err := s.rdb.ZAdd(ctx, s.intentsKey(), redis.Z{Score: float64(ms(s.now())), Member: in.member()}).Err(); err != nil {
+		return unavailable("retry report", err)
+	}
+	res, err := retryScript.Run(ctx, s.rdb, []string{reportKey(tenantKey, id)}, ms(s.now())).StringSlice()
+	if err != nil {
+		return unavailable("retry report", err)
+	}
+	if res[0] != "ok" {
+		if err := s.dropIntent(ctx, in); err != nil {
+			return err
+		}
+		if res[0] == "missing" {
+			return report.ErrNotFound
+		}
+		return report.ErrNotFailed
+	}
+	entry, err := s.publish(ctx, in, report.Limits{})
+	if err != nil {
+		return err
+	}
+	if entry != "" {
+		_ = commitScript.Run(ctx, s.rdb, []string{reportKey(tenantKey, id)}, entry).Err()
+	}
+	return nil
+}
+
+// Recover settles enqueues and retries that stopped between their tenant write and their
+// stream write (a crashed API replica): intents older than olderThan are published when
+// their report is staged, and dropped when it is not. It returns how many it settled.
+func (s *Reports) Recover(ctx context.Context, olderThan time.Duration) (int, error) {
+	members, err := s.rdb.ZRangeByScore(ctx, s.intentsKey(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(ms(s.now().Add(-olderThan)), 10), Count: 100,
+	}).Result()
+	if err != nil {
+		return 0, unavailable("read report intents", err)
+	}
+	n := 0
+	for _, m := range members {
+		in, ok := parseIntent(m)
+		if !ok {
+			if err := s.rdb.ZRem(ctx, s.intentsKey(), m).Err(); err != nil {
+				return n, unavailable("drop report intent", err)
+			}
+			continue
+		}
+		key := reportKey(in.TenantKey, in.ID)
+		vals, err := s.rdb.HMGet(ctx, key, "state", "published").Result()
+		if err != nil {
+			return n, unavailable("read report", err)
+		}
+		if vals[0] == nil || vals[1] == "1" {
+			// Never staged (or staged and aborted), or already on the stream.
+			if err := s.dropIntent(ctx, in); err != nil {
+				return n, err
+			}
+			n++
+			continue
+		}
+		in.Retry = true // admitted once: publish without the caps
+		entry, err := s.publishMember(ctx, m, in)
+		if err != nil {
+			return n, err
+		}
+		if entry != "" {
+			_ = commitScript.Run(ctx, s.rdb, []string{key}, entry).Err()
+		}
+		n++
+	}
+	return n, nil
+}
+
+// publishMember publishes an intent found in the set under its stored member, which may
+// name a new report (with caps) that recovery publishes without them.
+func (s *Reports) publishMember(ctx context.Context, member string, in intent) (string, error) {
+	res, err := publishScript.Run(ctx, s.rdb,
+		[]string{s.streamKey(), s.bytesKey(), s.intentsKey(), s.heldKey()},
+		member, in.TenantKey, in.ID, in.Bytes, "0", 0, 0, heldField(in.TenantKey, in.ID)).StringSlice()
+	if err != nil {
+		return "", unavailable("publish report", err)
+	}
+	if res[0] == "ok" {
+		return res[1], nil
+	}
+	return "", nil
+}
+
+// customerMAC is the keyed hash that stands for an email in keys. Emails are compared
+// case-insensitively, as Atlassian accounts are.
+func (s *Reports) customerMAC(email string) string {
+	m := hmac.New(sha256.New, s.customerKey)
+	m.Write([]byte(strings.ToLower(strings.TrimSpace(email))))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// CachedCustomer returns the JSM accountId cached for email, if any.
+func (s *Reports) CachedCustomer(ctx context.Context, tenantKey, email string) (string, bool, error) {
+	id, err := s.rdb.Get(ctx, customerKey(tenantKey, s.customerMAC(email))).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, unavailable("read customer cache", err)
+	}
+	return id, true, nil
+}
+
+// CacheCustomer remembers the JSM accountId of email for CustomerTTL.
+func (s *Reports) CacheCustomer(ctx context.Context, tenantKey, email, accountID string) error {
+	if err := s.rdb.Set(ctx, customerKey(tenantKey, s.customerMAC(email)), accountID, s.customerTTL).Err(); err != nil {
+		return unavailable("write customer cache", err)
+	}
+	return nil
+}
+
+func randomID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

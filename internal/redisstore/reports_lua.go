@@ -1,0 +1,274 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The report scripts come in two families, because Redis Cluster runs a script on one slot
+// only: tenant scripts touch the keys of one tenant (one hash tag), queue scripts touch the
+// delivery queue's keys (the queue's own hash tag). No script touches both; reports.go
+// explains how the two are sequenced so that nothing half-written survives.
+//
+// Times are Unix milliseconds passed in by the caller (the store's injectable clock), never
+// Redis' TIME, so tests control windows and expiries.
+
+// admitScript (queue) is the cheap first check of Enqueue: it refuses while the queue or
+// the stored attachment bytes are over their caps, writing nothing, and otherwise records
+// the intent to publish a report, which is how a crash before publishing is recovered.
+//
+// KEYS: stream, bytes, intents. ARGV: member, now, maxLen, maxBytes, nbytes.
+var admitScript = redis.NewScript(`
+local maxLen, maxBytes, nb = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if maxLen > 0 and redis.call('XLEN', KEYS[1]) >= maxLen then return {'queue'} end
+if maxBytes > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') + nb > maxBytes then
+  return {'attachments'}
+end
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+return {'ok'}
+`)
+
+// stageScript (tenant) decides idempotency and rate limits and, when the report is
+// accepted, stores it with its attachments, all in one step. Every refusal returns before
+// the first write.
+//
+// KEYS: report, files, idem, rate-user, rate-tenant.
+// ARGV: id, bodyHash, now, json, nbytes, hasIdem, idemTTL, window, perUser, perTenant,
+// then attachment id and content pairs.
+var stageScript = redis.NewScript(`
+local now = tonumber(ARGV[3])
+if ARGV[6] == '1' then
+  local rec = redis.call('GET', KEYS[3])
+  if rec then
+    local sep = string.find(rec, '\n', 1, true)
+    if sep then
+      if string.sub(rec, sep + 1) ~= ARGV[2] then return {'mismatch'} end
+      return {'seen', string.sub(rec, 1, sep - 1)}
+    end
+  end
+end
+local window = tonumber(ARGV[8])
+-- retryAfter reads without writing: expired entries are only trimmed once accepted.
+local function retryAfter(key, limit)
+  if limit <= 0 or window <= 0 then return -1 end
+  local from = '(' .. (now - window)
+  local n = redis.call('ZCOUNT', key, from, '+inf')
+  if n < limit then return -1 end
+  local e = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', n - limit, 1)
+  return math.max(tonumber(e[2]) + window - now, 1)
+end
+local perUser, perTenant = tonumber(ARGV[9]), tonumber(ARGV[10])
+local ra = retryAfter(KEYS[4], perUser)
+if ra >= 0 then return {'rate', 'user', tostring(ra)} end
+ra = retryAfter(KEYS[5], perTenant)
+if ra >= 0 then return {'rate', 'tenant', tostring(ra)} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
+
+for i, lim in ipairs({perUser, perTenant}) do
+  if lim > 0 and window > 0 then
+    local key = KEYS[3 + i]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    redis.call('ZADD', key, now, ARGV[1])
+    redis.call('PEXPIRE', key, window)
+  end
+end
+redis.call('HSET', KEYS[1], 'json', ARGV[4], 'state', 'queued', 'createdAt', now,
+  'updatedAt', now, 'published', 0, 'fence', 0, 'attempts', 0, 'tries', 0, 'bytes', ARGV[5])
+for i = 11, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+if ARGV[6] == '1' then
+  redis.call('SET', KEYS[3], ARGV[1] .. '\n' .. ARGV[2], 'PX', ARGV[7])
+end
+return {'ok'}
+`)
+
+// publishScript (queue) puts a staged report on the stream. Only the caller that still
+// finds the intent publishes, so an Enqueue and the recovery sweep racing over the same
+// report add it once. With checkCaps it re-checks the caps exactly, because other reports
+// were published since admitScript looked. Attachment bytes are counted once per report
+// (the held hash), so a retried report is not counted twice.
+//
+// KEYS: stream, bytes, intents, held.
+// ARGV: member, tenantKey, id, nbytes, checkCaps, maxLen, maxBytes, heldField.
+var publishScript = redis.NewScript(`
+if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then return {'gone'} end
+local nb = tonumber(ARGV[4])
+if ARGV[5] == '1' then
+  local maxLen, maxBytes = tonumber(ARGV[6]), tonumber(ARGV[7])
+  if maxLen > 0 and redis.call('XLEN', KEYS[1]) >= maxLen then return {'queue'} end
+  if maxBytes > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') + nb > maxBytes then
+    return {'attachments'}
+  end
+end
+local id = redis.call('XADD', KEYS[1], '*', 't', ARGV[2], 'r', ARGV[3])
+if nb > 0 and redis.call('HSETNX', KEYS[4], ARGV[8], nb) == 1 then
+  redis.call('INCRBY', KEYS[2], nb)
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+return {'ok', id}
+`)
+
+// commitScript (tenant) marks a report as being on the stream, which turns later
+// idempotent repeats from "in flight" into replays. It never creates a report that an
+// abort removed meanwhile.
+//
+// KEYS: report. ARGV: entryID.
+var commitScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'published', 1)
+local e = redis.call('HGET', KEYS[1], 'entry')
+if not e or e == '' then redis.call('HSET', KEYS[1], 'entry', ARGV[1]) end
+return 1
+`)
+
+// abortScript (tenant) removes everything stageScript wrote for a report that was refused
+// after staging, unless it was published meanwhile.
+//
+// KEYS: report, files, idem, rate-user, rate-tenant. ARGV: id.
+var abortScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'published') == '1' then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+local rec = redis.call('GET', KEYS[3])
+if rec and string.sub(rec, 1, #ARGV[1] + 1) == ARGV[1] .. '\n' then redis.call('DEL', KEYS[3]) end
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 1
+`)
+
+// beginScript (tenant) hands a report to a worker: it moves it to delivering, counts the
+// attempt and raises the fence, and returns every field. Entries of reports that are
+// settled, gone, or superseded by a newer entry (after an admin retry) are answered with
+// what the caller must do instead.
+//
+// KEYS: report. ARGV: now, entryID.
+var beginScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'state') == 0 then return {'missing'} end
+local st = redis.call('HGET', KEYS[1], 'state')
+if st == 'delivered' or st == 'failed' then return {st} end
+if redis.call('HEXISTS', KEYS[1], 'json') == 0 then return {'missing'} end
+local e = redis.call('HGET', KEYS[1], 'entry')
+if e and e ~= '' and e ~= ARGV[2] then return {'stale'} end
+redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HINCRBY', KEYS[1], 'tries', 1)
+redis.call('HSET', KEYS[1], 'state', 'delivering', 'published', 1, 'entry', ARGV[2], 'updatedAt', ARGV[1])
+return {'ok', redis.call('HGETALL', KEYS[1])}
+`)
+
+// attemptScript (tenant, fenced) counts one more attempt and returns the tries since the
+// last finished step.
+//
+// KEYS: report. ARGV: fence, now.
+var attemptScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then return -1 end
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
+return redis.call('HINCRBY', KEYS[1], 'tries', 1)
+`)
+
+// recordScript (tenant, fenced) writes step records. A finished step resets the tries.
+//
+// KEYS: report. ARGV: fence, now, progressed, nset, then nset field/value pairs, then
+// fields to delete.
+var recordScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then return 0 end
+local nset = tonumber(ARGV[4])
+local i = 5
+for _ = 1, nset do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+for j = i, #ARGV do redis.call('HDEL', KEYS[1], ARGV[j]) end
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'tries', 0) end
+redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
+return 1
+`)
+
+// deliveredScript (tenant, fenced) marks a report delivered and forgets what only the
+// delivery needed: the report itself (it holds the reporter's email), its attachments and
+// the step records. The status stays readable until it expires.
+//
+// KEYS: report, files. ARGV: fence, now, statusTTL.
+var deliveredScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'delivered', 'updatedAt', ARGV[2])
+local drop = {'json', 'customer'}
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local p = string.sub(f, 1, 7)
+  if p == 'upload:' or p == 'pending' or string.sub(f, 1, 5) == 'done:' then table.insert(drop, f) end
+end
+redis.call('HDEL', KEYS[1], unpack(drop))
+redis.call('DEL', KEYS[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
+// failedScript (tenant, fenced) marks a report failed; its data and step records stay, so
+// an admin retry resumes where it stopped.
+//
+// KEYS: report. ARGV: fence, now, reason.
+var failedScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'failed', 'reason', ARGV[3], 'updatedAt', ARGV[2])
+return 1
+`)
+
+// retryScript (tenant) puts a failed report back to queued, keeping its step records. The
+// fence is raised so a worker still holding the old delivery can write nothing more.
+//
+// KEYS: report. ARGV: now.
+var retryScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'missing'} end
+if st ~= 'failed' then return {'state'} end
+if redis.call('HEXISTS', KEYS[1], 'json') == 0 then return {'missing'} end
+redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('HSET', KEYS[1], 'state', 'queued', 'reason', '', 'tries', 0, 'published', 0,
+  'entry', '', 'updatedAt', ARGV[1])
+return {'ok', redis.call('HGET', KEYS[1], 'bytes') or '0'}
+`)
+
+// settleScript (queue) removes a finished entry: acknowledged and deleted, so the stream's
+// length is the number of reports still to deliver, and, with release, the report's
+// attachment bytes are given back. Both parts are idempotent, so a worker that crashed
+// after it may run it again.
+//
+// KEYS: stream, bytes, held. ARGV: group, entryID, heldField, release.
+var settleScript = redis.NewScript(`
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if ARGV[4] == '1' then
+  local nb = redis.call('HGET', KEYS[3], ARGV[3])
+  if nb then
+    redis.call('HDEL', KEYS[3], ARGV[3])
+    redis.call('DECRBY', KEYS[2], nb)
+  end
+end
+return 1
+`)
+
+// deadLetterScript (queue) moves an entry of a failed report to the dead-letter stream,
+// once: an entry no longer on the stream was moved already.
+//
+// KEYS: stream, dead. ARGV: group, entryID, tenantKey, id, reason, now, deadMaxLen.
+var deadLetterScript = redis.NewScript(`
+if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  return 0
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 't', ARGV[3], 'r', ARGV[4],
+  'reason', ARGV[5], 'at', ARGV[6], 'entry', ARGV[2])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+`)
+
+// touchScript (queue) resets the idle time of an entry this consumer still owns, so that
+// a long delivery (Retry-After waits, marker searches) is not claimed by another worker.
+// It never takes an entry from another consumer.
+//
+// KEYS: stream. ARGV: group, consumer, entryID.
+var touchScript = redis.NewScript(`
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if #p == 0 then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+`)

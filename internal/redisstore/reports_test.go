@@ -1,0 +1,690 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/supportbridge/supportbridge/internal/redisstore/redistest"
+	"github.com/supportbridge/supportbridge/internal/report"
+)
+
+const (
+	tenantA = "jira:7d8e0f6a-tenant-a"
+	tenantB = "jira:2b1c9e44-tenant-b"
+)
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func newReports(t *testing.T) (*Reports, redis.UniversalClient, *fakeClock) {
+	t.Helper()
+	rdb := redistest.Client(t)
+	clock := &fakeClock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	s := NewReports(rdb, ReportsOptions{Now: clock.Now, CustomerKey: []byte("test-customer-key-0123456789abcd")})
+	return s, rdb, clock
+}
+
+// submission builds a report of user in tenant with the given attachment contents.
+func submission(tenantKey, user, idemKey string, files ...string) report.Submission {
+	s := report.Submission{
+		Report: report.Report{
+			TenantKey: tenantKey, AccountID: user, Email: user + "@customer.example",
+			EmailSource: report.EmailFromReport, Summary: "Export fails",
+		},
+		IdempotencyKey: idemKey,
+		BodyHash:       "hash-of-" + idemKey,
+	}
+	for i, f := range files {
+		s.Attachments = append(s.Attachments, report.Attachment{
+			AttachmentMeta: report.AttachmentMeta{ID: fmt.Sprintf("f%d", i+1), Filename: fmt.Sprintf("shot%d.png", i+1), MediaType: "image/png"},
+			Content:        []byte(f),
+		})
+	}
+	return s
+}
+
+var noLimits = report.Limits{}
+
+// snapshot renders every key of the database with its content, to prove that a refusal
+// wrote nothing.
+func snapshot(t *testing.T, rdb redis.UniversalClient) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, k := range keys {
+		typ := rdb.Type(ctx, k).Val()
+		var v any
+		switch typ {
+		case "string":
+			v = rdb.Get(ctx, k).Val()
+		case "hash":
+			v = rdb.HGetAll(ctx, k).Val()
+		case "zset":
+			v = rdb.ZRangeWithScores(ctx, k, 0, -1).Val()
+		case "stream":
+			v = rdb.XRange(ctx, k, "-", "+").Val()
+		default:
+			v = "?"
+		}
+		out[k] = fmt.Sprintf("%s %v", typ, v)
+	}
+	return out
+}
+
+func reportKeys(t *testing.T, rdb redis.UniversalClient) []string {
+	t.Helper()
+	keys, err := rdb.Keys(context.Background(), "sb:*:report:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ":files") {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func xlen(t *testing.T, s *Reports) int64 {
+	t.Helper()
+	n, err := s.QueueLength(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func storedBytes(t *testing.T, s *Reports, rdb redis.UniversalClient) int64 {
+	t.Helper()
+	n, err := rdb.Get(context.Background(), s.bytesKey()).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func mustEnqueue(t *testing.T, s *Reports, sub report.Submission, lim report.Limits) string {
+	t.Helper()
+	id, replayed, err := s.Enqueue(context.Background(), sub, lim)
+	if err != nil || replayed {
+		t.Fatalf("Enqueue = %q, %v, %v; want a new report", id, replayed, err)
+	}
+	return id
+}
+
+func TestEnqueueStoresReportAttachmentsAndQueuesIt(t *testing.T) {
+	s, rdb, clock := newReports(t)
+	ctx := context.Background()
+	id := mustEnqueue(t, s, submission(tenantA, "u1", "", "png-bytes-1", "png-bytes-22"), noLimits)
+
+	st, err := s.Status(ctx, tenantA, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := report.Status{ID: id, State: report.StateQueued, CreatedAt: clock.Now(), UpdatedAt: clock.Now()}
+	if diff := cmp.Diff(st, want); diff != "" {
+		t.Errorf("Status (-got +want):\n%s", diff)
+	}
+	if got := xlen(t, s); got != 1 {
+		t.Errorf("queue length = %d, want 1", got)
+	}
+	if got := storedBytes(t, s, rdb); got != int64(len("png-bytes-1")+len("png-bytes-22")) {
+		t.Errorf("stored bytes = %d", got)
+	}
+	for k := range snapshot(t, rdb) {
+		if strings.Contains(k, "@") || strings.Contains(k, "u1") {
+			t.Errorf("key %q carries personal data", k)
+		}
+		if strings.Contains(k, ":report:") && !strings.Contains(k, tenantTag(tenantA)) {
+			t.Errorf("report key %q lacks the tenant hash tag", k)
+		}
+	}
+	b, err := s.Attachment(ctx, tenantA, id, "f2")
+	if err != nil || string(b) != "png-bytes-22" {
+		t.Errorf("Attachment = %q, %v", b, err)
+	}
+}
+
+func TestStatusIsPerTenant(t *testing.T) {
+	s, _, _ := newReports(t)
+	id := mustEnqueue(t, s, submission(tenantA, "u1", ""), noLimits)
+	for _, tc := range []struct{ tenant, id string }{
+		{tenantB, id}, {tenantA, "no-such-report"}, {tenantA, "../" + id},
+	} {
+		if _, err := s.Status(context.Background(), tc.tenant, tc.id); !errors.Is(err, report.ErrNotFound) {
+			t.Errorf("Status(%s, %s) error = %v, want ErrNotFound", tc.tenant, tc.id, err)
+		}
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	s, rdb, _ := newReports(t)
+	ctx := context.Background()
+	first := mustEnqueue(t, s, submission(tenantA, "u1", "key-1"), noLimits)
+
+	id, replayed, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1"), noLimits)
+	if err != nil || !replayed || id != first {
+		t.Errorf("repeat = %q, %v, %v; want %q replayed", id, replayed, err, first)
+	}
+	// The same key in another tenant is another key.
+	if _, replayed, err := s.Enqueue(ctx, submission(tenantB, "u1", "key-1"), noLimits); err != nil || replayed {
+		t.Errorf("other tenant: replayed = %v, err = %v", replayed, err)
+	}
+
+	before := snapshot(t, rdb)
+	other := submission(tenantA, "u1", "key-1")
+	other.BodyHash = "another-body"
+	if _, _, err := s.Enqueue(ctx, other, noLimits); !errors.Is(err, report.ErrIdempotencyMismatch) {
+		t.Errorf("different body: error = %v, want ErrIdempotencyMismatch", err)
+	}
+	if diff := cmp.Diff(snapshot(t, rdb), before); diff != "" {
+		t.Errorf("mismatch wrote (-after +before):\n%s", diff)
+	}
+	if got := xlen(t, s); got != 2 {
+		t.Errorf("queue length = %d, want 2", got)
+	}
+}
+
+func TestIdempotencyKeyWhileFirstIsStillBeingStored(t *testing.T) {
+	s, _, _ := newReports(t)
+	s.crashAfter = "stage" // the first request is staged, not yet on the stream
+	if _, _, err := s.Enqueue(context.Background(), submission(tenantA, "u1", "key-1"), noLimits); !errors.Is(err, errTestCrash) {
+		t.Fatalf("first Enqueue error = %v", err)
+	}
+	s.crashAfter = ""
+	if _, _, err := s.Enqueue(context.Background(), submission(tenantA, "u1", "key-1"), noLimits); !errors.Is(err, report.ErrIdempotencyInFlight) {
+		t.Errorf("repeat error = %v, want ErrIdempotencyInFlight", err)
+	}
+}
+
+func TestConcurrentDuplicatesStoreOneReport(t *testing.T) {
+	s, rdb, _ := newReports(t)
+	const n = 32
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		ids      = map[string]int{}
+		fresh    int
+		inFlight int
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, replayed, err := s.Enqueue(context.Background(), submission(tenantA, "u1", "same-key", "file"), noLimits)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, report.ErrIdempotencyInFlight):
+				inFlight++
+			case err != nil:
+				t.Errorf("Enqueue: %v", err)
+			default:
+				ids[id]++
+				if !replayed {
+					fresh++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(ids) != 1 || fresh != 1 {
+		t.Errorf("ids = %v, new = %d; want one id, stored once", ids, fresh)
+	}
+	if got := reportKeys(t, rdb); len(got) != 1 {
+		t.Errorf("stored reports = %v, want one", got)
+	}
+	if got := xlen(t, s); got != 1 {
+		t.Errorf("queue length = %d, want 1", got)
+	}
+	t.Logf("replayed %d, in flight %d", n-fresh-inFlight, inFlight)
+}
+
+func TestRateLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		limits report.Limits
+		// users of the three submissions; the third is refused
+		users [3]string
+		scope string
+	}{
+		{"per user", report.Limits{PerUser: 2, Window: time.Minute}, [3]string{"u1", "u1", "u1"}, "user"},
+		{"per tenant", report.Limits{PerUser: 5, PerTenant: 2, Window: time.Minute}, [3]string{"u1", "u2", "u3"}, "tenant"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, rdb, clock := newReports(t)
+			ctx := context.Background()
+			mustEnqueue(t, s, submission(tenantA, tc.users[0], "", "x"), tc.limits)
+			clock.Advance(10 * time.Second)
+			mustEnqueue(t, s, submission(tenantA, tc.users[1], "", "x"), tc.limits)
+
+			before := snapshot(t, rdb)
+			_, _, err := s.Enqueue(ctx, submission(tenantA, tc.users[2], "k", "x"), tc.limits)
+			var rl *report.RateLimitedError
+			if !errors.As(err, &rl) || rl.Scope != tc.scope {
+				t.Fatalf("third Enqueue error = %v, want RateLimitedError(%s)", err, tc.scope)
+			}
+			// The first of the two expires first: 60s after it, 50s from now.
+			if rl.RetryAfter != 50*time.Second {
+				t.Errorf("RetryAfter = %v, want 50s", rl.RetryAfter)
+			}
+			if diff := cmp.Diff(snapshot(t, rdb), before); diff != "" {
+				t.Errorf("refusal wrote (-after +before):\n%s", diff)
+			}
+			// Another tenant has its own budget.
+			mustEnqueue(t, s, submission(tenantB, tc.users[2], "", "x"), tc.limits)
+
+			clock.Advance(50 * time.Second)
+			mustEnqueue(t, s, submission(tenantA, tc.users[2], "k", "x"), tc.limits)
+		})
+	}
+}
+
+func TestBackpressureRefusalsWriteNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		limits   report.Limits
+		files    []string
+		resource string
+	}{
+		{"queue full", report.Limits{MaxQueueLength: 2}, nil, "queue"},
+		{"attachment bytes", report.Limits{MaxAttachmentBytes: 25}, []string{"0123456789"}, "attachments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, rdb, _ := newReports(t)
+			ctx := context.Background()
+			first := mustEnqueue(t, s, submission(tenantA, "u1", "key-1", tc.files...), tc.limits)
+			mustEnqueue(t, s, submission(tenantA, "u2", "", tc.files...), tc.limits)
+
+			before := snapshot(t, rdb)
+			_, _, err := s.Enqueue(ctx, submission(tenantA, "u3", "key-3", tc.files...), tc.limits)
+			var over *report.OverloadedError
+			if !errors.As(err, &over) || over.Resource != tc.resource || over.RetryAfter <= 0 {
+				t.Fatalf("Enqueue error = %v, want OverloadedError(%s) with RetryAfter", err, tc.resource)
+			}
+			if diff := cmp.Diff(snapshot(t, rdb), before); diff != "" {
+				t.Errorf("refusal wrote (-after +before):\n%s", diff)
+			}
+			// A repeat of an accepted request is still answered: it adds nothing.
+			id, replayed, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1", tc.files...), tc.limits)
+			if err != nil || !replayed || id != first {
+				t.Errorf("replay while overloaded = %q, %v, %v", id, replayed, err)
+			}
+		})
+	}
+}
+
+// Caps hold exactly under concurrency: admit only reads, publish re-checks atomically with
+// XADD, and what publish refuses is undone.
+func TestBackpressureIsExactUnderConcurrency(t *testing.T) {
+	s, rdb, _ := newReports(t)
+	lim := report.Limits{MaxQueueLength: 5, PerTenant: 100, Window: time.Hour}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted, refused := 0, 0
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := s.Enqueue(context.Background(), submission(tenantA, fmt.Sprintf("u%d", i), fmt.Sprintf("k%d", i), "abc"), lim)
+			mu.Lock()
+			defer mu.Unlock()
+			var over *report.OverloadedError
+			switch {
+			case err == nil:
+				accepted++
+			case errors.As(err, &over):
+				refused++
+			default:
+				t.Errorf("Enqueue: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if accepted != 5 || refused != 35 {
+		t.Errorf("accepted %d, refused %d; want 5 and 35", accepted, refused)
+	}
+	if got := len(reportKeys(t, rdb)); got != 5 {
+		t.Errorf("stored reports = %d, want 5", got)
+	}
+	ctx := context.Background()
+	if n := rdb.ZCard(ctx, s.intentsKey()).Val(); n != 0 {
+		t.Errorf("%d intents left", n)
+	}
+	if n := rdb.ZCard(ctx, rateTenantKey(tenantA)).Val(); n != 5 {
+		t.Errorf("tenant rate window holds %d reports, want 5", n)
+	}
+	if n := len(rdb.Keys(ctx, "sb:*:idem:*").Val()); n != 5 {
+		t.Errorf("%d idempotency records, want 5", n)
+	}
+	if got := storedBytes(t, s, rdb); got != 15 {
+		t.Errorf("stored bytes = %d, want 15", got)
+	}
+}
+
+func TestRecoverPublishesWhatACrashLeftStaged(t *testing.T) {
+	s, rdb, clock := newReports(t)
+	ctx := context.Background()
+	s.crashAfter = "stage"
+	_, _, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1", "abc"), noLimits)
+	if !errors.Is(err, errTestCrash) {
+		t.Fatal(err)
+	}
+	s.crashAfter = "admit"
+	if _, _, err := s.Enqueue(ctx, submission(tenantA, "u2", "key-2"), noLimits); !errors.Is(err, errTestCrash) {
+		t.Fatal(err)
+	}
+	s.crashAfter = ""
+	if got := xlen(t, s); got != 0 {
+		t.Fatalf("queue length = %d before recovery", got)
+	}
+	if n, err := s.Recover(ctx, time.Minute); err != nil || n != 0 {
+		t.Errorf("early Recover = %d, %v; want nothing (the enqueue may still be running)", n, err)
+	}
+	clock.Advance(2 * time.Minute)
+	if n, err := s.Recover(ctx, time.Minute); err != nil || n != 2 {
+		t.Errorf("Recover = %d, %v; want 2 settled", n, err)
+	}
+	if got := xlen(t, s); got != 1 {
+		t.Errorf("queue length = %d, want the staged report published", got)
+	}
+	if n := rdb.ZCard(ctx, s.intentsKey()).Val(); n != 0 {
+		t.Errorf("%d intents left", n)
+	}
+	if got := storedBytes(t, s, rdb); got != 3 {
+		t.Errorf("stored bytes = %d, want 3", got)
+	}
+	// The client's retry with its key now gets the recovered report.
+	id, replayed, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1", "abc"), noLimits)
+	if err != nil || !replayed {
+		t.Errorf("retry after recovery = %q, %v, %v; want a replay", id, replayed, err)
+	}
+	// The report that never got staged left nothing behind: its retry is new.
+	if _, replayed, err := s.Enqueue(ctx, submission(tenantA, "u2", "key-2"), noLimits); err != nil || replayed {
+		t.Errorf("retry of unstaged = %v, %v; want new", replayed, err)
+	}
+}
+
+// take reads the next entry as consumer and begins it.
+func take(t *testing.T, s *Reports, consumer string) report.Delivery {
+	t.Helper()
+	ctx := context.Background()
+	jobs, err := s.Read(ctx, consumer, 1, 0)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("Read = %v, %v", jobs, err)
+	}
+	d, err := s.Begin(ctx, jobs[0])
+	if err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	return d
+}
+
+func TestDeliveryLifecycle(t *testing.T) {
+	s, rdb, clock := newReports(t)
+	ctx := context.Background()
+	if err := s.EnsureGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureGroup(ctx); err != nil {
+		t.Fatalf("second EnsureGroup: %v", err)
+	}
+	id := mustEnqueue(t, s, submission(tenantA, "u1", "", "abc", "defg"), noLimits)
+
+	d := take(t, s, "w1")
+	if d.ReportID != id || d.TenantKey != tenantA || d.Report.Email != "u1@customer.example" || d.Fence != 1 || d.Tries != 1 {
+		t.Fatalf("Begin = %+v", d)
+	}
+	if st, _ := s.Status(ctx, tenantA, id); st.State != report.StateDelivering {
+		t.Errorf("state = %s, want delivering", st.State)
+	}
+	clock.Advance(time.Second)
+	rec := report.StepRecord{AccountID: "qm:acc", Pending: []string{"create"}}
+	if err := s.Record(ctx, d.Job, d.Fence, rec); err != nil {
+		t.Fatal(err)
+	}
+	if tries, err := s.Attempt(ctx, d.Job, d.Fence); err != nil || tries != 1 {
+		t.Errorf("Attempt = %d, %v; want 1 (the customer step reset the tries)", tries, err)
+	}
+
+	// w1 goes quiet; w2 claims the entry and resumes from the records.
+	time.Sleep(20 * time.Millisecond)
+	jobs, err := s.Claim(ctx, "w2", 10*time.Millisecond, 10)
+	if err != nil || len(jobs) != 1 || jobs[0].ReportID != id {
+		t.Fatalf("Claim = %v, %v", jobs, err)
+	}
+	d2, err := s.Begin(ctx, jobs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := report.Progress{
+		AccountID: "qm:acc", Uploads: map[string]report.Upload{}, Done: map[string]bool{},
+		Pending: map[string]time.Time{"create": clock.Now()},
+	}
+	if diff := cmp.Diff(d2.Progress, want); diff != "" {
+		t.Errorf("resumed progress (-got +want):\n%s", diff)
+	}
+	if d2.Fence != 2 || d2.Attempts != 3 {
+		t.Errorf("fence %d attempts %d, want 2 and 3", d2.Fence, d2.Attempts)
+	}
+	if err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{TicketKey: "SUP-9"}); !errors.Is(err, report.ErrSuperseded) {
+		t.Errorf("Record with the old fence: %v, want ErrSuperseded", err)
+	}
+	if ok, err := s.Touch(ctx, "w1", d.Job); err != nil || ok {
+		t.Errorf("Touch by the old owner = %v, %v; want false", ok, err)
+	}
+	if ok, err := s.Touch(ctx, "w2", d2.Job); err != nil || !ok {
+		t.Errorf("Touch by the owner = %v, %v; want true", ok, err)
+	}
+
+	err = s.Record(ctx, d2.Job, d2.Fence, report.StepRecord{
+		TicketKey: "SUP-1", TicketURL: "https://desk.example/SUP-1", Settled: []string{"create"},
+		Uploads: map[string]report.Upload{"f1": {TempID: "temp1", At: clock.Now()}}, Done: []string{"attach:f1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Status(ctx, tenantA, id); st.TicketKey != "SUP-1" {
+		t.Errorf("status ticket = %q once created", st.TicketKey)
+	}
+	if err := s.Delivered(ctx, d2.Job, d2.Fence); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Status(ctx, tenantA, id)
+	if err != nil || st.State != report.StateDelivered || st.TicketKey != "SUP-1" || st.TicketURL != "https://desk.example/SUP-1" {
+		t.Errorf("Status = %+v, %v", st, err)
+	}
+	if got := xlen(t, s); got != 0 {
+		t.Errorf("queue length = %d after delivery", got)
+	}
+	if got := storedBytes(t, s, rdb); got != 0 {
+		t.Errorf("stored bytes = %d after delivery, want released", got)
+	}
+	h := rdb.HGetAll(ctx, reportKey(tenantA, id)).Val()
+	for k := range h {
+		if k == "json" || k == "customer" || strings.Contains(k, ":") {
+			t.Errorf("delivered report keeps %q", k)
+		}
+	}
+	if rdb.Exists(ctx, reportFilesKey(tenantA, id)).Val() != 0 {
+		t.Error("attachments kept after delivery")
+	}
+	if ttl := rdb.PTTL(ctx, reportKey(tenantA, id)).Val(); ttl <= 0 {
+		t.Errorf("delivered status TTL = %v, want an expiry", ttl)
+	}
+	// A late duplicate of the entry (a crash before the ack) settles without a second release.
+	if _, err := s.Begin(ctx, d2.Job); !errors.Is(err, report.ErrSettled) {
+		t.Errorf("Begin of a delivered report: %v, want ErrSettled", err)
+	}
+	if got := storedBytes(t, s, rdb); got != 0 {
+		t.Errorf("stored bytes = %d after a repeated settle", got)
+	}
+}
+
+func TestFailedReportGoesToDeadLettersAndCanBeRetried(t *testing.T) {
+	s, rdb, _ := newReports(t)
+	ctx := context.Background()
+	if err := s.EnsureGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := mustEnqueue(t, s, submission(tenantA, "u1", "", "abc"), noLimits)
+	d := take(t, s, "w1")
+	if err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{AccountID: "qm:acc"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Retry(ctx, tenantA, id); !errors.Is(err, report.ErrNotFailed) {
+		t.Errorf("Retry while delivering: %v, want ErrNotFailed", err)
+	}
+	const reason = "jsm create request: status 400 (permanent)"
+	if err := s.Failed(ctx, d.Job, d.Fence, reason); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.Status(ctx, tenantA, id)
+	if st.State != report.StateFailed || st.Reason != reason {
+		t.Errorf("Status = %+v", st)
+	}
+	dl, err := s.DeadLetters(ctx, 10)
+	if err != nil || len(dl) != 1 || dl[0].ReportID != id || dl[0].TenantKey != tenantA || dl[0].Reason != reason {
+		t.Errorf("DeadLetters = %+v, %v", dl, err)
+	}
+	if got := xlen(t, s); got != 0 {
+		t.Errorf("queue length = %d", got)
+	}
+	if got := storedBytes(t, s, rdb); got != 3 {
+		t.Errorf("stored bytes = %d; a failed report still holds its files", got)
+	}
+
+	if err := s.Retry(ctx, tenantB, id); !errors.Is(err, report.ErrNotFound) {
+		t.Errorf("Retry by another tenant: %v", err)
+	}
+	if err := s.Retry(ctx, tenantA, id); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Status(ctx, tenantA, id); st.State != report.StateQueued || st.Reason != "" {
+		t.Errorf("after Retry: %+v", st)
+	}
+	d2 := take(t, s, "w1")
+	if d2.Progress.AccountID != "qm:acc" || d2.Tries != 1 {
+		t.Errorf("retried delivery = %+v; want the step records kept and tries reset", d2)
+	}
+	if got := storedBytes(t, s, rdb); got != 3 {
+		t.Errorf("stored bytes = %d after retry, want counted once", got)
+	}
+	// The old entry, moved to the dead letters, cannot be begun again.
+	if _, err := s.Begin(ctx, d.Job); !errors.Is(err, report.ErrSettled) {
+		t.Errorf("Begin of the old entry: %v, want ErrSettled", err)
+	}
+}
+
+func TestBeginRemovesEntriesWithoutReport(t *testing.T) {
+	s, rdb, _ := newReports(t)
+	ctx := context.Background()
+	if err := s.EnsureGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, vals := range []map[string]any{
+		{"t": tenantA, "r": "gone"},
+		{"t": tenantA, "r": "not a valid id"},
+		{"junk": "1"},
+	} {
+		rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.streamKey(), Values: vals})
+	}
+	jobs, err := s.Read(ctx, "w1", 10, 0)
+	if err != nil || len(jobs) != 3 {
+		t.Fatalf("Read = %v, %v", jobs, err)
+	}
+	for _, j := range jobs {
+		if _, err := s.Begin(ctx, j); !errors.Is(err, report.ErrSettled) {
+			t.Errorf("Begin(%+v) = %v, want ErrSettled", j, err)
+		}
+	}
+	if got := xlen(t, s); got != 0 {
+		t.Errorf("queue length = %d", got)
+	}
+	if n := rdb.XPending(ctx, s.streamKey(), s.group).Val().Count; n != 0 {
+		t.Errorf("%d entries still pending", n)
+	}
+}
+
+func TestCustomerCache(t *testing.T) {
+	s, rdb, _ := newReports(t)
+	ctx := context.Background()
+	if err := s.CacheCustomer(ctx, tenantA, "Dana@Customer.example", "qm:dana"); err != nil {
+		t.Fatal(err)
+	}
+	id, ok, err := s.CachedCustomer(ctx, tenantA, "dana@customer.example")
+	if err != nil || !ok || id != "qm:dana" {
+		t.Errorf("CachedCustomer = %q, %v, %v", id, ok, err)
+	}
+	if _, ok, _ := s.CachedCustomer(ctx, tenantB, "dana@customer.example"); ok {
+		t.Error("cache hit in another tenant")
+	}
+	keys := rdb.Keys(ctx, "*").Val()
+	if len(keys) != 1 || strings.Contains(strings.ToLower(keys[0]), "dana") || !strings.Contains(keys[0], tenantTag(tenantA)) {
+		t.Errorf("cache keys = %v", keys)
+	}
+	if ttl := rdb.PTTL(ctx, keys[0]).Val(); ttl <= 0 || ttl > 24*time.Hour {
+		t.Errorf("TTL = %v", ttl)
+	}
+	// A different HMAC key cannot find it: the key is not a plain hash of the email.
+	other := NewReports(rdb, ReportsOptions{CustomerKey: []byte("another-key")})
+	if _, ok, _ := other.CachedCustomer(ctx, tenantA, "dana@customer.example"); ok {
+		t.Error("cache entry found with another HMAC key")
+	}
+}
+
+func TestEnqueueRejectsBadIDs(t *testing.T) {
+	s, rdb, _ := newReports(t)
+	sub := submission(tenantA, "u1", "")
+	sub.Report.Marker = `x" OR project = OTHER`
+	if _, _, err := s.Enqueue(context.Background(), sub, noLimits); err == nil {
+		t.Error("a marker that could break JQL was accepted")
+	}
+	if keys := rdb.Keys(context.Background(), "*").Val(); len(keys) != 0 {
+		t.Errorf("keys written: %v", keys)
+	}
+}
+
+func TestReportJSONHasNoAttachmentBytes(t *testing.T) {
+	s, rdb, _ := newReports(t)
+	id := mustEnqueue(t, s, submission(tenantA, "u1", "", "SECRET-CONTENT"), noLimits)
+	doc := rdb.HGet(context.Background(), reportKey(tenantA, id), "json").Val()
+	if bytes.Contains([]byte(doc), []byte("SECRET-CONTENT")) || !strings.Contains(doc, `"size":14`) {
+		t.Errorf("report JSON = %s", doc)
+	}
+	if !slices.Contains(rdb.HKeys(context.Background(), reportFilesKey(tenantA, id)).Val(), "f1") {
+		t.Error("attachment not stored under its id")
+	}
+}
