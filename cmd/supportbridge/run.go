@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,11 +28,13 @@ import (
 	"github.com/supportbridge/supportbridge/internal/config"
 	"github.com/supportbridge/supportbridge/internal/connect"
 	"github.com/supportbridge/supportbridge/internal/consent"
+	"github.com/supportbridge/supportbridge/internal/delivery"
 	"github.com/supportbridge/supportbridge/internal/forge"
 	"github.com/supportbridge/supportbridge/internal/httpapi"
 	"github.com/supportbridge/supportbridge/internal/jsm"
 	"github.com/supportbridge/supportbridge/internal/logstore"
 	"github.com/supportbridge/supportbridge/internal/redisstore"
+	"github.com/supportbridge/supportbridge/internal/report"
 	"github.com/supportbridge/supportbridge/internal/seal"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
@@ -168,6 +172,15 @@ type app struct {
 	consent *consent.Service
 	agents  *agentauth.Authenticator
 	jsm     *jsm.Client
+	reports *redisstore.Reports
+	worker  *delivery.Worker // nil on api-only replicas
+}
+
+// deriveKey makes an independent key for one purpose from SB_SECRET_KEY.
+func deriveKey(master []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // buildApp wires the service from configuration; serve and dev share it.
@@ -192,14 +205,30 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 	a := &app{cfg: cfg, log: log, rdb: rdb, tenants: dir}
 
 	if cfg.JSM.BaseURL != nil {
+		// Keep a connection per concurrent delivery instead of net/http's default two.
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConnsPerHost = cfg.Delivery.Concurrency + 4
 		a.jsm, err = jsm.New(jsm.Config{
 			BaseURL: cfg.JSM.BaseURL.String(), Email: cfg.JSM.Email, APIToken: cfg.JSM.APIToken,
 			ServiceDeskID: cfg.JSM.ServiceDeskID, RequestTypeID: cfg.JSM.RequestTypeID, ProjectKey: cfg.JSM.ProjectKey,
-			Timeout: cfg.Delivery.CallTimeout, Logger: log,
+			Timeout: cfg.Delivery.CallTimeout, Logger: log, HTTPClient: &http.Client{Transport: transport},
 		})
 		if err != nil {
 			return nil, err
 		}
+	}
+	a.reports = redisstore.NewReports(rdb, redisstore.ReportsOptions{CustomerKey: deriveKey(cfg.SecretKey.Bytes(), "customer-cache")})
+	if a.jsm != nil && cfg.Delivery.Role != "api" {
+		a.worker = delivery.NewWorker(delivery.Options{
+			Store: a.reports, JSM: a.jsm, Tenants: dir, Render: report.Renderer{AppKey: cfg.ConnectAppKey},
+			Concurrency: cfg.Delivery.Concurrency, MaxAttempts: cfg.Delivery.MaxAttempts,
+			SearchPatience: cfg.Delivery.SearchPatience, ClaimIdle: cfg.Delivery.ClaimIdle,
+			Logger: log, Registerer: reg,
+		})
+	}
+	var emails httpapi.EmailLookup
+	if cfg.EmailFromHost {
+		emails = &connect.HostClient{AppKey: cfg.ConnectAppKey, HTTP: &http.Client{Timeout: 3 * time.Second}}
 	}
 
 	agentOpts := agentauth.Options{TokensFile: cfg.AgentTokensFile, Logger: log}
@@ -233,12 +262,29 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		Tenants:     dir,
 		InstallKeys: connect.NewKeyFetcher(cfg.ConnectKeysURL, httpClient, cfg.KeyFetchTimeout),
 		Forge:       fv,
-		Ready:       func(ctx context.Context) error { return redisstore.Ping(ctx, rdb) },
+		Ready:       a.ready,
+		Reports:     a.reports,
+		Intake:      a.reports,
+		Emails:      emails,
 		Registry:    reg,
 		OpenAPI:     supportbridge.OpenAPI,
 		Consent:     consentDeps,
 	})
 	return a, nil
+}
+
+// ready is the readiness check: Redis answers and, on replicas that deliver, the worker runs
+// and JSM has not answered that our configuration is wrong.
+func (a *app) ready(ctx context.Context) error {
+	if err := redisstore.Ping(ctx, a.rdb); err != nil {
+		return err
+	}
+	if a.worker != nil {
+		if err := a.worker.Healthy(); err != nil {
+			return &httpapi.ReadinessError{Detail: err.Error()}
+		}
+	}
+	return nil
 }
 
 // serve runs the service until ctx ends, then shuts down gracefully: stop accepting, finish
@@ -261,6 +307,13 @@ func serve(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, lo
 		redisstore.WatchTenantChanges(bgCtx, rdb, log, a.tenants.Invalidate, a.tenants.InvalidateAll, nil)
 	})
 	a.agents.WatchSIGHUP(bgCtx, log)
+	if a.worker != nil {
+		bg.Go(func() {
+			if err := a.worker.Run(bgCtx); err != nil {
+				log.Error("delivery_worker_stopped", "error", err)
+			}
+		})
+	}
 	if a.consent != nil && cfg.Delivery.Role != "api" {
 		// Expiry comments go out within a minute of a grant's end; a Redis lease makes one
 		// replica run the scheduler at a time.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,8 @@ type Config struct {
 	ConnectAllowedHosts []string
 	ConnectScopes       []string
 	KeyFetchTimeout     time.Duration
+	// EmailFromHost asks Connect sites for the reporter's email (needs ACCESS_EMAIL_ADDRESSES).
+	EmailFromHost bool
 
 	ForgeAppID          string
 	ForgeJWKSURL        *url.URL
@@ -330,6 +333,17 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 	}
 	c.ConnectScopes = list(l.str("SB_CONNECT_SCOPES", "READ,WRITE,ACCESS_EMAIL_ADDRESSES"))
 	c.KeyFetchTimeout = l.duration("SB_KEY_FETCH_TIMEOUT", 3*time.Second)
+	defEmail := "true"
+	if dev {
+		defEmail = "false" // the demo site does not exist
+	}
+	switch v := l.str("SB_EMAIL_FROM_HOST", defEmail); v {
+	case "true", "1", "yes":
+		c.EmailFromHost = slices.Contains(c.ConnectScopes, "ACCESS_EMAIL_ADDRESSES")
+	case "false", "0", "no":
+	default:
+		l.fail("SB_EMAIL_FROM_HOST: %q is not true or false", v)
+	}
 
 	c.ForgeAppID = l.str("SB_FORGE_APP_ID", "")
 	if c.ForgeAppID != "" && !strings.HasPrefix(c.ForgeAppID, "ari:cloud:ecosystem::app/") {

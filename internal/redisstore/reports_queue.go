@@ -228,6 +228,14 @@ func (s *Reports) Record(ctx context.Context, job report.Job, fence int64, r rep
 	if n == 0 {
 		return report.ErrSuperseded
 	}
+	if r.TicketKey != "" {
+		// The ticket now belongs to this tenant: consent requests on it are bound to the
+		// tenant whose user raised it. The link is in another slot, so it follows the record;
+		// a retried step writes it again.
+		if err := NewTickets(s.rdb).Link(ctx, r.TicketKey, job.TenantKey); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
