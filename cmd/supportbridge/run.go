@@ -265,6 +265,7 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		Ready:       a.ready,
 		Reports:     a.reports,
 		Intake:      a.reports,
+		Retrier:     a.reports,
 		Emails:      emails,
 		Registry:    reg,
 		OpenAPI:     supportbridge.OpenAPI,

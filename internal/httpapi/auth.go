@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -108,6 +109,8 @@ func authProblem(err error) *Problem {
 // domainProblem maps domain sentinels that are not about authentication.
 func domainProblem(err error) *Problem {
 	switch {
+	case errors.Is(err, report.ErrNotFailed):
+		return problem(http.StatusConflict, "not-failed", "Report has not failed", "Only failed reports can be retried.")
 	case errors.Is(err, report.ErrNotFound):
 		return notFound("No report with this id exists for this site.")
 	case errors.Is(err, redisstore.ErrUnavailable):

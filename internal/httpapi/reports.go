@@ -180,3 +180,34 @@ func reportProblem(err error) *Problem {
 func retryAfterSeconds(d time.Duration) int {
 	return max(1, int(math.Ceil(d.Seconds())))
 }
+
+// ReportRetrier puts failed reports back on the queue (admins only).
+type ReportRetrier interface {
+	TenantOfReport(ctx context.Context, id string) (string, error)
+	Retry(ctx context.Context, tenantKey, id string) error
+}
+
+// retryReport re-queues a failed report. Finished steps are not repeated, so a retry after
+// fixing the JSM configuration completes the ticket instead of duplicating it.
+func (s *Server) retryReport(c *gin.Context) {
+	ctx := c.Request.Context()
+	if !agentOf(c).IsAdmin() {
+		s.writeAgentProblem(c, forbidden("Only admins may retry reports."))
+		return
+	}
+	if s.retrier == nil {
+		s.fail(c, unavailable("Report retries are not configured on this replica.", 30))
+		return
+	}
+	id := c.Param("id")
+	tenantKey, err := s.retrier.TenantOfReport(ctx, id)
+	if err == nil {
+		err = s.retrier.Retry(ctx, tenantKey, id)
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.InfoContext(ctx, "report_retry_requested", "report_id", id, "by", agentOf(c).Subject)
+	c.JSON(http.StatusAccepted, gin.H{"id": id, "status": report.StateQueued})
+}

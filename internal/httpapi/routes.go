@@ -37,6 +37,9 @@ func (s *Server) Routes() *gin.Engine {
 	app.POST("/reports", requireContentType("application/json", "multipart/form-data"), s.createReport)
 	app.GET("/reports/:id", s.getReport)
 
+	// Admin-facing: retry a failed report.
+	r.POST("/api/v1/reports/:id/retry", s.agentAuth(), s.retryReport)
+
 	// Agent-facing, customer-facing and Jira webhook routes of log-access consent.
 	s.consentRoutes(r)
 	return r

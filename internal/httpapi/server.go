@@ -53,6 +53,8 @@ type Options struct {
 	Reports ReportReader
 	// Intake stores and queues accepted reports.
 	Intake report.Intake
+	// Retrier re-queues failed reports for admins.
+	Retrier ReportRetrier
 	// Emails asks Connect sites for the reporter's email; nil skips the lookup.
 	Emails EmailLookup
 	// Consent wires the agent, customer and webhook routes of log-access consent.
@@ -78,6 +80,7 @@ type Server struct {
 	reports      ReportReader
 	intake       report.Intake
 	emails       EmailLookup
+	retrier      ReportRetrier
 	parser       *report.Parser
 	limits       report.Limits
 	bodyLimits   map[string]int64
@@ -107,7 +110,7 @@ func New(o Options) *Server {
 	s := &Server{
 		cfg: o.Config, log: o.Logger, tenants: o.Tenants, forge: o.Forge, ready: o.Ready,
 		registry: o.Registry, openapi: o.OpenAPI, reports: o.Reports, skipAppAuth: o.SkipAppAuth,
-		intake: o.Intake, emails: o.Emails, consent: o.Consent,
+		intake: o.Intake, emails: o.Emails, consent: o.Consent, retrier: o.Retrier,
 		now: o.Now, basePath: base.Path,
 	}
 	if s.reports == nil {

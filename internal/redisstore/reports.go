@@ -153,6 +153,23 @@ func rateUserKey(tenantKey, user string) string {
 	return "sb:" + tenantTag(tenantKey) + ":rl:user:" + sha256Hex(user)
 }
 func rateTenantKey(tenantKey string) string { return "sb:" + tenantTag(tenantKey) + ":rl:tenant" }
+func reportIndexKey(id string) string       { return "sb:idx:filed-by:" + id }
+
+// TenantOfReport names the tenant that filed report id, for admin routes that have only the id.
+func (s *Reports) TenantOfReport(ctx context.Context, id string) (string, error) {
+	if !idRE.MatchString(id) {
+		return "", report.ErrNotFound
+	}
+	t, err := s.rdb.Get(ctx, reportIndexKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", report.ErrNotFound
+	}
+	if err != nil {
+		return "", unavailable("report tenant", err)
+	}
+	return t, nil
+}
+
 func customerKey(tenantKey, mac string) string {
 	return "sb:" + tenantTag(tenantKey) + ":customer:" + mac
 }
@@ -209,6 +226,19 @@ func unavailable(op string, err error) error {
 // seen before it returns the first report's id and replayed=true, or ErrIdempotencyInFlight
 // while that first report is still being stored.
 func (s *Reports) Enqueue(ctx context.Context, sub report.Submission, lim report.Limits) (string, bool, error) {
+	id, replayed, err := s.enqueue(ctx, sub, lim)
+	if err == nil && !replayed {
+		// Admins retry a failed report by its id alone; this global hint names its tenant
+		// and is always checked against the tenant's own record. It is written only once the
+		// report is accepted, so a refusal leaves nothing behind. Failing to write it must not
+		// fail an accepted report (the client would file it again); the report can still be
+		// retried once its tenant is known.
+		_ = s.rdb.Set(ctx, reportIndexKey(id), sub.Report.TenantKey, s.statusTTL+24*time.Hour).Err()
+	}
+	return id, replayed, err
+}
+
+func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report.Limits) (string, bool, error) {
 	r := sub.Report
 	if r.TenantKey == "" {
 		return "", false, errors.New("enqueue report: no tenant")

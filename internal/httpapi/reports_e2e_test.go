@@ -1,0 +1,419 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/supportbridge/supportbridge/internal/agentauth"
+	"github.com/supportbridge/supportbridge/internal/config"
+	"github.com/supportbridge/supportbridge/internal/delivery"
+	"github.com/supportbridge/supportbridge/internal/jsm"
+	"github.com/supportbridge/supportbridge/internal/jsmsandbox"
+	"github.com/supportbridge/supportbridge/internal/redisstore"
+	"github.com/supportbridge/supportbridge/internal/report"
+	"github.com/supportbridge/supportbridge/internal/secret"
+)
+
+// fakeEmails stands in for the Connect site's user-email API (the real HostClient is tested
+// against a local site in package connect).
+type fakeEmails struct {
+	mu    sync.Mutex
+	email string
+	calls int
+}
+
+func (f *fakeEmails) UserEmail(_ context.Context, _ string, _ []byte, _ string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.email == "" {
+		return "", fmt.Errorf("no email scope")
+	}
+	return f.email, nil
+}
+
+// reportHarness is the full intake path: router, real Redis, the delivery worker and the
+// spec-validated JSM sandbox over real HTTP.
+type reportHarness struct {
+	*harness
+	rdb     redis.UniversalClient
+	sandbox *jsmsandbox.Sandbox
+	reports *redisstore.Reports
+	emails  *fakeEmails
+}
+
+func newReportHarness(t *testing.T, env map[string]string) *reportHarness {
+	t.Helper()
+	rh := &reportHarness{emails: &fakeEmails{}}
+	sb, sbSrv := jsmsandbox.NewTestServer(t, jsmsandbox.Options{Email: "svc@vendor.example", APIToken: "jsm-api-token", ClosedDesk: true})
+	rh.sandbox = sb
+	rh.harness = newHarness(t, func(e map[string]string, o *Options) {
+		for k, v := range env {
+			e[k] = v
+		}
+		rdb, err := redisstore.NewClient(config.Redis{URL: e["SB_REDIS_URL"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rdb.Close() })
+		rh.rdb = rdb
+		rh.reports = redisstore.NewReports(rdb, redisstore.ReportsOptions{CustomerKey: []byte("k")})
+		o.Intake, o.Reports, o.Emails, o.Retrier = rh.reports, rh.reports, rh.emails, rh.reports
+		agents, err := agentauth.New(agentauth.Options{TokensFile: writeAgentTokens(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Consent.Agents = agents
+	})
+	client, err := jsm.New(jsm.Config{BaseURL: sbSrv.URL, Email: "svc@vendor.example", APIToken: secret.New("jsm-api-token"),
+		ServiceDeskID: "10", RequestTypeID: "11", ProjectKey: "SUP", Timeout: 5 * time.Second, Logger: rh.server.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := delivery.NewWorker(delivery.Options{
+		Store: rh.reports, JSM: client, Tenants: rh.tenants, Render: report.Renderer{AppKey: testAppKey},
+		Concurrency: 4, ClaimIdle: time.Second, Logger: rh.server.log,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return rh
+}
+
+func (rh *reportHarness) post(token string, headers map[string]string, body []byte, contentType string) (int, http.Header, []byte) {
+	rh.t.Helper()
+	h := map[string]string{"Authorization": "JWT " + token, "Content-Type": contentType,
+		"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"}
+	for k, v := range headers {
+		h[k] = v
+	}
+	return rh.do("POST", "/api/v1/reports", h, body)
+}
+
+// waitDelivered polls the status route until the report is delivered.
+func (rh *reportHarness) waitDelivered(token, id string) report.Status {
+	rh.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, _, b := rh.do("GET", "/api/v1/reports/"+id, map[string]string{"Authorization": "JWT " + token}, nil)
+		var s report.Status
+		json.Unmarshal(b, &s)
+		if st == 200 && s.State == report.StateDelivered {
+			return s
+		}
+		if s.State == report.StateFailed || time.Now().After(deadline) {
+			rh.t.Fatalf("report %s not delivered: %d %s", id, st, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func multipartReport(t *testing.T, reportJSON string, files map[string][]byte) ([]byte, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="report"`)
+	h.Set("Content-Type", "application/json")
+	p, _ := mw.CreatePart(h)
+	p.Write([]byte(reportJSON))
+	for name, content := range files {
+		fw, _ := mw.CreateFormFile("attachment", name)
+		fw.Write(content)
+	}
+	mw.Close()
+	return buf.Bytes(), mw.FormDataContentType()
+}
+
+var pngBytes = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
+
+func TestReportBecomesOneRequestOnBehalfOfTheUser(t *testing.T) {
+	rh := newReportHarness(t, nil)
+	rh.install("client-r", secretA)
+	rh.emails.email = "jane@customer.example"
+	tok := contextToken(t, "client-r", secretA, "557058:jane", nil)
+	body, ct := multipartReport(t, `{"summary":"Export fails","description":"It broke","operation":{"name":"export","httpStatus":500,"errorMessage":"boom","requestIds":["req-1"]},"environment":{"locale":"en-GB","timezone":"Europe/London","screen":"1920x1080","url":"https://acme.atlassian.net/jira/x"}}`,
+		map[string][]byte{"screen.png": pngBytes, "console.txt": []byte("TypeError: x is undefined\n")})
+	st, hdr, b := rh.post(tok, map[string]string{"Idempotency-Key": "key-1"}, body, ct)
+	if st != http.StatusAccepted {
+		t.Fatalf("create: %d %s", st, b)
+	}
+	var acc struct{ ID, Status, StatusURL string }
+	json.Unmarshal(b, &acc)
+	if acc.Status != "queued" || !strings.HasSuffix(acc.StatusURL, "/api/v1/reports/"+acc.ID) || hdr.Get("Location") != acc.StatusURL {
+		t.Errorf("accepted body = %s", b)
+	}
+	s := rh.waitDelivered(tok, acc.ID)
+	if s.TicketKey == "" || !strings.Contains(s.TicketURL, s.TicketKey) {
+		t.Errorf("status lacks the ticket: %+v", s)
+	}
+
+	// A replay with the same key names the same report and makes no second ticket.
+	st, hdr, b = rh.post(tok, map[string]string{"Idempotency-Key": "key-1"}, body, ct)
+	var replay struct{ ID string }
+	json.Unmarshal(b, &replay)
+	if st != http.StatusAccepted || replay.ID != acc.ID || hdr.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("replay: %d %s", st, b)
+	}
+	other, otherCT := multipartReport(t, `{"summary":"Something else"}`, nil)
+	if st, hdr, b := rh.post(tok, map[string]string{"Idempotency-Key": "key-1"}, other, otherCT); st != http.StatusUnprocessableEntity {
+		t.Errorf("same key, different body: %d %s", st, b)
+	} else {
+		decodeProblem(t, hdr, b)
+	}
+
+	reqs := rh.sandbox.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("sandbox has %d requests, want 1", len(reqs))
+	}
+	r := reqs[0]
+	var jane string
+	for _, c := range rh.sandbox.Customers() {
+		if c.Email == "jane@customer.example" {
+			jane = c.AccountID
+		}
+	}
+	if jane == "" || r.ReporterAccountID != jane {
+		t.Errorf("request raised for %q, want jane's account %q", r.ReporterAccountID, jane)
+	}
+	var public, internal []string
+	for _, a := range r.Attachments {
+		if a.Public {
+			public = append(public, a.Filename)
+		} else {
+			internal = append(internal, a.Filename)
+		}
+	}
+	if len(public) != 2 || len(internal) != 1 || !strings.HasPrefix(internal[0], "support-bundle") {
+		t.Errorf("attachments public=%v internal=%v", public, internal)
+	}
+	var internalComments int
+	for _, c := range r.Comments {
+		if !c.Public && !strings.HasPrefix(c.Body, "[^") { // JSM notes attachments in a comment of their own
+			internalComments++
+			if !strings.Contains(c.Body, `client\-r`) {
+				t.Errorf("internal comment lacks the account data: %.300s", c.Body)
+			}
+		}
+	}
+	if internalComments != 1 {
+		t.Errorf("%d internal comments, want 1", internalComments)
+	}
+	for _, want := range []string{"Export fails", "boom", `req\-1`, "Chrome"} {
+		if !strings.Contains(r.Summary+r.Description, want) {
+			t.Errorf("request lacks %q:\n%s", want, r.Description)
+		}
+	}
+	// Another tenant cannot read the report.
+	rh.install("client-other", secretA+"x")
+	otherTok := contextToken(t, "client-other", secretA+"x", "557058:x", nil)
+	if st, _, _ := rh.do("GET", "/api/v1/reports/"+acc.ID, map[string]string{"Authorization": "JWT " + otherTok}, nil); st != 404 {
+		t.Errorf("other tenant reads the report: %d", st)
+	}
+}
+
+// TestCanarySecretNeverLeaves puts the tenant's shared secret into every field and checks it
+// reaches neither JSM, nor Redis in plain text, nor our logs.
+func TestCanarySecretNeverLeaves(t *testing.T) {
+	rh := newReportHarness(t, nil)
+	const canary = "canary-shared-secret-5f1e2d3c4b"
+	rh.install("client-c", canary)
+	tok := contextToken(t, "client-c", canary, "557058:carl", nil)
+	js := fmt.Sprintf(`{"summary":"s %[1]s","description":"d %[1]s","email":"carl@customer.example","operation":{"name":"%[1]s","requestIds":["%[1]s"],"errorMessage":"%[1]s","stack":"%[1]s"},"recentErrors":[{"message":"%[1]s","source":"%[1]s"}],"environment":{"locale":"en","timezone":"UTC","screen":"1x1","url":"https://acme.atlassian.net/?x=%[1]s"}}`, canary)
+	body, ct := multipartReport(t, js, map[string][]byte{"log.txt": []byte("secret is " + canary + "\n"), "data.json": []byte(`{"k":"` + canary + `"}`)})
+	st, _, b := rh.post(tok, nil, body, ct)
+	if st != http.StatusAccepted {
+		t.Fatalf("create: %d %s", st, b)
+	}
+	var acc struct{ ID string }
+	json.Unmarshal(b, &acc)
+	rh.waitDelivered(tok, acc.ID)
+
+	for i, body := range rh.sandbox.AllBodies() {
+		if bytes.Contains(body, []byte(canary)) {
+			t.Errorf("JSM call %d carried the shared secret", i)
+		}
+	}
+	ctx := context.Background()
+	keys, _ := rh.rdb.Keys(ctx, "*").Result()
+	for _, k := range keys {
+		if strings.Contains(k, canary) {
+			t.Errorf("a Redis key holds the secret: %s", k)
+		}
+		dump, _ := rh.rdb.Dump(ctx, k).Result()
+		if strings.Contains(dump, canary) {
+			t.Errorf("Redis key %s holds the secret in plain text", k)
+		}
+	}
+	if strings.Contains(rh.logs.String(), canary) {
+		t.Error("our logs hold the secret")
+	}
+	if len(keys) == 0 {
+		t.Fatal("no keys scanned")
+	}
+}
+
+func TestReportEmailFromHostProduct(t *testing.T) {
+	rh := newReportHarness(t, nil)
+	rh.install("client-e", secretA)
+	rh.emails.email = "from-host@customer.example"
+	tok := contextToken(t, "client-e", secretA, "557058:host", nil)
+	st, _, b := rh.post(tok, nil, []byte(`{"summary":"no email field"}`), "application/json")
+	if st != http.StatusAccepted {
+		t.Fatalf("create: %d %s", st, b)
+	}
+	var acc struct{ ID string }
+	json.Unmarshal(b, &acc)
+	rh.waitDelivered(tok, acc.ID)
+	found := false
+	for _, c := range rh.sandbox.Customers() {
+		found = found || c.Email == "from-host@customer.example"
+	}
+	if !found || rh.emails.calls == 0 {
+		t.Errorf("customer from the host email not created (calls %d)", rh.emails.calls)
+	}
+	r := rh.sandbox.Requests()[0]
+	for _, a := range r.Attachments {
+		if strings.HasPrefix(a.Filename, "support-bundle") && !bytes.Contains(a.Content, []byte(`"host-product"`)) {
+			t.Errorf("bundle does not say the email came from the host product: %s", a.Content)
+		}
+	}
+}
+
+func TestReportBadInput(t *testing.T) {
+	rh := newReportHarness(t, map[string]string{"SB_REPORT_RATE_PER_USER": "3"})
+	rh.install("client-b", secretA)
+	tok := contextToken(t, "client-b", secretA, "557058:bad", nil)
+	bigFile := bytes.Repeat([]byte("a"), 11<<20)
+	bigBody, bigCT := multipartReport(t, `{"summary":"x","email":"a@b.example"}`, map[string][]byte{"big.txt": bigFile})
+	exe, exeCT := multipartReport(t, `{"summary":"x","email":"a@b.example"}`, map[string][]byte{"x.png": []byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff")})
+	cases := []struct {
+		name   string
+		body   []byte
+		ct     string
+		hdr    map[string]string
+		status int
+		field  string
+	}{
+		{"malformed json", []byte(`{"summary":`), "application/json", nil, 400, ""},
+		{"missing summary", []byte(`{"email":"a@b.example"}`), "application/json", nil, 400, "/summary"},
+		{"summary too long", []byte(`{"summary":"` + strings.Repeat("s", 256) + `","email":"a@b.example"}`), "application/json", nil, 400, "/summary"},
+		{"bad status", []byte(`{"summary":"x","email":"a@b.example","operation":{"httpStatus":99}}`), "application/json", nil, 400, "/operation/httpStatus"},
+		{"unknown field", []byte(`{"summary":"x","email":"a@b.example","extra":1}`), "application/json", nil, 400, "/extra"},
+		{"no email anywhere", []byte(`{"summary":"x"}`), "application/json", nil, 400, "/email"},
+		{"bad idempotency key", []byte(`{"summary":"x","email":"a@b.example"}`), "application/json", map[string]string{"Idempotency-Key": "has space"}, 400, "header:Idempotency-Key"},
+		{"wrong content type", []byte(`summary=x`), "application/x-www-form-urlencoded", nil, 415, ""},
+		{"executable attachment", exe, exeCT, nil, 415, ""},
+		{"attachments too large", bigBody, bigCT, nil, 413, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, hdr, b := rh.post(tok, tc.hdr, tc.body, tc.ct)
+			if st != tc.status {
+				t.Fatalf("status %d (%.300s), want %d", st, b, tc.status)
+			}
+			p := decodeProblem(t, hdr, b)
+			if tc.field != "" {
+				found := false
+				for _, f := range p.Errors {
+					found = found || f.Field == tc.field
+				}
+				if !found {
+					t.Errorf("errors %+v lack field %s", p.Errors, tc.field)
+				}
+			}
+		})
+	}
+	// Rate limit: three reports per user, then 429 with Retry-After.
+	var last int
+	var lastHdr http.Header
+	for range 4 {
+		last, lastHdr, _ = rh.post(tok, nil, []byte(`{"summary":"x","email":"a@b.example"}`), "application/json")
+	}
+	if last != http.StatusTooManyRequests || lastHdr.Get("Retry-After") == "" {
+		t.Errorf("fourth report: %d, Retry-After %q; want 429 with Retry-After", last, lastHdr.Get("Retry-After"))
+	}
+	if len(rh.sandbox.Requests()) > 3 {
+		t.Errorf("rejected reports reached JSM")
+	}
+}
+
+func TestReportBackpressure(t *testing.T) {
+	rh := newReportHarness(t, map[string]string{"SB_REPORT_MAX_ATTACHMENT_BYTES": "100"})
+	rh.install("client-p", secretA)
+	tok := contextToken(t, "client-p", secretA, "557058:p", nil)
+	body, ct := multipartReport(t, `{"summary":"x","email":"a@b.example"}`, map[string][]byte{"a.txt": bytes.Repeat([]byte("b"), 200)})
+	st, hdr, b := rh.post(tok, nil, body, ct)
+	if st != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Fatalf("over the attachment cap: %d %s", st, b)
+	}
+	decodeProblem(t, hdr, b)
+}
+
+func TestAdminRetriesAFailedReport(t *testing.T) {
+	rh := newReportHarness(t, nil)
+	rh.install("client-f", secretA)
+	tok := contextToken(t, "client-f", secretA, "557058:f", nil)
+	// JSM refuses every call with 403: the report fails fast, without a retry storm.
+	rh.sandbox.SetFaults(jsmsandbox.Faults{ErrorRate: 1, ErrorStatuses: []int{403}})
+	st, _, b := rh.post(tok, nil, []byte(`{"summary":"x","email":"f@customer.example"}`), "application/json")
+	if st != http.StatusAccepted {
+		t.Fatalf("create: %d %s", st, b)
+	}
+	var acc struct{ ID string }
+	json.Unmarshal(b, &acc)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, _, b := rh.do("GET", "/api/v1/reports/"+acc.ID, map[string]string{"Authorization": "JWT " + tok}, nil)
+		var s report.Status
+		json.Unmarshal(b, &s)
+		if s.State == report.StateFailed {
+			if s.Reason == "" {
+				t.Error("a failed report must say why")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("report did not fail: %s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(rh.sandbox.Calls()); n > 3 {
+		t.Errorf("%d JSM calls for a permanent error; want a fast failure", n)
+	}
+	retry := "/api/v1/reports/" + acc.ID + "/retry"
+	for name, tc := range map[string]struct {
+		auth   string
+		status int
+	}{"no token": {"", 401}, "agent": {"Bearer " + aliceToken, 403}, "app token": {"JWT " + tok, 401}} {
+		if st, _, _ := rh.do("POST", retry, map[string]string{"Authorization": tc.auth}, nil); st != tc.status {
+			t.Errorf("retry as %s: %d, want %d", name, st, tc.status)
+		}
+	}
+	rh.sandbox.SetFaults(jsmsandbox.Faults{})
+	if st, _, b := rh.do("POST", retry, map[string]string{"Authorization": "Bearer " + rootToken}, nil); st != http.StatusAccepted {
+		t.Fatalf("retry as admin: %d %s", st, b)
+	}
+	rh.waitDelivered(tok, acc.ID)
+	if st, _, _ := rh.do("POST", retry, map[string]string{"Authorization": "Bearer " + rootToken}, nil); st != http.StatusConflict {
+		t.Errorf("retry of a delivered report: %d, want 409", st)
+	}
+	if st, _, _ := rh.do("POST", "/api/v1/reports/nope/retry", map[string]string{"Authorization": "Bearer " + rootToken}, nil); st != http.StatusNotFound {
+		t.Errorf("retry of an unknown report: %d, want 404", st)
+	}
+	if len(rh.sandbox.Requests()) != 1 {
+		t.Errorf("%d requests, want 1", len(rh.sandbox.Requests()))
+	}
+}
