@@ -1,11 +1,15 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +18,10 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/supportbridge/supportbridge/internal/config"
+	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/redisstore/redistest"
 )
 
@@ -21,10 +29,20 @@ import (
 // send one request after another.
 const benchClients = 16
 
-// loadHTTP sends n requests from benchClients clients and returns requests per second. Every
-// answer must have status want, so a benchmark cannot pass by measuring errors.
+// loadHTTP sends n GET requests from benchClients clients and returns requests per second.
+// Every answer must have status want, so a benchmark cannot pass by measuring errors.
 func loadHTTP(b *testing.B, url string, header http.Header, n, want int) float64 {
 	b.Helper()
+	rate, _ := load(b, "GET", url, header, nil, n, want)
+	return rate
+}
+
+// load sends n requests from benchClients clients and returns requests per second and the
+// 99th-percentile latency.
+func load(b *testing.B, method, url string, header http.Header, body []byte, n, want int) (float64, time.Duration) {
+	b.Helper()
+	lat := make([]time.Duration, 0, n)
+	var latMu sync.Mutex
 	tr := &http.Transport{MaxIdleConnsPerHost: benchClients}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
@@ -34,9 +52,12 @@ func loadHTTP(b *testing.B, url string, header http.Header, n, want int) float64
 	start := time.Now()
 	for range benchClients {
 		wg.Go(func() {
+			mine := make([]time.Duration, 0, n/benchClients+1)
+			defer func() { latMu.Lock(); lat = append(lat, mine...); latMu.Unlock() }()
 			for left.Add(-1) >= 0 {
-				req, _ := http.NewRequest("GET", url, nil)
+				req, _ := http.NewRequest(method, url, bytes.NewReader(body))
 				req.Header = header.Clone()
+				t0 := time.Now()
 				resp, err := client.Do(req)
 				if err != nil {
 					b.Error(err)
@@ -44,6 +65,7 @@ func loadHTTP(b *testing.B, url string, header http.Header, n, want int) float64
 				}
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
+				mine = append(mine, time.Since(t0))
 				if resp.StatusCode != want {
 					b.Errorf("status %d, want %d", resp.StatusCode, want)
 					return
@@ -52,7 +74,13 @@ func loadHTTP(b *testing.B, url string, header http.Header, n, want int) float64
 		})
 	}
 	wg.Wait()
-	return float64(n) / time.Since(start).Seconds()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	var p99 time.Duration
+	if len(lat) > 0 {
+		p99 = lat[len(lat)*99/100]
+	}
+	return float64(n) / elapsed.Seconds(), p99
 }
 
 // compare measures two endpoints in alternating rounds, so drift on the machine hits both
@@ -136,4 +164,76 @@ func BenchmarkAuthorize(b *testing.B) {
 
 	compare(b, "authorize", gated.URL+"/bench/authorize/"+g.ID, http.Header{"Authorization": {"Bearer " + aliceToken}}, http.StatusNoContent,
 		"redis_get", plain.URL+"/get", http.Header{}, http.StatusNoContent)
+}
+
+// BenchmarkIntake prices accepting a report: an authenticated 2 KiB JSON report through the
+// whole intake (authentication, validation, scrubbing, user-agent parsing, the staged Redis
+// writes) against a bare gin handler that does one XADD of the same bytes, at the same
+// concurrency in the same run. Target: ratio ≥ 0.5.
+func BenchmarkIntake(b *testing.B) {
+	var reports *redisstore.Reports
+	h := newHarness(b, quietLogs, func(env map[string]string, o *Options) {
+		env["SB_REPORT_RATE_PER_USER"] = "100000000"
+		env["SB_REPORT_RATE_PER_TENANT"] = "100000000"
+		env["SB_REPORT_MAX_QUEUE"] = "100000000"
+		rdb, err := redisstore.NewClient(config.Redis{URL: env["SB_REDIS_URL"]})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { rdb.Close() })
+		reports = redisstore.NewReports(rdb, redisstore.ReportsOptions{CustomerKey: []byte("k")})
+		o.Intake, o.Reports = reports, reports
+	})
+	h.install("bench-tenant", secretA)
+	token := "JWT " + contextToken(b, "bench-tenant", secretA, "acct-bench", func(c jwt.MapClaims) {
+		c["exp"] = time.Now().Add(time.Hour).Unix()
+	})
+	body := benchReport()
+
+	rdb := redistest.Client(b)
+	bare := gin.New()
+	bare.POST("/xadd", func(c *gin.Context) {
+		raw, _ := io.ReadAll(c.Request.Body)
+		if err := rdb.XAdd(c.Request.Context(), &redis.XAddArgs{Stream: "bench:stream", Values: []any{"r", raw}}).Err(); err != nil {
+			c.Status(http.StatusInternalServerError)
+			return
+		}
+		c.Status(http.StatusAccepted)
+	})
+	plain := httptest.NewServer(bare)
+	defer plain.Close()
+
+	hdr := http.Header{"Authorization": {token}, "Content-Type": {"application/json"},
+		"User-Agent": {"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"}}
+	plainHdr := http.Header{"Content-Type": {"application/json"}}
+	n := max(b.N, 2000)
+	load(b, "POST", h.srv.URL+"/api/v1/reports", hdr, body, 300, http.StatusAccepted)
+	load(b, "POST", plain.URL+"/xadd", plainHdr, body, 300, http.StatusAccepted)
+	b.ResetTimer()
+	var ra, rb float64
+	var pa, pb time.Duration
+	const rounds = 4
+	for range rounds {
+		r, p := load(b, "POST", h.srv.URL+"/api/v1/reports", hdr, body, n/rounds, http.StatusAccepted)
+		ra, pa = ra+r, max(pa, p)
+		r, p = load(b, "POST", plain.URL+"/xadd", plainHdr, body, n/rounds, http.StatusAccepted)
+		rb, pb = rb+r, max(pb, p)
+	}
+	ra, rb = ra/rounds, rb/rounds
+	b.ReportMetric(ra, "intake_req/s")
+	b.ReportMetric(float64(pa.Microseconds())/1000, "intake_p99_ms")
+	b.ReportMetric(rb, "xadd_req/s")
+	b.ReportMetric(float64(pb.Microseconds())/1000, "xadd_p99_ms")
+	b.ReportMetric(ra/rb, "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// benchReport is a realistic report of about 2 KiB.
+func benchReport() []byte {
+	var errs []string
+	for i := range 6 {
+		errs = append(errs, fmt.Sprintf(`{"message":"TypeError: Cannot read properties of undefined (reading 'id') at row %d","occurredAt":"2026-11-28T10:0%d:00Z","source":"board.js"}`, i, i))
+	}
+	b := fmt.Sprintf(`{"summary":"Export to CSV fails on the board","description":"When I click Export on the sprint board nothing downloads and an error banner appears. It worked last week.","email":"jane@customer.example","operation":{"name":"board.export","requestIds":["req-8f2c1","req-8f2c2"],"occurredAt":"2026-11-28T10:05:00Z","httpStatus":500,"errorMessage":"Internal Server Error","stack":"Error: Request failed with status code 500\n    at createError (vendor.js:1:1234)\n    at settle (vendor.js:1:2345)\n    at XMLHttpRequest.onloadend (vendor.js:1:3456)"},"recentErrors":[%s],"environment":{"locale":"en-GB","timezone":"Europe/London","screen":"2560x1440","url":"https://acme.atlassian.net/jira/software/projects/ACME/boards/1"}}`, strings.Join(errs, ","))
+	return []byte(b)
 }

@@ -226,16 +226,7 @@ func unavailable(op string, err error) error {
 // seen before it returns the first report's id and replayed=true, or ErrIdempotencyInFlight
 // while that first report is still being stored.
 func (s *Reports) Enqueue(ctx context.Context, sub report.Submission, lim report.Limits) (string, bool, error) {
-	id, replayed, err := s.enqueue(ctx, sub, lim)
-	if err == nil && !replayed {
-		// Admins retry a failed report by its id alone; this global hint names its tenant
-		// and is always checked against the tenant's own record. It is written only once the
-		// report is accepted, so a refusal leaves nothing behind. Failing to write it must not
-		// fail an accepted report (the client would file it again); the report can still be
-		// retried once its tenant is known.
-		_ = s.rdb.Set(ctx, reportIndexKey(id), sub.Report.TenantKey, s.statusTTL+24*time.Hour).Err()
-	}
-	return id, replayed, err
+	return s.enqueue(ctx, sub, lim)
 }
 
 func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report.Limits) (string, bool, error) {
@@ -335,10 +326,11 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 		return "", false, fmt.Errorf("stage report: unexpected answer %q", staged[0])
 	}
 
-	entry, err := s.publish(ctx, in, lim)
+	entry, err := s.publishIndexed(ctx, in, lim)
 	var over *report.OverloadedError
 	switch {
 	case errors.As(err, &over):
+		s.rdb.Del(ctx, reportIndexKey(r.ID)) // the hint of a report that is not coming
 		aborted, aerr := s.abort(ctx, tkeys, r.ID)
 		if aerr != nil {
 			return "", false, aerr
@@ -373,9 +365,40 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 		return r.ID, false, nil
 	}
 	// A failed commit is not an error: the report is complete and on the stream, and the
-	// worker marks it published when it takes it.
-	_ = commitScript.Run(ctx, s.rdb, tkeys[:1], entry).Err()
+	// worker marks it published when it takes it. Only an idempotency key needs the mark
+	// now (a repeat must be a replay, not "in flight"), so without one the round trip is
+	// saved.
+	if sub.IdempotencyKey != "" {
+		_ = commitScript.Run(ctx, s.rdb, tkeys[:1], entry).Err()
+	}
 	return r.ID, false, nil
+}
+
+// publishIndexed publishes like publish and, in the same round trip, writes the global hint
+// that names the report's tenant for admin routes that have only the id. The hint is always
+// checked against the tenant's own record, so one left by a refused publish is harmless.
+func (s *Reports) publishIndexed(ctx context.Context, in intent, lim report.Limits) (string, error) {
+	var pub *redis.Cmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		pub = publishScript.EvalSha(ctx, p,
+			[]string{s.streamKey(), s.bytesKey(), s.intentsKey(), s.heldKey()},
+			in.member(), in.TenantKey, in.ID, in.Bytes, "1", lim.MaxQueueLength, lim.MaxAttachmentBytes,
+			heldField(in.TenantKey, in.ID))
+		p.Set(ctx, reportIndexKey(in.ID), in.TenantKey, s.statusTTL+24*time.Hour)
+		return nil
+	})
+	if err != nil && redis.HasErrorPrefix(pub.Err(), "NOSCRIPT") {
+		// First use on this server: load the script the slow way, once.
+		return s.publish(ctx, in, lim)
+	}
+	if err != nil {
+		return "", unavailable("publish report", err)
+	}
+	res, err := pub.StringSlice()
+	if err != nil {
+		return "", unavailable("publish report", err)
+	}
+	return publishAnswer(res, s.overloadRA)
 }
 
 func (s *Reports) tenantReportKeys(r report.Report, idem string) []string {
@@ -403,13 +426,17 @@ func (s *Reports) publish(ctx context.Context, in intent, lim report.Limits) (st
 	if err != nil {
 		return "", unavailable("publish report", err)
 	}
+	return publishAnswer(res, s.overloadRA)
+}
+
+func publishAnswer(res []string, retryAfter time.Duration) (string, error) {
 	switch res[0] {
 	case "ok":
 		return res[1], nil
 	case "gone":
 		return "", nil
 	default:
-		return "", &report.OverloadedError{Resource: res[0], RetryAfter: s.overloadRA}
+		return "", &report.OverloadedError{Resource: res[0], RetryAfter: retryAfter}
 	}
 }
 

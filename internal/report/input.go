@@ -325,7 +325,10 @@ func escapePointer(s string) string {
 	if len(s) > maxKey {
 		s = strings.ToValidUTF8(s[:maxKey], "") + "…"
 	}
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+	if !strings.ContainsAny(s, "~/") {
+		return s // the usual case; building a Replacer per key cost more than the whole parse
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
 func hasPointerPrefix(path, prefix string) bool {

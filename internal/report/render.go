@@ -240,13 +240,13 @@ func monospace(s string, budget int) string {
 // inline escapes user text for use inside a line: a table cell, a list item, a label's
 // value. Line breaks become spaces, since they would end the cell or the item.
 func inline(s string, budget int) string {
-	s = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+	s = strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", " "), "\n", " "), "\r", " ")
 	return escapeWiki(s, budget)
 }
 
 // block escapes user text that may span lines, such as the description.
 func block(s string, budget int) string {
-	s = strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(s)
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
 	return escapeWiki(s, budget)
 }
 
@@ -302,7 +302,7 @@ func isBlockToken(tok string) bool {
 // to budget at a line break where possible. The only way out of the block is the closing
 // "{code}" token, so every "{code" in the text gets a space after its brace.
 func codeBlock(s string, budget int) string {
-	s = strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(s)
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
 	s = neutralizeCodeTags(s)
 	if jiraLen(s) <= budget {
 		return s
