@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -25,7 +26,23 @@ type ContextVerifier struct {
 	BasePath string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// verified remembers context tokens that passed, so an app that sends the same token on
+	// many calls (Atlassian's context tokens live for minutes) pays for parsing and the HMAC
+	// once. A hit still checks expiry and asks Secrets, so an uninstall or a new secret
+	// takes effect at once.
+	mu       sync.Mutex
+	verified map[string]verifiedToken
 }
+
+type verifiedToken struct {
+	id      Identity
+	expires time.Time
+	secret  []byte
+}
+
+// maxVerified bounds the cache; past it the cache starts again empty.
+const maxVerified = 10000
 
 // Identity is who a verified context token speaks for. It comes only from the token, never
 // from a request body.
@@ -48,6 +65,11 @@ type Identity struct {
 func (v *ContextVerifier) Verify(ctx context.Context, token string, method string, u *url.URL, requireContextQSH bool) (Identity, error) {
 	if v.Secrets == nil {
 		return Identity{}, errors.New("connect: context verifier needs Secrets")
+	}
+	if requireContextQSH {
+		if id, ok, err := v.cached(ctx, token); ok || err != nil {
+			return id, err
+		}
 	}
 	hdr, c, err := parseUnverified(token)
 	if err != nil {
@@ -85,6 +107,12 @@ func (v *ContextVerifier) Verify(ctx context.Context, token string, method strin
 		return Identity{}, invalid(reasonSignature)
 	}
 	verified := c
+	if requireContextQSH && c.ExpiresAt != nil {
+		v.remember(token, verifiedToken{
+			id:      Identity{ClientKey: c.Issuer, AccountID: c.Subject, Context: c.Context},
+			expires: c.ExpiresAt.Time.Add(leeway), secret: secret,
+		})
+	}
 	return Identity{
 		ClientKey: verified.Issuer,
 		AccountID: verified.Subject,
@@ -105,4 +133,39 @@ func validHS256(token string, secret []byte) bool {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(token[:dot]))
 	return hmac.Equal(sig, m.Sum(nil))
+}
+
+// cached answers for a context token verified before: ok is false on a miss. The token must
+// not have expired and its tenant must still have the secret it was verified with.
+func (v *ContextVerifier) cached(ctx context.Context, token string) (Identity, bool, error) {
+	v.mu.Lock()
+	e, ok := v.verified[token]
+	v.mu.Unlock()
+	if !ok {
+		return Identity{}, false, nil
+	}
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	if !now().Before(e.expires) {
+		return Identity{}, false, nil // let the full check say why
+	}
+	secret, err := v.Secrets(ctx, e.id.ClientKey)
+	if err != nil {
+		return Identity{}, true, fmt.Errorf("connect: shared secret: %w", err)
+	}
+	if !hmac.Equal(secret, e.secret) {
+		return Identity{}, false, nil
+	}
+	return e.id, true, nil
+}
+
+func (v *ContextVerifier) remember(token string, e verifiedToken) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.verified == nil || len(v.verified) >= maxVerified {
+		v.verified = map[string]verifiedToken{}
+	}
+	v.verified[token] = e
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -41,6 +42,35 @@ type Consent struct {
 	save    *redis.Script
 	acquire *redis.Script
 	release *redis.Script
+
+	// grantTenants caches grant id → tenant. The pairing never changes once written, so the
+	// check that gates every log read costs one Redis round trip instead of two.
+	mu           sync.RWMutex
+	grantTenants map[string]string
+}
+
+// maxCachedGrants bounds grantTenants; past it the cache starts again empty.
+const maxCachedGrants = 50000
+
+// grantTenant is tenantOf for grants, through the in-process cache.
+func (s *Consent) grantTenant(ctx context.Context, id string) (string, error) {
+	s.mu.RLock()
+	t, ok := s.grantTenants[id]
+	s.mu.RUnlock()
+	if ok {
+		return t, nil
+	}
+	t, err := s.tenantOf(ctx, consentGrantIndexKey(id))
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	if s.grantTenants == nil || len(s.grantTenants) >= maxCachedGrants {
+		s.grantTenants = map[string]string{}
+	}
+	s.grantTenants[id] = t
+	s.mu.Unlock()
+	return t, nil
 }
 
 // NewConsent returns the Redis consent store.
@@ -366,7 +396,7 @@ func decodeGrant(v, d any) (consent.GrantRecord, error) {
 
 // Grant loads a grant's history record.
 func (s *Consent) Grant(ctx context.Context, id string) (consent.GrantRecord, error) {
-	tenant, err := s.tenantOf(ctx, consentGrantIndexKey(id))
+	tenant, err := s.grantTenant(ctx, id)
 	if err != nil {
 		return consent.GrantRecord{}, err
 	}
@@ -386,7 +416,7 @@ func (s *Consent) Grant(ctx context.Context, id string) (consent.GrantRecord, er
 
 // LiveGrant loads the live copy of a grant, which exists only while it is active.
 func (s *Consent) LiveGrant(ctx context.Context, id string) (consent.Grant, error) {
-	tenant, err := s.tenantOf(ctx, consentGrantIndexKey(id))
+	tenant, err := s.grantTenant(ctx, id)
 	if err != nil {
 		return consent.Grant{}, err
 	}
