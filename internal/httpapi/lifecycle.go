@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"html/template"
 	"io"
@@ -176,8 +177,25 @@ func (s *Server) uninstalled(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := s.endConsent(ctx, t.ClientKey); err != nil {
+		s.fail(c, err)
+		return
+	}
 	s.log.InfoContext(ctx, "tenant_uninstalled", "client_key", t.ClientKey)
 	c.Status(http.StatusNoContent)
+}
+
+// endConsent ends the tenant's grants and pending requests when it uninstalls. A failure is
+// answered with 503 so that Atlassian repeats the callback; ending is idempotent.
+func (s *Server) endConsent(ctx context.Context, tenantKey string) error {
+	if s.consent.Service == nil {
+		return nil
+	}
+	if err := s.consent.Service.TenantUninstalled(ctx, tenantKey); err != nil {
+		s.log.ErrorContext(ctx, "end_consent_on_uninstall_failed", "client_key", tenantKey, "error", err)
+		return unavailable("Ending the site's log-access grants failed; retry the callback.", 10)
+	}
+	return nil
 }
 
 func (s *Server) enabled(c *gin.Context)  { s.setEnabled(c, true) }
@@ -359,11 +377,18 @@ func (s *Server) unlinkForgeInstallation(c *gin.Context, inv forge.Invocation) e
 		return err
 	}
 	now := s.now().UTC()
-	if t.ClientKey == t.CloudID && t.SharedSecret.IsZero() {
+	forgeOnly := t.ClientKey == t.CloudID && t.SharedSecret.IsZero()
+	if forgeOnly {
 		t.Installed, t.Enabled, t.UninstalledAt = false, false, now
 	} else {
 		t.ForgeInstallationID, t.ForgeAppID = "", ""
 	}
 	t.UpdatedAt = now
-	return s.tenants.Save(ctx, t)
+	if err := s.tenants.Save(ctx, t); err != nil {
+		return err
+	}
+	if forgeOnly {
+		return s.endConsent(ctx, t.ClientKey)
+	}
+	return nil
 }
