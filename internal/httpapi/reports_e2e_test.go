@@ -417,3 +417,47 @@ func TestAdminRetriesAFailedReport(t *testing.T) {
 		t.Errorf("%d requests, want 1", len(rh.sandbox.Requests()))
 	}
 }
+
+// TestReportsDeliveredThroughFaults: JSM answers 429/503 a third of the time and drops the
+// connection after every first create; every report still becomes exactly one request.
+func TestReportsDeliveredThroughFaults(t *testing.T) {
+	rh := newReportHarness(t, nil)
+	rh.install("client-z", secretA)
+	rh.sandbox.SetFaults(jsmsandbox.Faults{ErrorRate: 0.33, ErrorStatuses: []int{429, 503}, RetryAfter: time.Second,
+		DropAfterCreate: true, DropFirstCreateOnly: true, Seed: 7})
+	tok := contextToken(t, "client-z", secretA, "557058:z", nil)
+	var ids []string
+	for i := range 3 {
+		st, _, b := rh.post(tok, nil, []byte(fmt.Sprintf(`{"summary":"fault %d","email":"z%d@customer.example"}`, i, i)), "application/json")
+		if st != http.StatusAccepted {
+			t.Fatalf("create %d: %d %s", i, st, b)
+		}
+		var acc struct{ ID string }
+		json.Unmarshal(b, &acc)
+		ids = append(ids, acc.ID)
+	}
+	keys := map[string]bool{}
+	for _, id := range ids {
+		keys[rh.waitDelivered(tok, id).TicketKey] = true
+	}
+	reqs := rh.sandbox.Requests()
+	if len(reqs) != 3 || len(keys) != 3 {
+		t.Fatalf("%d requests for 3 reports (ticket keys %v)", len(reqs), keys)
+	}
+	for _, r := range reqs {
+		var bundles, comments int
+		for _, a := range r.Attachments {
+			if !a.Public {
+				bundles++
+			}
+		}
+		for _, c := range r.Comments {
+			if !c.Public && !strings.HasPrefix(c.Body, "[^") {
+				comments++
+			}
+		}
+		if bundles != 1 || comments != 1 {
+			t.Errorf("%s: %d bundles and %d internal comments, want one each", r.Key, bundles, comments)
+		}
+	}
+}
