@@ -7,17 +7,17 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/supportbridge/supportbridge/internal/jwks"
 )
 
 const (
@@ -29,7 +29,6 @@ const (
 	// matches the default of SB_AGENT_OIDC_ROLE_CLAIM.
 	DefaultRoleClaim = "supportbridge_role"
 
-	maxJWKSBytes      = 1 << 20
 	minRSABits        = 2048
 	defaultMinRefresh = 30 * time.Second
 	defaultTimeout    = 5 * time.Second
@@ -114,10 +113,10 @@ func newOIDCVerifier(o OIDCOptions, log *slog.Logger) (*oidcVerifier, error) {
 	return &oidcVerifier{
 		issuer:    o.Issuer,
 		roleClaim: o.RoleClaim,
-		keys: &keySet{
-			url: o.JWKSURL, client: o.HTTPClient, timeout: o.Timeout,
-			minRefresh: o.MinRefreshInterval, maxAge: o.KeyMaxAge, now: o.Now, log: log,
-		},
+		keys: &keySet{set: jwks.New(jwks.Options[jwksKey]{
+			Name: "agent", URL: o.JWKSURL, Client: o.HTTPClient, Timeout: o.Timeout,
+			MinRefresh: o.MinRefreshInterval, MaxAge: o.KeyMaxAge, Parse: parseJWKS, Now: o.Now, Logger: log,
+		})},
 		// The method allowlist is checked before the key lookup, so HS256 and "none" never
 		// reach the key cache and a public key can never serve as an HMAC secret.
 		parser: jwt.NewParser(
@@ -325,133 +324,19 @@ func (k jwksKey) forAlg(alg string) (any, error) {
 	return nil, unauthenticated(ReasonAlgorithm)
 }
 
-// keySet caches the provider's signing keys by kid. An unknown kid triggers a refresh, but
-// refreshes start at most once per minRefresh and concurrent callers share the one in flight.
-type keySet struct {
-	url        string
-	client     *http.Client
-	timeout    time.Duration
-	minRefresh time.Duration
-	maxAge     time.Duration
-	now        func() time.Time
-	log        *slog.Logger
+// keySet is the provider's signing keys (internal/jwks), with its errors in this package's
+// terms.
+type keySet struct{ set *jwks.Set[jwksKey] }
 
-	mu        sync.Mutex
-	keys      map[string]jwksKey // replaced whole on each successful fetch
-	fetchedAt time.Time          // last successful fetch
-	attempted time.Time          // start of the last fetch; the rate limit counts from here
-	lastErr   error              // outcome of the last fetch
-	inflight  chan struct{}      // closed when the running fetch ends; nil when none runs
-}
-
-// key returns the key for kid, refreshing the set when the kid is unknown or the set is older
-// than maxAge.
 func (s *keySet) key(ctx context.Context, kid string) (jwksKey, error) {
-	s.mu.Lock()
-	k, known := s.keys[kid]
-	if known && s.now().Sub(s.fetchedAt) < s.maxAge {
-		s.mu.Unlock()
-		return k, nil
+	k, err := s.set.Key(ctx, kid)
+	switch {
+	case errors.Is(err, jwks.ErrUnknownKey):
+		return jwksKey{}, unauthenticated(ReasonUnknownKey)
+	case err != nil:
+		return jwksKey{}, &Error{Kind: ErrUnavailable, Reason: ReasonKeysUnavailable, Cause: err}
 	}
-	done := s.startRefreshLocked(ctx)
-	if done == nil { // rate limited
-		defer s.mu.Unlock()
-		if known {
-			return k, nil // stale but the best we have
-		}
-		return jwksKey{}, s.missingLocked()
-	}
-	s.mu.Unlock()
-
-	select {
-	case <-done:
-	case <-ctx.Done():
-		if known {
-			return k, nil
-		}
-		return jwksKey{}, &Error{Kind: ErrUnavailable, Reason: ReasonKeysUnavailable, Cause: ctx.Err()}
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if k, ok := s.keys[kid]; ok {
-		return k, nil
-	}
-	// A failed refresh keeps a key we already knew working; a successful one that no longer
-	// lists it means the provider withdrew it.
-	if known && s.lastErr != nil {
-		return k, nil
-	}
-	return jwksKey{}, s.missingLocked()
-}
-
-// missingLocked says why a kid is not in the set: after a failed fetch we cannot know whether
-// the kid is real (503), otherwise the provider does not have it (401).
-func (s *keySet) missingLocked() error {
-	if s.lastErr != nil {
-		return &Error{Kind: ErrUnavailable, Reason: ReasonKeysUnavailable, Cause: s.lastErr}
-	}
-	return unauthenticated(ReasonUnknownKey)
-}
-
-// startRefreshLocked starts a fetch unless one is running (then it returns that one's
-// channel) or the last one started less than minRefresh ago (then it returns nil).
-func (s *keySet) startRefreshLocked(ctx context.Context) chan struct{} {
-	if s.inflight != nil {
-		return s.inflight
-	}
-	now := s.now()
-	if !s.attempted.IsZero() && now.Sub(s.attempted) < s.minRefresh {
-		return nil
-	}
-	s.attempted = now
-	done := make(chan struct{})
-	s.inflight = done
-	// The fetch outlives the request that started it: others waiting on it must not fail
-	// because the first caller hung up.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-	go func() {
-		defer cancel()
-		keys, err := s.fetch(fctx)
-		s.mu.Lock()
-		if err == nil {
-			s.keys, s.fetchedAt = keys, s.now()
-		}
-		s.lastErr = err
-		s.inflight = nil
-		s.mu.Unlock()
-		close(done)
-		if err != nil {
-			s.log.Warn("agent_jwks_fetch_failed", slog.String("jwks_url", s.url), slog.Any("error", err))
-		} else {
-			s.log.Info("agent_jwks_fetched", slog.Int("keys", len(keys)))
-		}
-	}()
-	return done
-}
-
-func (s *keySet) fetch(ctx context.Context) (map[string]jwksKey, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
-	if err != nil {
-		return nil, fmt.Errorf("build jwks request: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("get jwks: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("get jwks: status %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read jwks: %w", err)
-	}
-	if len(body) > maxJWKSBytes {
-		return nil, errors.New("read jwks: body too large")
-	}
-	return parseJWKS(body)
+	return k, nil
 }
 
 // parseJWKS keeps RSA (2048 bits or more) and P-256 signing keys that have a kid. A key the

@@ -6,6 +6,7 @@ package forge
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/supportbridge/supportbridge/internal/jwks"
 )
 
 const (
@@ -149,15 +152,11 @@ func NewVerifier(opts Options) (*Verifier, error) {
 	}
 	return &Verifier{
 		appID: opts.AppID,
-		keys: &keySet{
-			url:        opts.JWKSURL,
-			client:     opts.HTTPClient,
-			timeout:    opts.Timeout,
-			minRefresh: opts.MinRefreshInterval,
-			maxAge:     opts.KeyMaxAge,
-			now:        opts.Now,
-			log:        opts.Logger,
-		},
+		keys: &keySet{set: jwks.New(jwks.Options[*rsa.PublicKey]{
+			Name: "forge", URL: opts.JWKSURL, Client: opts.HTTPClient, Timeout: opts.Timeout,
+			MinRefresh: opts.MinRefreshInterval, MaxAge: opts.KeyMaxAge, Parse: parseJWKS,
+			Now: opts.Now, Logger: opts.Logger,
+		})},
 		// The method allowlist is checked before the key is looked up, so HS256 or "none"
 		// tokens never reach the key cache, and an RSA public key can never be used as an
 		// HMAC secret (algorithm confusion).
