@@ -109,15 +109,8 @@ func consentProblem(err error) *Problem {
 	case errors.As(err, &p):
 		return nil // already a problem; problemFor passes it through
 	case errors.As(err, &ve):
-		fields := make([]FieldError, 0, len(ve.Fields))
-		for _, f := range ve.Fields {
-			path := f.Path
-			if path == "" {
-				path = "/"
-			}
-			fields = append(fields, FieldError{Field: path, Message: f.Message})
-		}
-		return badRequest("The access request is invalid.", fields...)
+		return badRequest("The access request is invalid.",
+			fieldErrors(ve.Fields, func(f consent.FieldError) (string, string) { return f.Path, f.Message })...)
 	case errors.Is(err, consent.ErrTicketUnknown):
 		return badRequest("The ticket is unknown.", FieldError{Field: "/ticketKey", Message: "no ticket with this key came from a known tenant"})
 	case errors.Is(err, consent.ErrStreamUnknown):

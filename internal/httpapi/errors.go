@@ -159,6 +159,9 @@ func jsonProblem(err error) error {
 
 // jsonPointer turns encoding/json's dotted field path into an RFC 6901 pointer.
 func jsonPointer(dotted string) string {
+	if dotted == "" {
+		return ""
+	}
 	if strings.HasPrefix(dotted, "/") {
 		return dotted
 	}
@@ -179,4 +182,18 @@ func jsonTypeName(kind string) string {
 		return "a number"
 	}
 	return "of another type"
+}
+
+// fieldErrors turns a domain package's field errors into problem field errors; an empty path
+// means the body as a whole.
+func fieldErrors[T any](items []T, get func(T) (path, message string)) []FieldError {
+	out := make([]FieldError, 0, len(items))
+	for _, it := range items {
+		path, msg := get(it)
+		if path == "" {
+			path = "/"
+		}
+		out = append(out, FieldError{Field: path, Message: msg})
+	}
+	return out
 }

@@ -309,15 +309,9 @@ func forgeEventProblem(err error) error {
 	if !errors.As(err, &ve) {
 		return err
 	}
-	fields := make([]FieldError, 0, len(ve.Fields))
-	for _, f := range ve.Fields {
-		path := "/" + strings.ReplaceAll(f.Path, ".", "/")
-		if f.Path == "" {
-			path = "/"
-		}
-		fields = append(fields, FieldError{Field: path, Message: f.Message})
-	}
-	return badRequest("The lifecycle event is invalid.", fields...)
+	return badRequest("The lifecycle event is invalid.", fieldErrors(ve.Fields, func(f forge.FieldError) (string, string) {
+		return jsonPointer(f.Path), f.Message // forge names fields with dots
+	})...)
 }
 
 // linkForgeInstallation records a Forge installation. It joins an existing Connect tenant that

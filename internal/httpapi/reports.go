@@ -139,15 +139,8 @@ func reportProblem(err error) *Problem {
 	var ol *report.OverloadedError
 	switch {
 	case errors.As(err, &ve):
-		fields := make([]FieldError, 0, len(ve.Fields))
-		for _, f := range ve.Fields {
-			path := f.Path
-			if path == "" {
-				path = "/"
-			}
-			fields = append(fields, FieldError{Field: path, Message: f.Message})
-		}
-		return badRequest("The report is invalid.", fields...)
+		return badRequest("The report is invalid.",
+			fieldErrors(ve.Fields, func(f report.FieldError) (string, string) { return f.Path, f.Message })...)
 	case errors.As(err, &se):
 		where := "body"
 		if se.Part != "" {

@@ -123,7 +123,7 @@ func New(o Options) *Server {
 		Key: o.Config.ConnectAppKey, Name: o.Config.ConnectAppName, BaseURL: base.String(),
 		Scopes: o.Config.ConnectScopes, VendorName: "supportbridge",
 	})
-	s.errorMappers = []func(error) *Problem{authProblem, reportProblem, domainProblem}
+	s.errorMappers = []func(error) *Problem{authProblem, reportProblem, consentProblem, domainProblem}
 	s.parser = report.NewParser(report.ParserLimits{})
 	pl := s.parser.Limits()
 	// A multipart report carries its JSON part and up to the attachment cap, plus framing.
