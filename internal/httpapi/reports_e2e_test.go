@@ -56,6 +56,7 @@ type reportHarness struct {
 func newReportHarness(t *testing.T, env map[string]string) *reportHarness {
 	t.Helper()
 	rh := &reportHarness{emails: &fakeEmails{}}
+	var worker *delivery.Worker
 	sb, sbSrv := jsmsandbox.NewTestServer(t, jsmsandbox.Options{Email: "svc@vendor.example", APIToken: "jsm-api-token", ClosedDesk: true})
 	rh.sandbox = sb
 	rh.harness = newHarness(t, func(e map[string]string, o *Options) {
@@ -75,20 +76,37 @@ func newReportHarness(t *testing.T, env map[string]string) *reportHarness {
 			t.Fatal(err)
 		}
 		o.Consent.Agents = agents
+		// As in the binary: readiness includes the worker's view of the JSM configuration.
+		o.Ready = func(ctx context.Context) error {
+			if err := redisstore.Ping(ctx, rdb); err != nil {
+				return err
+			}
+			if worker != nil {
+				if err := worker.Healthy(); err != nil {
+					return &ReadinessError{Detail: err.Error()}
+				}
+			}
+			return nil
+		}
 	})
 	client, err := jsm.New(jsm.Config{BaseURL: sbSrv.URL, Email: "svc@vendor.example", APIToken: secret.New("jsm-api-token"),
 		ServiceDeskID: "10", RequestTypeID: "11", ProjectKey: "SUP", Timeout: 5 * time.Second, Logger: rh.server.log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := delivery.NewWorker(delivery.Options{
+	worker = delivery.NewWorker(delivery.Options{
 		Store: rh.reports, JSM: client, Tenants: rh.tenants, Render: report.Renderer{AppKey: testAppKey},
 		Concurrency: 4, ClaimIdle: time.Second, Logger: rh.server.log,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
+	go func() { defer close(done); worker.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); worker.Healthy() != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker did not start: %v", worker.Healthy())
+		}
+	}
 	return rh
 }
 
@@ -368,6 +386,9 @@ func TestAdminRetriesAFailedReport(t *testing.T) {
 	tok := contextToken(t, "client-f", secretA, "557058:f", nil)
 	// JSM refuses every call with 403: the report fails fast, without a retry storm.
 	rh.sandbox.SetFaults(jsmsandbox.Faults{ErrorRate: 1, ErrorStatuses: []int{403}})
+	if st, _, b := rh.do("GET", "/readyz", nil, nil); st != http.StatusOK {
+		t.Fatalf("readyz before: %d %s", st, b)
+	}
 	st, _, b := rh.post(tok, nil, []byte(`{"summary":"x","email":"f@customer.example"}`), "application/json")
 	if st != http.StatusAccepted {
 		t.Fatalf("create: %d %s", st, b)
@@ -392,6 +413,10 @@ func TestAdminRetriesAFailedReport(t *testing.T) {
 	}
 	if n := len(rh.sandbox.Calls()); n > 3 {
 		t.Errorf("%d JSM calls for a permanent error; want a fast failure", n)
+	}
+	st, hdr, b := rh.do("GET", "/readyz", nil, nil)
+	if p := decodeProblem(t, hdr, b); st != http.StatusServiceUnavailable || !strings.Contains(p.Detail, "JSM configuration") {
+		t.Errorf("readyz after a 403 from JSM: %d %q; want 503 naming the JSM configuration", st, p.Detail)
 	}
 	retry := "/api/v1/reports/" + acc.ID + "/retry"
 	for name, tc := range map[string]struct {
