@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -48,16 +49,32 @@ import (
 //
 // The alternative, XADD first and then store, would let a worker read an entry before its
 // report exists and could not tell "not yet" from "never".
+//
+// # Without Cluster
+//
+// On a single server (or a Sentinel group, which is one server at a time) every key is
+// reachable from one script, so Enqueue runs the four steps as one atomic script
+// (enqueueScript) and pays one round trip instead of three or four. Its answers are the
+// staged path's, refusal for refusal; it leaves no intent, since there is nothing between
+// steps to recover. Recover still settles intents, so a mix of both paths on one queue (a
+// rolling upgrade, an admin retry) is safe. The staged path remains for Cluster clients, for
+// any client type this package does not know to be a single server, and for servers that
+// turn out to refuse multi-slot scripts (a sharding proxy answers CROSSSLOT).
 type Reports struct {
 	rdb         redis.UniversalClient
 	now         func() time.Time
 	queue       string
+	queueTag    string
 	group       string
 	customerKey []byte
 	customerTTL time.Duration
 	statusTTL   time.Duration
 	overloadRA  time.Duration
 	deadMaxLen  int64
+
+	// staged makes Enqueue take the staged path. It is set for Cluster clients and on
+	// demand, and once the server refuses the one-step script.
+	staged atomic.Bool
 
 	// crashAfter, set by tests only, makes Enqueue stop dead after the named step ("admit"
 	// or "stage"), as a replica that crashed there would.
@@ -89,6 +106,9 @@ type ReportsOptions struct {
 	OverloadRetryAfter time.Duration
 	// DeadLetterMaxLen caps the dead-letter stream (approximately); default 10000.
 	DeadLetterMaxLen int64
+	// Staged makes Enqueue use the staged protocol that Redis Cluster needs even where the
+	// one-step script would do (see Reports). Tests set it so that both paths are exercised.
+	Staged bool
 }
 
 // NewReports returns a report store on rdb.
@@ -118,11 +138,17 @@ func NewReports(rdb redis.UniversalClient, opts ReportsOptions) *Reports {
 	if opts.DeadLetterMaxLen <= 0 {
 		opts.DeadLetterMaxLen = 10000
 	}
-	return &Reports{
-		rdb: rdb, now: opts.Now, queue: opts.Queue, group: opts.Group,
-		customerKey: opts.CustomerKey, customerTTL: opts.CustomerTTL, statusTTL: opts.StatusTTL,
-		overloadRA: opts.OverloadRetryAfter, deadMaxLen: opts.DeadLetterMaxLen,
+	sum := sha256.Sum256([]byte(opts.Queue))
+	s := &Reports{
+		rdb: rdb, now: opts.Now, queue: opts.Queue, queueTag: "{q:" + hex.EncodeToString(sum[:6]) + "}",
+		group: opts.Group, customerKey: opts.CustomerKey, customerTTL: opts.CustomerTTL,
+		statusTTL: opts.StatusTTL, overloadRA: opts.OverloadRetryAfter, deadMaxLen: opts.DeadLetterMaxLen,
 	}
+	// Only a *redis.Client is known to be one server at a time (a plain client or a
+	// Sentinel failover client); a Cluster, a Ring or anything else takes the staged path.
+	_, single := rdb.(*redis.Client)
+	s.staged.Store(opts.Staged || !single)
+	return s
 }
 
 var _ report.Intake = (*Reports)(nil)
@@ -130,15 +156,12 @@ var _ report.Intake = (*Reports)(nil)
 // Keys of reports. A report's id and attachment ids are checked against idRE before they
 // become part of a key; user-chosen strings (idempotency keys, account ids, emails) only
 // appear hashed.
-func (s *Reports) queueTag() string {
-	sum := sha256.Sum256([]byte(s.queue))
-	return "{q:" + hex.EncodeToString(sum[:6]) + "}"
-}
-func (s *Reports) streamKey() string  { return "sb:" + s.queueTag() + ":stream" }
-func (s *Reports) deadKey() string    { return "sb:" + s.queueTag() + ":dead" }
-func (s *Reports) bytesKey() string   { return "sb:" + s.queueTag() + ":bytes" }
-func (s *Reports) heldKey() string    { return "sb:" + s.queueTag() + ":held" }
-func (s *Reports) intentsKey() string { return "sb:" + s.queueTag() + ":intents" }
+// The queue's hash tag is derived from its name once, in NewReports.
+func (s *Reports) streamKey() string  { return "sb:" + s.queueTag + ":stream" }
+func (s *Reports) deadKey() string    { return "sb:" + s.queueTag + ":dead" }
+func (s *Reports) bytesKey() string   { return "sb:" + s.queueTag + ":bytes" }
+func (s *Reports) heldKey() string    { return "sb:" + s.queueTag + ":held" }
+func (s *Reports) intentsKey() string { return "sb:" + s.queueTag + ":intents" }
 
 func reportKey(tenantKey, id string) string {
 	return "sb:" + tenantTag(tenantKey) + ":report:" + id
@@ -267,8 +290,28 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	if err != nil {
 		return "", false, fmt.Errorf("encode report: %w", err)
 	}
+	idemTTL := lim.IdempotencyTTL
+	if idemTTL <= 0 {
+		idemTTL = 24 * time.Hour
+	}
+	hasIdem := "0"
+	if sub.IdempotencyKey != "" {
+		hasIdem = "1"
+	}
 
 	now := s.now()
+	tkeys := s.tenantReportKeys(r, sub.IdempotencyKey)
+	if !s.staged.Load() {
+		id, replayed, err := s.enqueueAtomic(ctx, r, sub.BodyHash, lim, now, tkeys, doc, nbytes,
+			hasIdem, idemTTL, files)
+		if !redis.HasErrorPrefix(err, "CROSSSLOT") {
+			return id, replayed, err
+		}
+		// The server spreads keys over shards after all (a sharding proxy). It refused the
+		// script before running it, so nothing was written: stage from now on.
+		s.staged.Store(true)
+	}
+
 	in := intent{TenantKey: r.TenantKey, ID: r.ID, Bytes: nbytes}
 	res, err := admitScript.Run(ctx, s.rdb, []string{s.streamKey(), s.bytesKey(), s.intentsKey()},
 		in.member(), ms(now), lim.MaxQueueLength, lim.MaxAttachmentBytes, nbytes).StringSlice()
@@ -289,15 +332,6 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 		return "", false, errTestCrash
 	}
 
-	tkeys := s.tenantReportKeys(r, sub.IdempotencyKey)
-	idemTTL := lim.IdempotencyTTL
-	if idemTTL <= 0 {
-		idemTTL = 24 * time.Hour
-	}
-	hasIdem := "0"
-	if sub.IdempotencyKey != "" {
-		hasIdem = "1"
-	}
 	args := append([]any{r.ID, sub.BodyHash, ms(now), doc, nbytes, hasIdem, msDur(idemTTL),
 		msDur(lim.Window), lim.PerUser, lim.PerTenant}, files...)
 	staged, err := stageScript.Run(ctx, s.rdb, tkeys, args...).StringSlice()
@@ -372,6 +406,43 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 		_ = commitScript.Run(ctx, s.rdb, tkeys[:1], entry).Err()
 	}
 	return r.ID, false, nil
+}
+
+// enqueueAtomic is the staged path of enqueue in one script, for a single server (see
+// Reports). Its answers are mapped exactly as the staged path maps them.
+func (s *Reports) enqueueAtomic(ctx context.Context, r report.Report, bodyHash string, lim report.Limits,
+	now time.Time, tkeys []string, doc []byte, nbytes int64, hasIdem string, idemTTL time.Duration, files []any,
+) (string, bool, error) {
+	keys := []string{s.streamKey(), s.bytesKey(), s.heldKey(), tkeys[0], tkeys[1], tkeys[2], tkeys[3], tkeys[4],
+		reportIndexKey(r.ID)}
+	args := append(make([]any, 0, 15+len(files)), r.TenantKey, r.ID, bodyHash, ms(now), doc, nbytes, hasIdem,
+		msDur(idemTTL), msDur(lim.Window), lim.PerUser, lim.PerTenant, lim.MaxQueueLength,
+		lim.MaxAttachmentBytes, heldField(r.TenantKey, r.ID), msDur(s.statusTTL+24*time.Hour))
+	args = append(args, files...)
+	res, err := enqueueScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	if redis.HasErrorPrefix(err, "CROSSSLOT") {
+		return "", false, err
+	}
+	if err != nil {
+		// Atomic: either all of it happened or none. A client retry with its idempotency
+		// key finds out which.
+		return "", false, unavailable("enqueue report", err)
+	}
+	switch res[0] {
+	case "ok":
+		return r.ID, false, nil
+	case "mismatch":
+		return "", false, report.ErrIdempotencyMismatch
+	case "seen":
+		return s.replayOf(ctx, r.TenantKey, res[1])
+	case "rate":
+		ra, _ := strconv.ParseInt(res[2], 10, 64)
+		return "", false, &report.RateLimitedError{Scope: res[1], RetryAfter: time.Duration(ra) * time.Millisecond}
+	case "queue", "attachments":
+		return "", false, &report.OverloadedError{Resource: res[0], RetryAfter: s.overloadRA}
+	default:
+		return "", false, fmt.Errorf("enqueue report: unexpected answer %q", res[0])
+	}
 }
 
 // publishIndexed publishes like publish and, in the same round trip, writes the global hint

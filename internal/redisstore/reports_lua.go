@@ -4,8 +4,9 @@ import "github.com/redis/go-redis/v9"
 
 // The report scripts come in two families, because Redis Cluster runs a script on one slot
 // only: tenant scripts touch the keys of one tenant (one hash tag), queue scripts touch the
-// delivery queue's keys (the queue's own hash tag). No script touches both; reports.go
-// explains how the two are sequenced so that nothing half-written survives.
+// delivery queue's keys (the queue's own hash tag). reports.go explains how the two are
+// sequenced so that nothing half-written survives. The one exception is enqueueScript, which
+// does the whole sequence at once and is used only where every key is on one server.
 //
 // Times are Unix milliseconds passed in by the caller (the store's injectable clock), never
 // Redis' TIME, so tests control windows and expiries.
@@ -78,6 +79,74 @@ if ARGV[6] == '1' then
   redis.call('SET', KEYS[3], ARGV[1] .. '\n' .. ARGV[2], 'PX', ARGV[7])
 end
 return {'ok'}
+`)
+
+// enqueueScript (single server only: it touches tenant and queue keys) is Enqueue in one
+// atomic step, for a Redis that is not a Cluster. It gives the answers admit, stage, publish
+// and commit give together, checked in the order their refusals take effect there:
+// idempotency (answered even while overloaded), the caps, the rate limits. Every refusal
+// returns before the first write; an accepted report is stored, queued, counted, committed
+// and indexed at once, so no intent is needed.
+//
+// KEYS: stream, bytes, held, report, files, idem, rate-user, rate-tenant, filed-by.
+// ARGV: tenantKey, id, bodyHash, now, json, nbytes, hasIdem, idemTTL, window, perUser,
+// perTenant, maxLen, maxBytes, heldField, filedByTTL, then attachment id and content pairs.
+var enqueueScript = redis.NewScript(`
+local now, nb = tonumber(ARGV[4]), tonumber(ARGV[6])
+if ARGV[7] == '1' then
+  local rec = redis.call('GET', KEYS[6])
+  if rec then
+    local sep = string.find(rec, '\n', 1, true)
+    if sep then
+      if string.sub(rec, sep + 1) ~= ARGV[3] then return {'mismatch'} end
+      return {'seen', string.sub(rec, 1, sep - 1)}
+    end
+  end
+end
+local maxLen, maxBytes = tonumber(ARGV[12]), tonumber(ARGV[13])
+if maxLen > 0 and redis.call('XLEN', KEYS[1]) >= maxLen then return {'queue'} end
+if maxBytes > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') + nb > maxBytes then
+  return {'attachments'}
+end
+local window = tonumber(ARGV[9])
+local function retryAfter(key, limit)
+  if limit <= 0 or window <= 0 then return -1 end
+  local from = '(' .. (now - window)
+  local n = redis.call('ZCOUNT', key, from, '+inf')
+  if n < limit then return -1 end
+  local e = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', n - limit, 1)
+  return math.max(tonumber(e[2]) + window - now, 1)
+end
+local perUser, perTenant = tonumber(ARGV[10]), tonumber(ARGV[11])
+local ra = retryAfter(KEYS[7], perUser)
+if ra >= 0 then return {'rate', 'user', tostring(ra)} end
+ra = retryAfter(KEYS[8], perTenant)
+if ra >= 0 then return {'rate', 'tenant', tostring(ra)} end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {'exists'} end
+
+for i, lim in ipairs({perUser, perTenant}) do
+  if lim > 0 and window > 0 then
+    local key = KEYS[6 + i]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    redis.call('ZADD', key, now, ARGV[2])
+    redis.call('PEXPIRE', key, window)
+  end
+end
+local entry = redis.call('XADD', KEYS[1], '*', 't', ARGV[1], 'r', ARGV[2])
+redis.call('HSET', KEYS[4], 'json', ARGV[5], 'state', 'queued', 'createdAt', now,
+  'updatedAt', now, 'published', 1, 'entry', entry, 'fence', 0, 'attempts', 0, 'tries', 0,
+  'bytes', ARGV[6])
+for i = 16, #ARGV, 2 do
+  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
+end
+if ARGV[7] == '1' then
+  redis.call('SET', KEYS[6], ARGV[2] .. '\n' .. ARGV[3], 'PX', ARGV[8])
+end
+if nb > 0 and redis.call('HSETNX', KEYS[3], ARGV[14], nb) == 1 then
+  redis.call('INCRBY', KEYS[2], nb)
+end
+redis.call('SET', KEYS[9], ARGV[1], 'PX', ARGV[15])
+return {'ok', entry}
 `)
 
 // publishScript (queue) puts a staged report on the stream. Only the caller that still

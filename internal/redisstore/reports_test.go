@@ -9,9 +9,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
@@ -42,12 +44,26 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func newReports(t *testing.T) (*Reports, redis.UniversalClient, *fakeClock) {
+// newReports returns a store on a fresh database; staged forces the staged Enqueue that
+// Redis Cluster needs, otherwise Enqueue takes the one-step script.
+func newReports(t *testing.T, staged bool) (*Reports, redis.UniversalClient, *fakeClock) {
 	t.Helper()
 	rdb := redistest.Client(t)
 	clock := &fakeClock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-	s := NewReports(rdb, ReportsOptions{Now: clock.Now, CustomerKey: []byte("test-customer-key-0123456789abcd")})
-	return s, rdb, clock
+	return sameStore(rdb, clock, staged), rdb, clock
+}
+
+// sameStore returns another store on rdb configured like newReports', as another replica
+// (perhaps on the other Enqueue path) would be.
+func sameStore(rdb redis.UniversalClient, clock *fakeClock, staged bool) *Reports {
+	return NewReports(rdb, ReportsOptions{Now: clock.Now, CustomerKey: []byte("test-customer-key-0123456789abcd"), Staged: staged})
+}
+
+// bothPaths runs test once with the one-step Enqueue of a single server and once with the
+// staged Enqueue of Redis Cluster: every guarantee holds on both.
+func bothPaths(t *testing.T, test func(t *testing.T, staged bool)) {
+	t.Run("one-step", func(t *testing.T) { test(t, false) })
+	t.Run("staged", func(t *testing.T) { test(t, true) })
 }
 
 // submission builds a report of user in tenant with the given attachment contents.
@@ -145,257 +161,284 @@ func mustEnqueue(t *testing.T, s *Reports, sub report.Submission, lim report.Lim
 }
 
 func TestEnqueueStoresReportAttachmentsAndQueuesIt(t *testing.T) {
-	s, rdb, clock := newReports(t)
-	ctx := context.Background()
-	id := mustEnqueue(t, s, submission(tenantA, "u1", "", "png-bytes-1", "png-bytes-22"), noLimits)
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, rdb, clock := newReports(t, staged)
+		ctx := context.Background()
+		id := mustEnqueue(t, s, submission(tenantA, "u1", "", "png-bytes-1", "png-bytes-22"), noLimits)
 
-	st, err := s.Status(ctx, tenantA, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := report.Status{ID: id, State: report.StateQueued, CreatedAt: clock.Now(), UpdatedAt: clock.Now()}
-	if diff := cmp.Diff(st, want); diff != "" {
-		t.Errorf("Status (-got +want):\n%s", diff)
-	}
-	if got := xlen(t, s); got != 1 {
-		t.Errorf("queue length = %d, want 1", got)
-	}
-	if got := storedBytes(t, s, rdb); got != int64(len("png-bytes-1")+len("png-bytes-22")) {
-		t.Errorf("stored bytes = %d", got)
-	}
-	for k := range snapshot(t, rdb) {
-		if strings.Contains(k, "@") || strings.Contains(k, "u1") {
-			t.Errorf("key %q carries personal data", k)
+		st, err := s.Status(ctx, tenantA, id)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if strings.Contains(k, ":report:") && !strings.Contains(k, tenantTag(tenantA)) {
-			t.Errorf("report key %q lacks the tenant hash tag", k)
+		want := report.Status{ID: id, State: report.StateQueued, CreatedAt: clock.Now(), UpdatedAt: clock.Now()}
+		if diff := cmp.Diff(st, want); diff != "" {
+			t.Errorf("Status (-got +want):\n%s", diff)
 		}
-	}
-	b, err := s.Attachment(ctx, tenantA, id, "f2")
-	if err != nil || string(b) != "png-bytes-22" {
-		t.Errorf("Attachment = %q, %v", b, err)
-	}
+		if got := xlen(t, s); got != 1 {
+			t.Errorf("queue length = %d, want 1", got)
+		}
+		if got := storedBytes(t, s, rdb); got != int64(len("png-bytes-1")+len("png-bytes-22")) {
+			t.Errorf("stored bytes = %d", got)
+		}
+		for k := range snapshot(t, rdb) {
+			if strings.Contains(k, "@") || strings.Contains(k, "u1") {
+				t.Errorf("key %q carries personal data", k)
+			}
+			if strings.Contains(k, ":report:") && !strings.Contains(k, tenantTag(tenantA)) {
+				t.Errorf("report key %q lacks the tenant hash tag", k)
+			}
+		}
+		b, err := s.Attachment(ctx, tenantA, id, "f2")
+		if err != nil || string(b) != "png-bytes-22" {
+			t.Errorf("Attachment = %q, %v", b, err)
+		}
+	})
 }
 
 func TestStatusIsPerTenant(t *testing.T) {
-	s, _, _ := newReports(t)
-	id := mustEnqueue(t, s, submission(tenantA, "u1", ""), noLimits)
-	for _, tc := range []struct{ tenant, id string }{
-		{tenantB, id}, {tenantA, "no-such-report"}, {tenantA, "../" + id},
-	} {
-		if _, err := s.Status(context.Background(), tc.tenant, tc.id); !errors.Is(err, report.ErrNotFound) {
-			t.Errorf("Status(%s, %s) error = %v, want ErrNotFound", tc.tenant, tc.id, err)
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, _, _ := newReports(t, staged)
+		id := mustEnqueue(t, s, submission(tenantA, "u1", ""), noLimits)
+		for _, tc := range []struct{ tenant, id string }{
+			{tenantB, id}, {tenantA, "no-such-report"}, {tenantA, "../" + id},
+		} {
+			if _, err := s.Status(context.Background(), tc.tenant, tc.id); !errors.Is(err, report.ErrNotFound) {
+				t.Errorf("Status(%s, %s) error = %v, want ErrNotFound", tc.tenant, tc.id, err)
+			}
 		}
-	}
+	})
 }
 
 func TestIdempotencyKey(t *testing.T) {
-	s, rdb, _ := newReports(t)
-	ctx := context.Background()
-	first := mustEnqueue(t, s, submission(tenantA, "u1", "key-1"), noLimits)
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, rdb, _ := newReports(t, staged)
+		ctx := context.Background()
+		first := mustEnqueue(t, s, submission(tenantA, "u1", "key-1"), noLimits)
 
-	id, replayed, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1"), noLimits)
-	if err != nil || !replayed || id != first {
-		t.Errorf("repeat = %q, %v, %v; want %q replayed", id, replayed, err, first)
-	}
-	// The same key in another tenant is another key.
-	if _, replayed, err := s.Enqueue(ctx, submission(tenantB, "u1", "key-1"), noLimits); err != nil || replayed {
-		t.Errorf("other tenant: replayed = %v, err = %v", replayed, err)
-	}
+		id, replayed, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1"), noLimits)
+		if err != nil || !replayed || id != first {
+			t.Errorf("repeat = %q, %v, %v; want %q replayed", id, replayed, err, first)
+		}
+		// The same key in another tenant is another key.
+		if _, replayed, err := s.Enqueue(ctx, submission(tenantB, "u1", "key-1"), noLimits); err != nil || replayed {
+			t.Errorf("other tenant: replayed = %v, err = %v", replayed, err)
+		}
 
-	before := snapshot(t, rdb)
-	other := submission(tenantA, "u1", "key-1")
-	other.BodyHash = "another-body"
-	if _, _, err := s.Enqueue(ctx, other, noLimits); !errors.Is(err, report.ErrIdempotencyMismatch) {
-		t.Errorf("different body: error = %v, want ErrIdempotencyMismatch", err)
-	}
-	if diff := cmp.Diff(snapshot(t, rdb), before); diff != "" {
-		t.Errorf("mismatch wrote (-after +before):\n%s", diff)
-	}
-	if got := xlen(t, s); got != 2 {
-		t.Errorf("queue length = %d, want 2", got)
-	}
+		before := snapshot(t, rdb)
+		other := submission(tenantA, "u1", "key-1")
+		other.BodyHash = "another-body"
+		if _, _, err := s.Enqueue(ctx, other, noLimits); !errors.Is(err, report.ErrIdempotencyMismatch) {
+			t.Errorf("different body: error = %v, want ErrIdempotencyMismatch", err)
+		}
+		if diff := cmp.Diff(snapshot(t, rdb), before); diff != "" {
+			t.Errorf("mismatch wrote (-after +before):\n%s", diff)
+		}
+		if got := xlen(t, s); got != 2 {
+			t.Errorf("queue length = %d, want 2", got)
+		}
+	})
 }
 
+// Only the staged path can stop half-way; the repeat meets it on either path (replicas of a
+// rolling upgrade, or a Cluster-to-single-node move, may differ).
 func TestIdempotencyKeyWhileFirstIsStillBeingStored(t *testing.T) {
-	s, _, _ := newReports(t)
-	s.crashAfter = "stage" // the first request is staged, not yet on the stream
-	if _, _, err := s.Enqueue(context.Background(), submission(tenantA, "u1", "key-1"), noLimits); !errors.Is(err, errTestCrash) {
-		t.Fatalf("first Enqueue error = %v", err)
-	}
-	s.crashAfter = ""
-	if _, _, err := s.Enqueue(context.Background(), submission(tenantA, "u1", "key-1"), noLimits); !errors.Is(err, report.ErrIdempotencyInFlight) {
-		t.Errorf("repeat error = %v, want ErrIdempotencyInFlight", err)
-	}
+	bothPaths(t, func(t *testing.T, staged bool) {
+		crashed, rdb, clock := newReports(t, true)
+		crashed.crashAfter = "stage" // the first request is staged, not yet on the stream
+		if _, _, err := crashed.Enqueue(context.Background(), submission(tenantA, "u1", "key-1"), noLimits); !errors.Is(err, errTestCrash) {
+			t.Fatalf("first Enqueue error = %v", err)
+		}
+		s := sameStore(rdb, clock, staged)
+		for _, lim := range []report.Limits{noLimits, {MaxQueueLength: 1, MaxAttachmentBytes: 1}} {
+			if _, _, err := s.Enqueue(context.Background(), submission(tenantA, "u1", "key-1", "file"), lim); !errors.Is(err, report.ErrIdempotencyInFlight) {
+				t.Errorf("repeat with %+v: error = %v, want ErrIdempotencyInFlight", lim, err)
+			}
+		}
+	})
 }
 
 func TestConcurrentDuplicatesStoreOneReport(t *testing.T) {
-	s, rdb, _ := newReports(t)
-	const n = 32
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		ids      = map[string]int{}
-		fresh    int
-		inFlight int
-	)
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			id, replayed, err := s.Enqueue(context.Background(), submission(tenantA, "u1", "same-key", "file"), noLimits)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.Is(err, report.ErrIdempotencyInFlight):
-				inFlight++
-			case err != nil:
-				t.Errorf("Enqueue: %v", err)
-			default:
-				ids[id]++
-				if !replayed {
-					fresh++
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, rdb, _ := newReports(t, staged)
+		const n = 32
+		var (
+			wg       sync.WaitGroup
+			mu       sync.Mutex
+			ids      = map[string]int{}
+			fresh    int
+			inFlight int
+		)
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id, replayed, err := s.Enqueue(context.Background(), submission(tenantA, "u1", "same-key", "file"), noLimits)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case errors.Is(err, report.ErrIdempotencyInFlight):
+					inFlight++
+				case err != nil:
+					t.Errorf("Enqueue: %v", err)
+				default:
+					ids[id]++
+					if !replayed {
+						fresh++
+					}
 				}
-			}
-		}()
-	}
-	wg.Wait()
-	if len(ids) != 1 || fresh != 1 {
-		t.Errorf("ids = %v, new = %d; want one id, stored once", ids, fresh)
-	}
-	if got := reportKeys(t, rdb); len(got) != 1 {
-		t.Errorf("stored reports = %v, want one", got)
-	}
-	if got := xlen(t, s); got != 1 {
-		t.Errorf("queue length = %d, want 1", got)
-	}
-	t.Logf("replayed %d, in flight %d", n-fresh-inFlight, inFlight)
+			}()
+		}
+		wg.Wait()
+		if len(ids) != 1 || fresh != 1 {
+			t.Errorf("ids = %v, new = %d; want one id, stored once", ids, fresh)
+		}
+		if got := reportKeys(t, rdb); len(got) != 1 {
+			t.Errorf("stored reports = %v, want one", got)
+		}
+		if got := xlen(t, s); got != 1 {
+			t.Errorf("queue length = %d, want 1", got)
+		}
+		t.Logf("replayed %d, in flight %d", n-fresh-inFlight, inFlight)
+	})
 }
 
 func TestRateLimits(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		limits report.Limits
-		// users of the three submissions; the third is refused
-		users [3]string
-		scope string
-	}{
-		{"per user", report.Limits{PerUser: 2, Window: time.Minute}, [3]string{"u1", "u1", "u1"}, "user"},
-		{"per tenant", report.Limits{PerUser: 5, PerTenant: 2, Window: time.Minute}, [3]string{"u1", "u2", "u3"}, "tenant"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s, rdb, clock := newReports(t)
-			ctx := context.Background()
-			mustEnqueue(t, s, submission(tenantA, tc.users[0], "", "x"), tc.limits)
-			clock.Advance(10 * time.Second)
-			mustEnqueue(t, s, submission(tenantA, tc.users[1], "", "x"), tc.limits)
+	bothPaths(t, func(t *testing.T, staged bool) {
+		for _, tc := range []struct {
+			name   string
+			limits report.Limits
+			// users of the three submissions; the third is refused
+			users [3]string
+			scope string
+		}{
+			{"per user", report.Limits{PerUser: 2, Window: time.Minute}, [3]string{"u1", "u1", "u1"}, "user"},
+			{"per tenant", report.Limits{PerUser: 5, PerTenant: 2, Window: time.Minute}, [3]string{"u1", "u2", "u3"}, "tenant"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s, rdb, clock := newReports(t, staged)
+				ctx := context.Background()
+				mustEnqueue(t, s, submission(tenantA, tc.users[0], "", "x"), tc.limits)
+				clock.Advance(10 * time.Second)
+				mustEnqueue(t, s, submission(tenantA, tc.users[1], "", "x"), tc.limits)
 
-			before := snapshot(t, rdb)
-			_, _, err := s.Enqueue(ctx, submission(tenantA, tc.users[2], "k", "x"), tc.limits)
-			var rl *report.RateLimitedError
-			if !errors.As(err, &rl) || rl.Scope != tc.scope {
-				t.Fatalf("third Enqueue error = %v, want RateLimitedError(%s)", err, tc.scope)
-			}
-			// The first of the two expires first: 60s after it, 50s from now.
-			if rl.RetryAfter != 50*time.Second {
-				t.Errorf("RetryAfter = %v, want 50s", rl.RetryAfter)
-			}
-			if diff := cmp.Diff(snapshot(t, rdb), before); diff != "" {
-				t.Errorf("refusal wrote (-after +before):\n%s", diff)
-			}
-			// Another tenant has its own budget.
-			mustEnqueue(t, s, submission(tenantB, tc.users[2], "", "x"), tc.limits)
+				before := snapshot(t, rdb)
+				_, _, err := s.Enqueue(ctx, submission(tenantA, tc.users[2], "k", "x"), tc.limits)
+				var rl *report.RateLimitedError
+				if !errors.As(err, &rl) || rl.Scope != tc.scope {
+					t.Fatalf("third Enqueue error = %v, want RateLimitedError(%s)", err, tc.scope)
+				}
+				// The first of the two expires first: 60s after it, 50s from now.
+				if rl.RetryAfter != 50*time.Second {
+					t.Errorf("RetryAfter = %v, want 50s", rl.RetryAfter)
+				}
+				if diff := cmp.Diff(snapshot(t, rdb), before); diff != "" {
+					t.Errorf("refusal wrote (-after +before):\n%s", diff)
+				}
+				// Another tenant has its own budget.
+				mustEnqueue(t, s, submission(tenantB, tc.users[2], "", "x"), tc.limits)
 
-			clock.Advance(50 * time.Second)
-			mustEnqueue(t, s, submission(tenantA, tc.users[2], "k", "x"), tc.limits)
-		})
-	}
+				clock.Advance(50 * time.Second)
+				mustEnqueue(t, s, submission(tenantA, tc.users[2], "k", "x"), tc.limits)
+			})
+		}
+	})
 }
 
 func TestBackpressureRefusalsWriteNothing(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		limits   report.Limits
-		files    []string
-		resource string
-	}{
-		{"queue full", report.Limits{MaxQueueLength: 2}, nil, "queue"},
-		{"attachment bytes", report.Limits{MaxAttachmentBytes: 25}, []string{"0123456789"}, "attachments"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s, rdb, _ := newReports(t)
-			ctx := context.Background()
-			first := mustEnqueue(t, s, submission(tenantA, "u1", "key-1", tc.files...), tc.limits)
-			mustEnqueue(t, s, submission(tenantA, "u2", "", tc.files...), tc.limits)
+	bothPaths(t, func(t *testing.T, staged bool) {
+		for _, tc := range []struct {
+			name     string
+			limits   report.Limits
+			files    []string
+			resource string
+		}{
+			{"queue full", report.Limits{MaxQueueLength: 2}, nil, "queue"},
+			{"attachment bytes", report.Limits{MaxAttachmentBytes: 25}, []string{"0123456789"}, "attachments"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s, rdb, _ := newReports(t, staged)
+				ctx := context.Background()
+				first := mustEnqueue(t, s, submission(tenantA, "u1", "key-1", tc.files...), tc.limits)
+				mustEnqueue(t, s, submission(tenantA, "u2", "", tc.files...), tc.limits)
 
-			before := snapshot(t, rdb)
-			_, _, err := s.Enqueue(ctx, submission(tenantA, "u3", "key-3", tc.files...), tc.limits)
-			var over *report.OverloadedError
-			if !errors.As(err, &over) || over.Resource != tc.resource || over.RetryAfter <= 0 {
-				t.Fatalf("Enqueue error = %v, want OverloadedError(%s) with RetryAfter", err, tc.resource)
-			}
-			if diff := cmp.Diff(snapshot(t, rdb), before); diff != "" {
-				t.Errorf("refusal wrote (-after +before):\n%s", diff)
-			}
-			// A repeat of an accepted request is still answered: it adds nothing.
-			id, replayed, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1", tc.files...), tc.limits)
-			if err != nil || !replayed || id != first {
-				t.Errorf("replay while overloaded = %q, %v, %v", id, replayed, err)
-			}
-		})
-	}
+				before := snapshot(t, rdb)
+				_, _, err := s.Enqueue(ctx, submission(tenantA, "u3", "key-3", tc.files...), tc.limits)
+				var over *report.OverloadedError
+				if !errors.As(err, &over) || over.Resource != tc.resource || over.RetryAfter <= 0 {
+					t.Fatalf("Enqueue error = %v, want OverloadedError(%s) with RetryAfter", err, tc.resource)
+				}
+				if diff := cmp.Diff(snapshot(t, rdb), before); diff != "" {
+					t.Errorf("refusal wrote (-after +before):\n%s", diff)
+				}
+				// A repeat of an accepted request is still answered: it adds nothing.
+				id, replayed, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1", tc.files...), tc.limits)
+				if err != nil || !replayed || id != first {
+					t.Errorf("replay while overloaded = %q, %v, %v", id, replayed, err)
+				}
+			})
+		}
+	})
 }
 
 // Caps hold exactly under concurrency: admit only reads, publish re-checks atomically with
 // XADD, and what publish refuses is undone.
 func TestBackpressureIsExactUnderConcurrency(t *testing.T) {
-	s, rdb, _ := newReports(t)
-	lim := report.Limits{MaxQueueLength: 5, PerTenant: 100, Window: time.Hour}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	accepted, refused := 0, 0
-	for i := range 40 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, _, err := s.Enqueue(context.Background(), submission(tenantA, fmt.Sprintf("u%d", i), fmt.Sprintf("k%d", i), "abc"), lim)
-			mu.Lock()
-			defer mu.Unlock()
-			var over *report.OverloadedError
-			switch {
-			case err == nil:
-				accepted++
-			case errors.As(err, &over):
-				refused++
-			default:
-				t.Errorf("Enqueue: %v", err)
-			}
-		}()
-	}
-	wg.Wait()
-	if accepted != 5 || refused != 35 {
-		t.Errorf("accepted %d, refused %d; want 5 and 35", accepted, refused)
-	}
-	if got := len(reportKeys(t, rdb)); got != 5 {
-		t.Errorf("stored reports = %d, want 5", got)
-	}
-	ctx := context.Background()
-	if n := rdb.ZCard(ctx, s.intentsKey()).Val(); n != 0 {
-		t.Errorf("%d intents left", n)
-	}
-	if n := rdb.ZCard(ctx, rateTenantKey(tenantA)).Val(); n != 5 {
-		t.Errorf("tenant rate window holds %d reports, want 5", n)
-	}
-	if n := len(rdb.Keys(ctx, "sb:*:idem:*").Val()); n != 5 {
-		t.Errorf("%d idempotency records, want 5", n)
-	}
-	if got := storedBytes(t, s, rdb); got != 15 {
-		t.Errorf("stored bytes = %d, want 15", got)
-	}
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, rdb, _ := newReports(t, staged)
+		lim := report.Limits{MaxQueueLength: 5, PerTenant: 100, Window: time.Hour}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		accepted, refused := 0, 0
+		for i := range 40 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _, err := s.Enqueue(context.Background(), submission(tenantA, fmt.Sprintf("u%d", i), fmt.Sprintf("k%d", i), "abc"), lim)
+				mu.Lock()
+				defer mu.Unlock()
+				var over *report.OverloadedError
+				switch {
+				case err == nil:
+					accepted++
+				case errors.As(err, &over):
+					refused++
+				default:
+					t.Errorf("Enqueue: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if accepted != 5 || refused != 35 {
+			t.Errorf("accepted %d, refused %d; want 5 and 35", accepted, refused)
+		}
+		if got := len(reportKeys(t, rdb)); got != 5 {
+			t.Errorf("stored reports = %d, want 5", got)
+		}
+		ctx := context.Background()
+		if n := rdb.ZCard(ctx, s.intentsKey()).Val(); n != 0 {
+			t.Errorf("%d intents left", n)
+		}
+		if n := rdb.ZCard(ctx, rateTenantKey(tenantA)).Val(); n != 5 {
+			t.Errorf("tenant rate window holds %d reports, want 5", n)
+		}
+		if n := len(rdb.Keys(ctx, "sb:*:idem:*").Val()); n != 5 {
+			t.Errorf("%d idempotency records, want 5", n)
+		}
+		if got := storedBytes(t, s, rdb); got != 15 {
+			t.Errorf("stored bytes = %d, want 15", got)
+		}
+	})
 }
 
 func TestRecoverPublishesWhatACrashLeftStaged(t *testing.T) {
-	s, rdb, clock := newReports(t)
+	bothPaths(t, testRecoverPublishesWhatACrashLeftStaged)
+}
+
+// testRecoverPublishesWhatACrashLeftStaged crashes the staged path (the only one that can
+// stop half-way) and retries on the path under test.
+func testRecoverPublishesWhatACrashLeftStaged(t *testing.T, staged bool) {
+	s, rdb, clock := newReports(t, true)
+	retrier := sameStore(rdb, clock, staged)
 	ctx := context.Background()
 	s.crashAfter = "stage"
 	_, _, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1", "abc"), noLimits)
@@ -427,12 +470,12 @@ func TestRecoverPublishesWhatACrashLeftStaged(t *testing.T) {
 		t.Errorf("stored bytes = %d, want 3", got)
 	}
 	// The client's retry with its key now gets the recovered report.
-	id, replayed, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1", "abc"), noLimits)
+	id, replayed, err := retrier.Enqueue(ctx, submission(tenantA, "u1", "key-1", "abc"), noLimits)
 	if err != nil || !replayed {
 		t.Errorf("retry after recovery = %q, %v, %v; want a replay", id, replayed, err)
 	}
 	// The report that never got staged left nothing behind: its retry is new.
-	if _, replayed, err := s.Enqueue(ctx, submission(tenantA, "u2", "key-2"), noLimits); err != nil || replayed {
+	if _, replayed, err := retrier.Enqueue(ctx, submission(tenantA, "u2", "key-2"), noLimits); err != nil || replayed {
 		t.Errorf("retry of unstaged = %v, %v; want new", replayed, err)
 	}
 }
@@ -453,163 +496,167 @@ func take(t *testing.T, s *Reports, consumer string) report.Delivery {
 }
 
 func TestDeliveryLifecycle(t *testing.T) {
-	s, rdb, clock := newReports(t)
-	ctx := context.Background()
-	if err := s.EnsureGroup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.EnsureGroup(ctx); err != nil {
-		t.Fatalf("second EnsureGroup: %v", err)
-	}
-	id := mustEnqueue(t, s, submission(tenantA, "u1", "", "abc", "defg"), noLimits)
-
-	d := take(t, s, "w1")
-	if d.ReportID != id || d.TenantKey != tenantA || d.Report.Email != "u1@customer.example" || d.Fence != 1 || d.Tries != 1 {
-		t.Fatalf("Begin = %+v", d)
-	}
-	if st, _ := s.Status(ctx, tenantA, id); st.State != report.StateDelivering {
-		t.Errorf("state = %s, want delivering", st.State)
-	}
-	clock.Advance(time.Second)
-	rec := report.StepRecord{AccountID: "qm:acc", Pending: []string{"create"}}
-	if err := s.Record(ctx, d.Job, d.Fence, rec); err != nil {
-		t.Fatal(err)
-	}
-	if tries, err := s.Attempt(ctx, d.Job, d.Fence); err != nil || tries != 1 {
-		t.Errorf("Attempt = %d, %v; want 1 (the customer step reset the tries)", tries, err)
-	}
-
-	// w1 goes quiet; w2 claims the entry and resumes from the records.
-	time.Sleep(20 * time.Millisecond)
-	jobs, err := s.Claim(ctx, "w2", 10*time.Millisecond, 10)
-	if err != nil || len(jobs) != 1 || jobs[0].ReportID != id {
-		t.Fatalf("Claim = %v, %v", jobs, err)
-	}
-	d2, err := s.Begin(ctx, jobs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := report.Progress{
-		AccountID: "qm:acc", Uploads: map[string]report.Upload{}, Done: map[string]bool{},
-		Pending: map[string]time.Time{"create": clock.Now()},
-	}
-	if diff := cmp.Diff(d2.Progress, want); diff != "" {
-		t.Errorf("resumed progress (-got +want):\n%s", diff)
-	}
-	if d2.Fence != 2 || d2.Attempts != 3 {
-		t.Errorf("fence %d attempts %d, want 2 and 3", d2.Fence, d2.Attempts)
-	}
-	if err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{TicketKey: "SUP-9"}); !errors.Is(err, report.ErrSuperseded) {
-		t.Errorf("Record with the old fence: %v, want ErrSuperseded", err)
-	}
-	if ok, err := s.Touch(ctx, "w1", d.Job); err != nil || ok {
-		t.Errorf("Touch by the old owner = %v, %v; want false", ok, err)
-	}
-	if ok, err := s.Touch(ctx, "w2", d2.Job); err != nil || !ok {
-		t.Errorf("Touch by the owner = %v, %v; want true", ok, err)
-	}
-
-	err = s.Record(ctx, d2.Job, d2.Fence, report.StepRecord{
-		TicketKey: "SUP-1", TicketURL: "https://desk.example/SUP-1", Settled: []string{"create"},
-		Uploads: map[string]report.Upload{"f1": {TempID: "temp1", At: clock.Now()}}, Done: []string{"attach:f1"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st, _ := s.Status(ctx, tenantA, id); st.TicketKey != "SUP-1" {
-		t.Errorf("status ticket = %q once created", st.TicketKey)
-	}
-	if err := s.Delivered(ctx, d2.Job, d2.Fence); err != nil {
-		t.Fatal(err)
-	}
-	st, err := s.Status(ctx, tenantA, id)
-	if err != nil || st.State != report.StateDelivered || st.TicketKey != "SUP-1" || st.TicketURL != "https://desk.example/SUP-1" {
-		t.Errorf("Status = %+v, %v", st, err)
-	}
-	if got := xlen(t, s); got != 0 {
-		t.Errorf("queue length = %d after delivery", got)
-	}
-	if got := storedBytes(t, s, rdb); got != 0 {
-		t.Errorf("stored bytes = %d after delivery, want released", got)
-	}
-	h := rdb.HGetAll(ctx, reportKey(tenantA, id)).Val()
-	for k := range h {
-		if k == "json" || k == "customer" || strings.Contains(k, ":") {
-			t.Errorf("delivered report keeps %q", k)
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, rdb, clock := newReports(t, staged)
+		ctx := context.Background()
+		if err := s.EnsureGroup(ctx); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if rdb.Exists(ctx, reportFilesKey(tenantA, id)).Val() != 0 {
-		t.Error("attachments kept after delivery")
-	}
-	if ttl := rdb.PTTL(ctx, reportKey(tenantA, id)).Val(); ttl <= 0 {
-		t.Errorf("delivered status TTL = %v, want an expiry", ttl)
-	}
-	// A late duplicate of the entry (a crash before the ack) settles without a second release.
-	if _, err := s.Begin(ctx, d2.Job); !errors.Is(err, report.ErrSettled) {
-		t.Errorf("Begin of a delivered report: %v, want ErrSettled", err)
-	}
-	if got := storedBytes(t, s, rdb); got != 0 {
-		t.Errorf("stored bytes = %d after a repeated settle", got)
-	}
+		if err := s.EnsureGroup(ctx); err != nil {
+			t.Fatalf("second EnsureGroup: %v", err)
+		}
+		id := mustEnqueue(t, s, submission(tenantA, "u1", "", "abc", "defg"), noLimits)
+
+		d := take(t, s, "w1")
+		if d.ReportID != id || d.TenantKey != tenantA || d.Report.Email != "u1@customer.example" || d.Fence != 1 || d.Tries != 1 {
+			t.Fatalf("Begin = %+v", d)
+		}
+		if st, _ := s.Status(ctx, tenantA, id); st.State != report.StateDelivering {
+			t.Errorf("state = %s, want delivering", st.State)
+		}
+		clock.Advance(time.Second)
+		rec := report.StepRecord{AccountID: "qm:acc", Pending: []string{"create"}}
+		if err := s.Record(ctx, d.Job, d.Fence, rec); err != nil {
+			t.Fatal(err)
+		}
+		if tries, err := s.Attempt(ctx, d.Job, d.Fence); err != nil || tries != 1 {
+			t.Errorf("Attempt = %d, %v; want 1 (the customer step reset the tries)", tries, err)
+		}
+
+		// w1 goes quiet; w2 claims the entry and resumes from the records.
+		time.Sleep(20 * time.Millisecond)
+		jobs, err := s.Claim(ctx, "w2", 10*time.Millisecond, 10)
+		if err != nil || len(jobs) != 1 || jobs[0].ReportID != id {
+			t.Fatalf("Claim = %v, %v", jobs, err)
+		}
+		d2, err := s.Begin(ctx, jobs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := report.Progress{
+			AccountID: "qm:acc", Uploads: map[string]report.Upload{}, Done: map[string]bool{},
+			Pending: map[string]time.Time{"create": clock.Now()},
+		}
+		if diff := cmp.Diff(d2.Progress, want); diff != "" {
+			t.Errorf("resumed progress (-got +want):\n%s", diff)
+		}
+		if d2.Fence != 2 || d2.Attempts != 3 {
+			t.Errorf("fence %d attempts %d, want 2 and 3", d2.Fence, d2.Attempts)
+		}
+		if err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{TicketKey: "SUP-9"}); !errors.Is(err, report.ErrSuperseded) {
+			t.Errorf("Record with the old fence: %v, want ErrSuperseded", err)
+		}
+		if ok, err := s.Touch(ctx, "w1", d.Job); err != nil || ok {
+			t.Errorf("Touch by the old owner = %v, %v; want false", ok, err)
+		}
+		if ok, err := s.Touch(ctx, "w2", d2.Job); err != nil || !ok {
+			t.Errorf("Touch by the owner = %v, %v; want true", ok, err)
+		}
+
+		err = s.Record(ctx, d2.Job, d2.Fence, report.StepRecord{
+			TicketKey: "SUP-1", TicketURL: "https://desk.example/SUP-1", Settled: []string{"create"},
+			Uploads: map[string]report.Upload{"f1": {TempID: "temp1", At: clock.Now()}}, Done: []string{"attach:f1"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := s.Status(ctx, tenantA, id); st.TicketKey != "SUP-1" {
+			t.Errorf("status ticket = %q once created", st.TicketKey)
+		}
+		if err := s.Delivered(ctx, d2.Job, d2.Fence); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.Status(ctx, tenantA, id)
+		if err != nil || st.State != report.StateDelivered || st.TicketKey != "SUP-1" || st.TicketURL != "https://desk.example/SUP-1" {
+			t.Errorf("Status = %+v, %v", st, err)
+		}
+		if got := xlen(t, s); got != 0 {
+			t.Errorf("queue length = %d after delivery", got)
+		}
+		if got := storedBytes(t, s, rdb); got != 0 {
+			t.Errorf("stored bytes = %d after delivery, want released", got)
+		}
+		h := rdb.HGetAll(ctx, reportKey(tenantA, id)).Val()
+		for k := range h {
+			if k == "json" || k == "customer" || strings.Contains(k, ":") {
+				t.Errorf("delivered report keeps %q", k)
+			}
+		}
+		if rdb.Exists(ctx, reportFilesKey(tenantA, id)).Val() != 0 {
+			t.Error("attachments kept after delivery")
+		}
+		if ttl := rdb.PTTL(ctx, reportKey(tenantA, id)).Val(); ttl <= 0 {
+			t.Errorf("delivered status TTL = %v, want an expiry", ttl)
+		}
+		// A late duplicate of the entry (a crash before the ack) settles without a second release.
+		if _, err := s.Begin(ctx, d2.Job); !errors.Is(err, report.ErrSettled) {
+			t.Errorf("Begin of a delivered report: %v, want ErrSettled", err)
+		}
+		if got := storedBytes(t, s, rdb); got != 0 {
+			t.Errorf("stored bytes = %d after a repeated settle", got)
+		}
+	})
 }
 
 func TestFailedReportGoesToDeadLettersAndCanBeRetried(t *testing.T) {
-	s, rdb, _ := newReports(t)
-	ctx := context.Background()
-	if err := s.EnsureGroup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	id := mustEnqueue(t, s, submission(tenantA, "u1", "", "abc"), noLimits)
-	d := take(t, s, "w1")
-	if err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{AccountID: "qm:acc"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Retry(ctx, tenantA, id); !errors.Is(err, report.ErrNotFailed) {
-		t.Errorf("Retry while delivering: %v, want ErrNotFailed", err)
-	}
-	const reason = "jsm create request: status 400 (permanent)"
-	if err := s.Failed(ctx, d.Job, d.Fence, reason); err != nil {
-		t.Fatal(err)
-	}
-	st, _ := s.Status(ctx, tenantA, id)
-	if st.State != report.StateFailed || st.Reason != reason {
-		t.Errorf("Status = %+v", st)
-	}
-	dl, err := s.DeadLetters(ctx, 10)
-	if err != nil || len(dl) != 1 || dl[0].ReportID != id || dl[0].TenantKey != tenantA || dl[0].Reason != reason {
-		t.Errorf("DeadLetters = %+v, %v", dl, err)
-	}
-	if got := xlen(t, s); got != 0 {
-		t.Errorf("queue length = %d", got)
-	}
-	if got := storedBytes(t, s, rdb); got != 3 {
-		t.Errorf("stored bytes = %d; a failed report still holds its files", got)
-	}
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, rdb, _ := newReports(t, staged)
+		ctx := context.Background()
+		if err := s.EnsureGroup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		id := mustEnqueue(t, s, submission(tenantA, "u1", "", "abc"), noLimits)
+		d := take(t, s, "w1")
+		if err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{AccountID: "qm:acc"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Retry(ctx, tenantA, id); !errors.Is(err, report.ErrNotFailed) {
+			t.Errorf("Retry while delivering: %v, want ErrNotFailed", err)
+		}
+		const reason = "jsm create request: status 400 (permanent)"
+		if err := s.Failed(ctx, d.Job, d.Fence, reason); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := s.Status(ctx, tenantA, id)
+		if st.State != report.StateFailed || st.Reason != reason {
+			t.Errorf("Status = %+v", st)
+		}
+		dl, err := s.DeadLetters(ctx, 10)
+		if err != nil || len(dl) != 1 || dl[0].ReportID != id || dl[0].TenantKey != tenantA || dl[0].Reason != reason {
+			t.Errorf("DeadLetters = %+v, %v", dl, err)
+		}
+		if got := xlen(t, s); got != 0 {
+			t.Errorf("queue length = %d", got)
+		}
+		if got := storedBytes(t, s, rdb); got != 3 {
+			t.Errorf("stored bytes = %d; a failed report still holds its files", got)
+		}
 
-	if err := s.Retry(ctx, tenantB, id); !errors.Is(err, report.ErrNotFound) {
-		t.Errorf("Retry by another tenant: %v", err)
-	}
-	if err := s.Retry(ctx, tenantA, id); err != nil {
-		t.Fatal(err)
-	}
-	if st, _ := s.Status(ctx, tenantA, id); st.State != report.StateQueued || st.Reason != "" {
-		t.Errorf("after Retry: %+v", st)
-	}
-	d2 := take(t, s, "w1")
-	if d2.Progress.AccountID != "qm:acc" || d2.Tries != 1 {
-		t.Errorf("retried delivery = %+v; want the step records kept and tries reset", d2)
-	}
-	if got := storedBytes(t, s, rdb); got != 3 {
-		t.Errorf("stored bytes = %d after retry, want counted once", got)
-	}
-	// The old entry, moved to the dead letters, cannot be begun again.
-	if _, err := s.Begin(ctx, d.Job); !errors.Is(err, report.ErrSettled) {
-		t.Errorf("Begin of the old entry: %v, want ErrSettled", err)
-	}
+		if err := s.Retry(ctx, tenantB, id); !errors.Is(err, report.ErrNotFound) {
+			t.Errorf("Retry by another tenant: %v", err)
+		}
+		if err := s.Retry(ctx, tenantA, id); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := s.Status(ctx, tenantA, id); st.State != report.StateQueued || st.Reason != "" {
+			t.Errorf("after Retry: %+v", st)
+		}
+		d2 := take(t, s, "w1")
+		if d2.Progress.AccountID != "qm:acc" || d2.Tries != 1 {
+			t.Errorf("retried delivery = %+v; want the step records kept and tries reset", d2)
+		}
+		if got := storedBytes(t, s, rdb); got != 3 {
+			t.Errorf("stored bytes = %d after retry, want counted once", got)
+		}
+		// The old entry, moved to the dead letters, cannot be begun again.
+		if _, err := s.Begin(ctx, d.Job); !errors.Is(err, report.ErrSettled) {
+			t.Errorf("Begin of the old entry: %v, want ErrSettled", err)
+		}
+	})
 }
 
 func TestBeginRemovesEntriesWithoutReport(t *testing.T) {
-	s, rdb, _ := newReports(t)
+	s, rdb, _ := newReports(t, false)
 	ctx := context.Background()
 	if err := s.EnsureGroup(ctx); err != nil {
 		t.Fatal(err)
@@ -639,7 +686,7 @@ func TestBeginRemovesEntriesWithoutReport(t *testing.T) {
 }
 
 func TestCustomerCache(t *testing.T) {
-	s, rdb, _ := newReports(t)
+	s, rdb, _ := newReports(t, false)
 	ctx := context.Background()
 	if err := s.CacheCustomer(ctx, tenantA, "Dana@Customer.example", "qm:dana"); err != nil {
 		t.Fatal(err)
@@ -666,25 +713,144 @@ func TestCustomerCache(t *testing.T) {
 }
 
 func TestEnqueueRejectsBadIDs(t *testing.T) {
-	s, rdb, _ := newReports(t)
-	sub := submission(tenantA, "u1", "")
-	sub.Report.Marker = `x" OR project = OTHER`
-	if _, _, err := s.Enqueue(context.Background(), sub, noLimits); err == nil {
-		t.Error("a marker that could break JQL was accepted")
-	}
-	if keys := rdb.Keys(context.Background(), "*").Val(); len(keys) != 0 {
-		t.Errorf("keys written: %v", keys)
-	}
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, rdb, _ := newReports(t, staged)
+		sub := submission(tenantA, "u1", "")
+		sub.Report.Marker = `x" OR project = OTHER`
+		if _, _, err := s.Enqueue(context.Background(), sub, noLimits); err == nil {
+			t.Error("a marker that could break JQL was accepted")
+		}
+		if keys := rdb.Keys(context.Background(), "*").Val(); len(keys) != 0 {
+			t.Errorf("keys written: %v", keys)
+		}
+	})
 }
 
 func TestReportJSONHasNoAttachmentBytes(t *testing.T) {
-	s, rdb, _ := newReports(t)
-	id := mustEnqueue(t, s, submission(tenantA, "u1", "", "SECRET-CONTENT"), noLimits)
-	doc := rdb.HGet(context.Background(), reportKey(tenantA, id), "json").Val()
-	if bytes.Contains([]byte(doc), []byte("SECRET-CONTENT")) || !strings.Contains(doc, `"size":14`) {
-		t.Errorf("report JSON = %s", doc)
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, rdb, _ := newReports(t, staged)
+		id := mustEnqueue(t, s, submission(tenantA, "u1", "", "SECRET-CONTENT"), noLimits)
+		doc := rdb.HGet(context.Background(), reportKey(tenantA, id), "json").Val()
+		if bytes.Contains([]byte(doc), []byte("SECRET-CONTENT")) || !strings.Contains(doc, `"size":14`) {
+			t.Errorf("report JSON = %s", doc)
+		}
+		if !slices.Contains(rdb.HKeys(context.Background(), reportFilesKey(tenantA, id)).Val(), "f1") {
+			t.Error("attachment not stored under its id")
+		}
+	})
+}
+
+// TestEnqueuePathsStoreTheSame enqueues the same report on each path and compares every key
+// and value written, stream entry ids aside (they are the time of the write).
+func TestEnqueuePathsStoreTheSame(t *testing.T) {
+	lim := report.Limits{PerUser: 5, PerTenant: 5, Window: time.Minute, MaxQueueLength: 10, MaxAttachmentBytes: 100}
+	stored := map[bool]map[string]string{}
+	for _, staged := range []bool{false, true} {
+		s, rdb, _ := newReports(t, staged)
+		sub := submission(tenantA, "u1", "key-1", "png-bytes-1", "png-bytes-22")
+		sub.Report.ID, sub.Report.Marker = "r1", "m1"
+		mustEnqueue(t, s, sub, lim)
+		snap := snapshot(t, rdb)
+		entries := rdb.XRange(context.Background(), s.streamKey(), "-", "+").Val()
+		if len(entries) != 1 {
+			t.Fatalf("staged=%v: %d stream entries", staged, len(entries))
+		}
+		for k, v := range snap {
+			snap[k] = strings.ReplaceAll(v, entries[0].ID, "<entry>")
+		}
+		if ttl := rdb.PTTL(context.Background(), reportIndexKey("r1")).Val(); ttl < 30*24*time.Hour {
+			t.Errorf("staged=%v: report index TTL = %v", staged, ttl)
+		}
+		stored[staged] = snap
 	}
-	if !slices.Contains(rdb.HKeys(context.Background(), reportFilesKey(tenantA, id)).Val(), "f1") {
-		t.Error("attachment not stored under its id")
+	if diff := cmp.Diff(stored[false], stored[true]); diff != "" {
+		t.Errorf("stored state (-one-step +staged):\n%s", diff)
+	}
+}
+
+// crossSlotHook makes the server refuse the one-step script as a sharding proxy would.
+type crossSlotHook struct{ refused atomic.Int64 }
+
+func (*crossSlotHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*crossSlotHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *crossSlotHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		// Script.Run tries EVALSHA first and answers its error, other than NOSCRIPT, as is.
+		if cmd.Name() == "evalsha" && len(args) > 1 && args[1] == enqueueScript.Hash() {
+			h.refused.Add(1)
+			cmd.SetErr(crossSlotError("CROSSSLOT Keys in request don't hash to the same slot"))
+			return cmd.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+type crossSlotError string
+
+func (e crossSlotError) Error() string { return string(e) }
+func (crossSlotError) RedisError()     {}
+
+func TestEnqueueFallsBackToStagedWhenTheServerRefusesMultiSlotScripts(t *testing.T) {
+	s, rdb, _ := newReports(t, false)
+	hook := &crossSlotHook{}
+	rdb.(*redis.Client).AddHook(hook)
+	for i := range 2 {
+		id, replayed, err := s.Enqueue(context.Background(), submission(tenantA, "u1", "key-1", "abc"), noLimits)
+		if err != nil || replayed != (i == 1) {
+			t.Fatalf("Enqueue %d = %q, %v, %v", i, id, replayed, err)
+		}
+	}
+	if n := hook.refused.Load(); n != 1 {
+		t.Errorf("one-step script tried %d times, want once", n)
+	}
+	if got := xlen(t, s); got != 1 {
+		t.Errorf("queue length = %d, want 1", got)
+	}
+	if n := rdb.ZCard(context.Background(), s.intentsKey()).Val(); n != 0 {
+		t.Errorf("%d intents left", n)
+	}
+}
+
+func TestClusterClientsTakeTheStagedPath(t *testing.T) {
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	t.Cleanup(func() { cluster.Close() })
+	if s := NewReports(cluster, ReportsOptions{}); !s.staged.Load() {
+		t.Error("a Cluster client would run the one-step script")
+	}
+	single := redistest.Client(t)
+	if s := NewReports(single, ReportsOptions{}); s.staged.Load() {
+		t.Error("a single-server client takes the staged path")
+	}
+}
+
+// TestEnqueueScriptRunsOnEmbeddedRedis runs the one-step script on miniredis, which
+// `supportbridge dev` uses, because its Lua is a reimplementation, not Redis.
+func TestEnqueueScriptRunsOnEmbeddedRedis(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	clock := &fakeClock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	s := sameStore(rdb, clock, false)
+	ctx := context.Background()
+	lim := report.Limits{PerUser: 1, Window: time.Minute, MaxQueueLength: 10, MaxAttachmentBytes: 100}
+	first := mustEnqueue(t, s, submission(tenantA, "u1", "key-1", "abc"), lim)
+	if id, replayed, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1", "abc"), lim); err != nil || !replayed || id != first {
+		t.Errorf("repeat = %q, %v, %v; want %q replayed", id, replayed, err, first)
+	}
+	var rl *report.RateLimitedError
+	if _, _, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-2"), lim); !errors.As(err, &rl) || rl.RetryAfter != time.Minute {
+		t.Errorf("second report error = %v, want RateLimitedError after 1m", err)
+	}
+	if err := s.EnsureGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := take(t, s, "w1"); d.ReportID != first || d.Report.Email != "u1@customer.example" {
+		t.Errorf("Begin = %+v", d)
+	}
+	if got := storedBytes(t, s, rdb); got != 3 {
+		t.Errorf("stored bytes = %d, want 3", got)
 	}
 }

@@ -146,11 +146,41 @@ func (p *Parser) ParseJSON(body []byte) (Input, error) {
 // parse is ParseJSON for a body already known to be within limits; part names the multipart
 // part the JSON came from, for syntax errors.
 //
-// Decoding runs in two passes because encoding/json stops reporting at the first unknown
-// field or mistyped value. The first pass decodes into generic values and checks their shape
-// against Input, collecting every unknown field and wrong type with its path and dropping
-// them; the second decodes what is left into Input, which then cannot fail, and validates it.
+// A well-formed, valid report, the usual case, is decoded once (parseFast). Anything else
+// takes the checked path, which is the definition of what is accepted and the only source
+// of errors; the fast path gives up wherever it might disagree with it.
 func (p *Parser) parse(body []byte, part string) (Input, error) {
+	if in, ok := p.parseFast(body); ok {
+		return in, nil
+	}
+	return p.parseChecked(body, part)
+}
+
+// parseFast decodes body straight into Input and reports ok only when parseChecked would
+// accept body and return the same Input. encoding/json alone is more lenient than the
+// checked path: it matches keys case-insensitively, ignores unknown ones, and lets a repeated
+// key merge into (or, with null, keep) the first value where the checked path keeps only the
+// last. So the keys are checked separately: each must be a field of its object, spelled
+// exactly, once. Mistyped values make Unmarshal fail, and an integer out of int32 range that
+// the checked path reads as -1 fails validation on both paths.
+func (p *Parser) parseFast(body []byte) (Input, bool) {
+	var in Input
+	if json.Unmarshal(body, &in) != nil || !p.shape.exactKeys(body) {
+		return Input{}, false
+	}
+	normalize(&in)
+	if p.validate.Struct(in) != nil {
+		return Input{}, false
+	}
+	return in, true
+}
+
+// parseChecked decodes in two passes because encoding/json stops reporting at the first
+// unknown field or mistyped value. The first pass decodes into generic values and checks
+// their shape against Input, collecting every unknown field and wrong type with its path and
+// dropping them; the second decodes what is left into Input, which then cannot fail, and
+// validates it.
+func (p *Parser) parseChecked(body []byte, part string) (Input, error) {
 	raw, err := decodeGeneric(body, part)
 	if err != nil {
 		return Input{}, err
@@ -358,6 +388,7 @@ func comparePointers(a, b string) int {
 type shape struct {
 	kind   reflect.Kind      // Struct, Slice, String or Int
 	fields map[string]*shape // Struct
+	names  []string          // Struct: the keys of fields, for exactKeys
 	elem   *shape            // Slice
 }
 
@@ -372,6 +403,10 @@ func shapeOf(t reflect.Type) *shape {
 		for f := range t.Fields() {
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			s.fields[name] = shapeOf(f.Type)
+			s.names = append(s.names, name)
+		}
+		if len(s.names) > 64 {
+			panic("report: too many fields for exactKeys") // a programming error
 		}
 	case reflect.Slice:
 		s.elem = shapeOf(t.Elem())
@@ -445,6 +480,119 @@ func (s *shape) check(v any, path string, errs *fieldErrors) (out any, ok bool) 
 		return v, true
 	}
 	return nil, false
+}
+
+// exactKeys reports whether every object key in data, which must be valid JSON (Unmarshal
+// accepted it), is a field of its object's shape, spelled exactly and given once. It answers
+// false, never wrongly true, for anything it does not follow: an escaped key, a value of the
+// wrong kind, data it cannot read.
+func (s *shape) exactKeys(data []byte) bool {
+	end, ok := s.scanExact(data, skipBlank(data, 0))
+	return ok && skipBlank(data, end) == len(data)
+}
+
+// scanExact scans the value at data[i] (i past any blanks) and returns the index after it.
+func (s *shape) scanExact(data []byte, i int) (int, bool) {
+	if i >= len(data) {
+		return 0, false
+	}
+	switch data[i] {
+	case '{':
+		if s.kind != reflect.Struct {
+			return 0, false
+		}
+		var seen uint64
+		i = skipBlank(data, i+1)
+		if i < len(data) && data[i] == '}' {
+			return i + 1, true
+		}
+		for {
+			if i >= len(data) || data[i] != '"' {
+				return 0, false
+			}
+			j := i + 1
+			for j < len(data) && data[j] != '"' && data[j] != '\\' {
+				j++
+			}
+			if j >= len(data) || data[j] != '"' {
+				return 0, false // an escape: the checked path decodes it
+			}
+			f := slices.Index(s.names, string(data[i+1:j]))
+			if f < 0 || seen&(1<<f) != 0 {
+				return 0, false
+			}
+			seen |= 1 << f
+			i = skipBlank(data, j+1)
+			if i >= len(data) || data[i] != ':' {
+				return 0, false
+			}
+			var ok bool
+			if i, ok = s.fields[s.names[f]].scanExact(data, skipBlank(data, i+1)); !ok {
+				return 0, false
+			}
+			i = skipBlank(data, i)
+			if i >= len(data) {
+				return 0, false
+			}
+			switch data[i] {
+			case ',':
+				i = skipBlank(data, i+1)
+			case '}':
+				return i + 1, true
+			default:
+				return 0, false
+			}
+		}
+	case '[':
+		if s.kind != reflect.Slice {
+			return 0, false
+		}
+		i = skipBlank(data, i+1)
+		if i < len(data) && data[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if i, ok = s.elem.scanExact(data, i); !ok {
+				return 0, false
+			}
+			i = skipBlank(data, i)
+			if i >= len(data) {
+				return 0, false
+			}
+			switch data[i] {
+			case ',':
+				i = skipBlank(data, i+1)
+			case ']':
+				return i + 1, true
+			default:
+				return 0, false
+			}
+		}
+	case '"':
+		for j := i + 1; j < len(data); j++ {
+			switch data[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1, true
+			}
+		}
+		return 0, false
+	default: // a number, true, false or null: what Unmarshal let through fits
+		j := i
+		for j < len(data) && strings.IndexByte(",]} \t\r\n", data[j]) < 0 {
+			j++
+		}
+		return j, j > i
+	}
+}
+
+func skipBlank(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n') {
+		i++
+	}
+	return i
 }
 
 func isSingleLine(s string) bool { return !strings.ContainsFunc(s, isControl) }

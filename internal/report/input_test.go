@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -311,5 +312,84 @@ func TestParseJSONNormalizes(t *testing.T) {
 	}
 	if got, want := in.Operation.Stack, "line1\n\tat x\uFFFD[31m\uFFFD"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// fastPathCases are bodies on which a decoder less strict than the checked path would
+// answer differently: keys in another case, repeated keys (a repeated object merges in
+// encoding/json, a repeated null keeps the first value there), escaped keys, and values the
+// checked path reads its own way.
+var fastPathCases = []string{
+	`{"summary":"s"}`,
+	`{"summary":"s","Summary":"t"}`,
+	`{"SUMMARY":"s"}`,
+	`{"summary":"s","summary":"t"}`,
+	`{"summary":"s","summary":null}`,
+	`{"summary":null,"summary":"s"}`,
+	`{"summary":"s","operation":{"name":"a"},"operation":{"stack":"b"}}`,
+	`{"summary":"s","operation":{"name":"a","name":"b"}}`,
+	`{"summary":"s","operation":{"requestIds":["a","b"],"requestIds":["c"]}}`,
+	`{"summary":"s","operation":{"httpStatus":500,"httpStatus":null}}`,
+	`{"summary":"s","recentErrors":[{"message":"m","message":null}]}`,
+	`{"summary":"s","recentErrors":[{"message":"m","Source":"x"}]}`,
+	`{"summary":"s","recentErrors":[null,{"message":"m"}]}`,
+	`{"summary":"s","environment":{"locale":"en","LOCALE":"de"}}`,
+	`{"summ\u0061ry":"s"}`,
+	`{"summary":"s","x\"y":1}`,
+	`{"summary":"s\"t\\","description":"\u2028 \ud800 <&>"}`,
+	`{"summary":"s","operation":{"httpStatus":500.0}}`,
+	`{"summary":"s","operation":{"httpStatus":5e2}}`,
+	`{"summary":"s","operation":{"httpStatus":-0}}`,
+	`{"summary":"s","operation":{"httpStatus":4294967796}}`,
+	`{"summary":"s","operation":{"httpStatus":"500"}}`,
+	`{"summary":"s","operation":null,"environment":null,"recentErrors":null}`,
+	`{"summary":"s","recentErrors":[]}`,
+	`{"summary":"s","operation":{"requestIds":[]}}`,
+	` {"summary" : "s" , "email" : "a@b.example" } `,
+	`{"summary":"s"} {}`,
+	`{"summary":"s"}]`,
+	`null`,
+	`[]`,
+	`"summary"`,
+	"{\"summary\":\"s\xff\"}",
+	"{\"summary\":\"s\",\"\xff\":1}",
+}
+
+// checkFastAgrees fails unless ParseJSON's answer (in, err) is exactly the checked path's,
+// and unless the fast path accepts only what the checked path accepts, unchanged.
+func checkFastAgrees(t *testing.T, p *Parser, body []byte, in Input, err error) {
+	t.Helper()
+	checked, cerr := p.parseChecked(body, "")
+	if diff := cmp.Diff(checked, in); diff != "" {
+		t.Fatalf("ParseJSON(%s) input (-checked +got):\n%s", body, diff)
+	}
+	if diff := cmp.Diff(fmt.Sprintf("%#v", cerr), fmt.Sprintf("%#v", err)); diff != "" {
+		t.Fatalf("ParseJSON(%s) error (-checked +got):\n%s", body, diff)
+	}
+	if fast, ok := p.parseFast(body); ok {
+		if cerr != nil {
+			t.Fatalf("fast path accepted %s, checked path: %v", body, cerr)
+		}
+		if diff := cmp.Diff(checked, fast); diff != "" {
+			t.Fatalf("fast path on %s (-checked +fast):\n%s", body, diff)
+		}
+	}
+}
+
+func TestParseJSONFastPathAgreesWithChecked(t *testing.T) {
+	p := newTestParser(t)
+	for _, body := range fastPathCases {
+		in, err := p.ParseJSON([]byte(body))
+		checkFastAgrees(t, p, []byte(body), in, err)
+	}
+	// The fast path must not be a dead letter: a plain valid report takes it.
+	if _, ok := p.parseFast([]byte(`{"summary":"s","operation":{"requestIds":["a"],"httpStatus":500},"recentErrors":[{"message":"m"}]}`)); !ok {
+		t.Error("a valid report missed the fast path")
+	}
+	for _, body := range []string{`{"Summary":"s"}`, `{"summary":"s","summary":null}`, `{"summ\u0061ry":"s"}`,
+		`{"summary":"s","operation":{"name":"a"},"operation":{"stack":"b"}}`} {
+		if _, ok := p.parseFast([]byte(body)); ok {
+			t.Errorf("fast path took %s", body)
+		}
 	}
 }
