@@ -11,6 +11,55 @@ import "github.com/redis/go-redis/v9"
 // Times are Unix milliseconds passed in by the caller (the store's injectable clock), never
 // Redis' TIME, so tests control windows and expiries.
 
+// Fragments shared by stageScript and enqueueScript, so the two paths cannot drift apart.
+// Each script first binds the locals the fragments read: now, window, idemKey, hasIdem,
+// bodyHash, userRateKey, tenantRateKey, member, perUser, perTenant.
+
+// luaIdempotency answers a repeated Idempotency-Key: the first report's id when the body
+// hash matches, a mismatch otherwise. It writes nothing.
+const luaIdempotency = `
+if hasIdem == '1' then
+  local rec = redis.call('GET', idemKey)
+  if rec then
+    local sep = string.find(rec, '\n', 1, true)
+    if sep then
+      if string.sub(rec, sep + 1) ~= bodyHash then return {'mismatch'} end
+      return {'seen', string.sub(rec, 1, sep - 1)}
+    end
+  end
+end
+`
+
+// luaRateCheck refuses when the user or the tenant is at its limit in the sliding window,
+// with the milliseconds until the oldest counted report leaves it. It reads without writing:
+// expired entries are only trimmed once a report is accepted.
+const luaRateCheck = `
+local function retryAfter(key, limit)
+  if limit <= 0 or window <= 0 then return -1 end
+  local from = '(' .. (now - window)
+  local n = redis.call('ZCOUNT', key, from, '+inf')
+  if n < limit then return -1 end
+  local e = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', n - limit, 1)
+  return math.max(tonumber(e[2]) + window - now, 1)
+end
+local ra = retryAfter(userRateKey, perUser)
+if ra >= 0 then return {'rate', 'user', tostring(ra)} end
+ra = retryAfter(tenantRateKey, perTenant)
+if ra >= 0 then return {'rate', 'tenant', tostring(ra)} end
+`
+
+// luaRateRecord counts an accepted report in both windows.
+const luaRateRecord = `
+for i, lim in ipairs({perUser, perTenant}) do
+  if lim > 0 and window > 0 then
+    local key = ({userRateKey, tenantRateKey})[i]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    redis.call('ZADD', key, now, member)
+    redis.call('PEXPIRE', key, window)
+  end
+end
+`
+
 // admitScript (queue) is the cheap first check of Enqueue: it refuses while the queue or
 // the stored attachment bytes are over their caps, writing nothing, and otherwise records
 // the intent to publish a report, which is how a crash before publishing is recovered.
@@ -34,42 +83,13 @@ return {'ok'}
 // ARGV: id, bodyHash, now, json, nbytes, hasIdem, idemTTL, window, perUser, perTenant,
 // then attachment id and content pairs.
 var stageScript = redis.NewScript(`
-local now = tonumber(ARGV[3])
-if ARGV[6] == '1' then
-  local rec = redis.call('GET', KEYS[3])
-  if rec then
-    local sep = string.find(rec, '\n', 1, true)
-    if sep then
-      if string.sub(rec, sep + 1) ~= ARGV[2] then return {'mismatch'} end
-      return {'seen', string.sub(rec, 1, sep - 1)}
-    end
-  end
-end
-local window = tonumber(ARGV[8])
--- retryAfter reads without writing: expired entries are only trimmed once accepted.
-local function retryAfter(key, limit)
-  if limit <= 0 or window <= 0 then return -1 end
-  local from = '(' .. (now - window)
-  local n = redis.call('ZCOUNT', key, from, '+inf')
-  if n < limit then return -1 end
-  local e = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', n - limit, 1)
-  return math.max(tonumber(e[2]) + window - now, 1)
-end
+local now, window = tonumber(ARGV[3]), tonumber(ARGV[8])
+local idemKey, hasIdem, bodyHash = KEYS[3], ARGV[6], ARGV[2]
+local userRateKey, tenantRateKey, member = KEYS[4], KEYS[5], ARGV[1]
 local perUser, perTenant = tonumber(ARGV[9]), tonumber(ARGV[10])
-local ra = retryAfter(KEYS[4], perUser)
-if ra >= 0 then return {'rate', 'user', tostring(ra)} end
-ra = retryAfter(KEYS[5], perTenant)
-if ra >= 0 then return {'rate', 'tenant', tostring(ra)} end
+` + luaIdempotency + luaRateCheck + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
-
-for i, lim in ipairs({perUser, perTenant}) do
-  if lim > 0 and window > 0 then
-    local key = KEYS[3 + i]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-    redis.call('ZADD', key, now, ARGV[1])
-    redis.call('PEXPIRE', key, window)
-  end
-end
+` + luaRateRecord + `
 redis.call('HSET', KEYS[1], 'json', ARGV[4], 'state', 'queued', 'createdAt', now,
   'updatedAt', now, 'published', 0, 'fence', 0, 'attempts', 0, 'tries', 0, 'bytes', ARGV[5])
 for i = 11, #ARGV, 2 do
@@ -92,46 +112,19 @@ return {'ok'}
 // ARGV: tenantKey, id, bodyHash, now, json, nbytes, hasIdem, idemTTL, window, perUser,
 // perTenant, maxLen, maxBytes, heldField, filedByTTL, then attachment id and content pairs.
 var enqueueScript = redis.NewScript(`
-local now, nb = tonumber(ARGV[4]), tonumber(ARGV[6])
-if ARGV[7] == '1' then
-  local rec = redis.call('GET', KEYS[6])
-  if rec then
-    local sep = string.find(rec, '\n', 1, true)
-    if sep then
-      if string.sub(rec, sep + 1) ~= ARGV[3] then return {'mismatch'} end
-      return {'seen', string.sub(rec, 1, sep - 1)}
-    end
-  end
-end
+local now, nb, window = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[9])
+local idemKey, hasIdem, bodyHash = KEYS[6], ARGV[7], ARGV[3]
+local userRateKey, tenantRateKey, member = KEYS[7], KEYS[8], ARGV[2]
+local perUser, perTenant = tonumber(ARGV[10]), tonumber(ARGV[11])
+` + luaIdempotency + `
 local maxLen, maxBytes = tonumber(ARGV[12]), tonumber(ARGV[13])
 if maxLen > 0 and redis.call('XLEN', KEYS[1]) >= maxLen then return {'queue'} end
 if maxBytes > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') + nb > maxBytes then
   return {'attachments'}
 end
-local window = tonumber(ARGV[9])
-local function retryAfter(key, limit)
-  if limit <= 0 or window <= 0 then return -1 end
-  local from = '(' .. (now - window)
-  local n = redis.call('ZCOUNT', key, from, '+inf')
-  if n < limit then return -1 end
-  local e = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', n - limit, 1)
-  return math.max(tonumber(e[2]) + window - now, 1)
-end
-local perUser, perTenant = tonumber(ARGV[10]), tonumber(ARGV[11])
-local ra = retryAfter(KEYS[7], perUser)
-if ra >= 0 then return {'rate', 'user', tostring(ra)} end
-ra = retryAfter(KEYS[8], perTenant)
-if ra >= 0 then return {'rate', 'tenant', tostring(ra)} end
+` + luaRateCheck + `
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'exists'} end
-
-for i, lim in ipairs({perUser, perTenant}) do
-  if lim > 0 and window > 0 then
-    local key = KEYS[6 + i]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-    redis.call('ZADD', key, now, ARGV[2])
-    redis.call('PEXPIRE', key, window)
-  end
-end
+` + luaRateRecord + `
 local entry = redis.call('XADD', KEYS[1], '*', 't', ARGV[1], 'r', ARGV[2])
 redis.call('HSET', KEYS[4], 'json', ARGV[5], 'state', 'queued', 'createdAt', now,
   'updatedAt', now, 'published', 1, 'entry', entry, 'fence', 0, 'attempts', 0, 'tries', 0,
