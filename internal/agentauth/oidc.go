@@ -29,11 +29,8 @@ const (
 	// matches the default of SB_AGENT_OIDC_ROLE_CLAIM.
 	DefaultRoleClaim = "supportbridge_role"
 
-	minRSABits        = 2048
-	defaultMinRefresh = 30 * time.Second
-	defaultTimeout    = 5 * time.Second
-	defaultKeyMaxAge  = time.Hour
-	maxEmailLen       = 254
+	minRSABits  = 2048
+	maxEmailLen = 254
 )
 
 // OIDCOptions configures identity-provider tokens. Issuer, Audience and JWKSURL are required.
@@ -95,20 +92,8 @@ func newOIDCVerifier(o OIDCOptions, log *slog.Logger) (*oidcVerifier, error) {
 	if o.RoleClaim == "" {
 		o.RoleClaim = DefaultRoleClaim
 	}
-	if o.MinRefreshInterval == 0 {
-		o.MinRefreshInterval = defaultMinRefresh
-	}
-	if o.Timeout == 0 {
-		o.Timeout = defaultTimeout
-	}
-	if o.KeyMaxAge == 0 {
-		o.KeyMaxAge = defaultKeyMaxAge
-	}
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{}
 	}
 	return &oidcVerifier{
 		issuer:    o.Issuer,

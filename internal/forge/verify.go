@@ -33,10 +33,6 @@ const (
 	// maxTokenBytes bounds the work an unauthenticated caller can make us do. FITs carry a
 	// context claim that can grow, so the bound is generous compared with a typical token.
 	maxTokenBytes = 64 << 10
-
-	defaultMinRefresh = 30 * time.Second
-	defaultTimeout    = 5 * time.Second
-	defaultKeyMaxAge  = time.Hour
 )
 
 var (
@@ -132,20 +128,8 @@ func NewVerifier(opts Options) (*Verifier, error) {
 	if opts.MinRefreshInterval < 0 || opts.Timeout < 0 || opts.KeyMaxAge < 0 {
 		return nil, errors.New("forge verifier: durations must not be negative")
 	}
-	if opts.MinRefreshInterval == 0 {
-		opts.MinRefreshInterval = defaultMinRefresh
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = defaultTimeout
-	}
-	if opts.KeyMaxAge == 0 {
-		opts.KeyMaxAge = defaultKeyMaxAge
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
-	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -35,8 +35,9 @@ type Options[K any] struct {
 	URL  string
 	// Client fetches the set; nil means a client of its own.
 	Client *http.Client
-	// Timeout bounds one fetch; MinRefresh spaces fetches; MaxAge is how long a fetched set
-	// is trusted before the next use refreshes it (so withdrawn keys stop working).
+	// Timeout bounds one fetch (default 5 s); MinRefresh spaces fetches (default 30 s);
+	// MaxAge is how long a fetched set is trusted before the next use refreshes it, so
+	// withdrawn keys stop working (default 1 h).
 	Timeout, MinRefresh, MaxAge time.Duration
 	// Parse turns a JWKS document into usable keys by kid.
 	Parse  func(body []byte) (map[string]K, error)
@@ -60,6 +61,15 @@ type Set[K any] struct {
 func New[K any](o Options[K]) *Set[K] {
 	if o.Client == nil {
 		o.Client = &http.Client{}
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.MinRefresh == 0 {
+		o.MinRefresh = 30 * time.Second
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = time.Hour
 	}
 	if o.Now == nil {
 		o.Now = time.Now
