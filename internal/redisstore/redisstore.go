@@ -34,6 +34,9 @@ func NewClient(c config.Redis) (redis.UniversalClient, error) {
 		if !c.Password.IsZero() {
 			opts.Password = c.Password.Reveal()
 		}
+		if opts.Protocol == 0 {
+			opts.Protocol = defaultProtocol
+		}
 		return redis.NewClient(opts), nil
 	}
 	if len(c.Addrs) == 0 {
@@ -44,8 +47,15 @@ func NewClient(c config.Redis) (redis.UniversalClient, error) {
 		MasterName: c.MasterName,
 		Username:   c.Username,
 		Password:   c.Password.Reveal(),
+		Protocol:   defaultProtocol,
 	}), nil
 }
+
+// defaultProtocol is RESP2. Nothing here needs RESP3 (pub/sub works on its own connection
+// either way), and on RESP3 go-redis checks every connection for pending push
+// notifications before reading each reply, which cost about 8 µs of CPU per command in the
+// intake benchmark. A redis URL may still ask for protocol=3.
+const defaultProtocol = 2
 
 // tenantTag is the hash tag shared by every key of one tenant. The clientKey is hashed so
 // that braces or odd characters in it can never change which slot a key lands in.
