@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-playground/validator/v10"
 )
 
@@ -157,15 +158,15 @@ func (p *Parser) parse(body []byte, part string) (Input, error) {
 }
 
 // parseFast decodes body straight into Input and reports ok only when parseChecked would
-// accept body and return the same Input. encoding/json alone is more lenient than the
-// checked path: it matches keys case-insensitively, ignores unknown ones, and lets a repeated
-// key merge into (or, with null, keep) the first value where the checked path keeps only the
-// last. So the keys are checked separately: each must be a field of its object, spelled
-// exactly, once. Mistyped values make Unmarshal fail, and an integer out of int32 range that
+// accept body and return the same Input. It uses the strict decoder of encoding/json/v2
+// (github.com/go-json-experiment/json, the same code): names match exactly and only once,
+// unknown members and trailing data are errors, and invalid UTF-8 is refused where
+// encoding/json would replace it. Every such body takes the checked path, which alone
+// words errors. Mistyped values make Unmarshal fail, and an integer out of int32 range that
 // the checked path reads as -1 fails validation on both paths.
 func (p *Parser) parseFast(body []byte) (Input, bool) {
 	var in Input
-	if json.Unmarshal(body, &in) != nil || !p.shape.exactKeys(body) {
+	if jsonv2.Unmarshal(body, &in, jsonv2.RejectUnknownMembers(true)) != nil {
 		return Input{}, false
 	}
 	normalize(&in)
@@ -388,7 +389,6 @@ func comparePointers(a, b string) int {
 type shape struct {
 	kind   reflect.Kind      // Struct, Slice, String or Int
 	fields map[string]*shape // Struct
-	names  []string          // Struct: the keys of fields, for exactKeys
 	elem   *shape            // Slice
 }
 
@@ -403,10 +403,6 @@ func shapeOf(t reflect.Type) *shape {
 		for f := range t.Fields() {
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			s.fields[name] = shapeOf(f.Type)
-			s.names = append(s.names, name)
-		}
-		if len(s.names) > 64 {
-			panic("report: too many fields for exactKeys") // a programming error
 		}
 	case reflect.Slice:
 		s.elem = shapeOf(t.Elem())
@@ -480,119 +476,6 @@ func (s *shape) check(v any, path string, errs *fieldErrors) (out any, ok bool) 
 		return v, true
 	}
 	return nil, false
-}
-
-// exactKeys reports whether every object key in data, which must be valid JSON (Unmarshal
-// accepted it), is a field of its object's shape, spelled exactly and given once. It answers
-// false, never wrongly true, for anything it does not follow: an escaped key, a value of the
-// wrong kind, data it cannot read.
-func (s *shape) exactKeys(data []byte) bool {
-	end, ok := s.scanExact(data, skipBlank(data, 0))
-	return ok && skipBlank(data, end) == len(data)
-}
-
-// scanExact scans the value at data[i] (i past any blanks) and returns the index after it.
-func (s *shape) scanExact(data []byte, i int) (int, bool) {
-	if i >= len(data) {
-		return 0, false
-	}
-	switch data[i] {
-	case '{':
-		if s.kind != reflect.Struct {
-			return 0, false
-		}
-		var seen uint64
-		i = skipBlank(data, i+1)
-		if i < len(data) && data[i] == '}' {
-			return i + 1, true
-		}
-		for {
-			if i >= len(data) || data[i] != '"' {
-				return 0, false
-			}
-			j := i + 1
-			for j < len(data) && data[j] != '"' && data[j] != '\\' {
-				j++
-			}
-			if j >= len(data) || data[j] != '"' {
-				return 0, false // an escape: the checked path decodes it
-			}
-			f := slices.Index(s.names, string(data[i+1:j]))
-			if f < 0 || seen&(1<<f) != 0 {
-				return 0, false
-			}
-			seen |= 1 << f
-			i = skipBlank(data, j+1)
-			if i >= len(data) || data[i] != ':' {
-				return 0, false
-			}
-			var ok bool
-			if i, ok = s.fields[s.names[f]].scanExact(data, skipBlank(data, i+1)); !ok {
-				return 0, false
-			}
-			i = skipBlank(data, i)
-			if i >= len(data) {
-				return 0, false
-			}
-			switch data[i] {
-			case ',':
-				i = skipBlank(data, i+1)
-			case '}':
-				return i + 1, true
-			default:
-				return 0, false
-			}
-		}
-	case '[':
-		if s.kind != reflect.Slice {
-			return 0, false
-		}
-		i = skipBlank(data, i+1)
-		if i < len(data) && data[i] == ']' {
-			return i + 1, true
-		}
-		for {
-			var ok bool
-			if i, ok = s.elem.scanExact(data, i); !ok {
-				return 0, false
-			}
-			i = skipBlank(data, i)
-			if i >= len(data) {
-				return 0, false
-			}
-			switch data[i] {
-			case ',':
-				i = skipBlank(data, i+1)
-			case ']':
-				return i + 1, true
-			default:
-				return 0, false
-			}
-		}
-	case '"':
-		for j := i + 1; j < len(data); j++ {
-			switch data[j] {
-			case '\\':
-				j++
-			case '"':
-				return j + 1, true
-			}
-		}
-		return 0, false
-	default: // a number, true, false or null: what Unmarshal let through fits
-		j := i
-		for j < len(data) && strings.IndexByte(",]} \t\r\n", data[j]) < 0 {
-			j++
-		}
-		return j, j > i
-	}
-}
-
-func skipBlank(data []byte, i int) int {
-	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n') {
-		i++
-	}
-	return i
 }
 
 func isSingleLine(s string) bool { return !strings.ContainsFunc(s, isControl) }
