@@ -1,10 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"mime"
 	"net/http"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/supportbridge/supportbridge/internal/bufpool"
 	"github.com/supportbridge/supportbridge/internal/report"
 )
 
@@ -41,6 +42,13 @@ func (s *Server) getReport(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, st)
+}
+
+// reportAccepted is the answer to an accepted report.
+type reportAccepted struct {
+	ID        string       `json:"id"`
+	Status    report.State `json:"status"`
+	StatusURL string       `json:"statusUrl"`
 }
 
 // maxIdempotencyKey bounds the header; IETF's draft suggests UUIDs, so 255 is generous.
@@ -111,9 +119,9 @@ func (s *Server) createReport(c *gin.Context) {
 			status = st.State
 		}
 	}
-	statusURL := s.cfg.PublicBaseURL.String() + "/api/v1/reports/" + id
+	statusURL := s.publicBase + "/api/v1/reports/" + id
 	c.Header("Location", statusURL)
-	c.JSON(http.StatusAccepted, gin.H{"id": id, "status": status, "statusUrl": statusURL})
+	c.JSON(http.StatusAccepted, reportAccepted{ID: id, Status: status, StatusURL: statusURL})
 }
 
 // parseReport reads a JSON body or a multipart body with a report part and attachments.
@@ -122,11 +130,17 @@ func (s *Server) parseReport(c *gin.Context) (report.Input, []report.Attachment,
 	if mt == "multipart/form-data" {
 		return s.parser.ParseMultipart(c.Request.Body, params["boundary"])
 	}
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
+	// The body is only read here: the parser copies what it keeps, so the buffer goes back
+	// to the pool at once.
+	buf := bufpool.Get()
+	defer bufpool.Put(buf)
+	if n := c.Request.ContentLength; n > 0 && n <= s.parser.Limits().MaxReportBytes {
+		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead free to see the end
+	}
+	if _, err := buf.ReadFrom(c.Request.Body); err != nil {
 		return report.Input{}, nil, err
 	}
-	in, err := s.parser.ParseJSON(body)
+	in, err := s.parser.ParseJSON(buf.Bytes())
 	return in, nil, err
 }
 

@@ -89,6 +89,7 @@ type Server struct {
 	now          func() time.Time
 	errorMappers []func(error) *Problem
 	basePath     string
+	publicBase   string // SB_PUBLIC_BASE_URL as a string, for status URLs
 	descriptor   map[string]any
 }
 
@@ -111,7 +112,7 @@ func New(o Options) *Server {
 		cfg: o.Config, log: o.Logger, tenants: o.Tenants, forge: o.Forge, ready: o.Ready,
 		registry: o.Registry, openapi: o.OpenAPI, reports: o.Reports, skipAppAuth: o.SkipAppAuth,
 		intake: o.Intake, emails: o.Emails, consent: o.Consent, retrier: o.Retrier,
-		now: o.Now, basePath: base.Path,
+		now: o.Now, basePath: base.Path, publicBase: base.String(),
 	}
 	if s.reports == nil {
 		s.reports = noReports{}

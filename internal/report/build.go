@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/medama-io/go-useragent"
 
+	"github.com/supportbridge/supportbridge/internal/bufpool"
 	"github.com/supportbridge/supportbridge/internal/redact"
 )
 
@@ -211,8 +213,12 @@ func BodyHash(in Input, atts []Attachment) string {
 		h.Write(b)
 	}
 	field([]byte("supportbridge report v1"))
-	js, _ := json.Marshal(in) // strings, slices and an int pointer: encoding cannot fail
-	field(js)
+	// The same bytes as json.Marshal(in), in a recycled buffer: strings, slices and an int
+	// pointer, so encoding cannot fail. Encode adds a newline, which is not hashed.
+	buf := bufpool.Get()
+	_ = json.NewEncoder(buf).Encode(in)
+	field(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	bufpool.Put(buf)
 	for _, a := range atts {
 		sum := sha256.Sum256(a.Content)
 		field([]byte(a.Filename))

@@ -2,6 +2,9 @@ package report
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"regexp"
@@ -362,5 +365,32 @@ func TestBodyHash(t *testing.T) {
 		if h == base {
 			t.Errorf("%s: same hash as the base request", name)
 		}
+	}
+}
+
+// TestBodyHashIsStable pins the encoding: a change of it would turn every replay of a
+// request made before a deploy into a 422 mismatch for as long as its key is kept.
+func TestBodyHashIsStable(t *testing.T) {
+	status := 404
+	in := Input{Summary: "<b>&amp; ü \u2028", Email: "a@b.example", Operation: OperationInput{HTTPStatus: &status, RequestIDs: []string{"r1"}},
+		RecentErrors: []RecentErrorInput{{Message: "m"}}, Environment: EnvironmentInput{Locale: "en"}}
+	atts := []Attachment{{AttachmentMeta: AttachmentMeta{Filename: "a.png", MediaType: "image/png"}, Content: []byte("png")}}
+	h := sha256.New()
+	field := func(b []byte) {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(b))))
+		h.Write(b)
+	}
+	field([]byte("supportbridge report v1"))
+	js, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	field(js)
+	sum := sha256.Sum256(atts[0].Content)
+	field([]byte("a.png"))
+	field([]byte("image/png"))
+	field(sum[:])
+	if got, want := BodyHash(in, atts), hex.EncodeToString(h.Sum(nil)); got != want {
+		t.Errorf("BodyHash = %s, want %s (SHA-256 of the length-prefixed JSON of the input and files)", got, want)
 	}
 }
