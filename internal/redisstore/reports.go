@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/supportbridge/supportbridge/internal/bufpool"
 	"github.com/supportbridge/supportbridge/internal/report"
 )
 
@@ -71,6 +73,9 @@ type Reports struct {
 	statusTTL   time.Duration
 	overloadRA  time.Duration
 	deadMaxLen  int64
+
+	// enqueueBatch shares round trips between concurrent one-step enqueues.
+	enqueueBatch *scriptBatcher
 
 	// staged makes Enqueue take the staged path. It is set for Cluster clients and on
 	// demand, and once the server refuses the one-step script.
@@ -143,6 +148,7 @@ func NewReports(rdb redis.UniversalClient, opts ReportsOptions) *Reports {
 		rdb: rdb, now: opts.Now, queue: opts.Queue, queueTag: "{q:" + hex.EncodeToString(sum[:6]) + "}",
 		group: opts.Group, customerKey: opts.CustomerKey, customerTTL: opts.CustomerTTL,
 		statusTTL: opts.StatusTTL, overloadRA: opts.OverloadRetryAfter, deadMaxLen: opts.DeadLetterMaxLen,
+		enqueueBatch: newScriptBatcher(rdb, enqueueScript, 64),
 	}
 	// Only a *redis.Client is known to be one server at a time (a plain client or a
 	// Sentinel failover client); a Cluster, a Ring or anything else takes the staged path.
@@ -286,10 +292,13 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	}
 	// The stored attachments are authoritative: the worker attaches exactly what is stored.
 	r.Attachments = metas
-	doc, err := json.Marshal(r)
-	if err != nil {
+	// Encoded into a recycled buffer: the bytes are only needed until the script has them.
+	buf := bufpool.Get()
+	defer bufpool.Put(buf)
+	if err := json.NewEncoder(buf).Encode(r); err != nil {
 		return "", false, fmt.Errorf("encode report: %w", err)
 	}
+	doc := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	idemTTL := lim.IdempotencyTTL
 	if idemTTL <= 0 {
 		idemTTL = 24 * time.Hour
@@ -419,7 +428,7 @@ func (s *Reports) enqueueAtomic(ctx context.Context, r report.Report, bodyHash s
 		msDur(idemTTL), msDur(lim.Window), lim.PerUser, lim.PerTenant, lim.MaxQueueLength,
 		lim.MaxAttachmentBytes, heldField(r.TenantKey, r.ID), msDur(s.statusTTL+24*time.Hour))
 	args = append(args, files...)
-	res, err := enqueueScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	res, err := s.enqueueBatch.run(ctx, keys, args)
 	if redis.HasErrorPrefix(err, "CROSSSLOT") {
 		return "", false, err
 	}
@@ -430,6 +439,11 @@ func (s *Reports) enqueueAtomic(ctx context.Context, r report.Report, bodyHash s
 	}
 	switch res[0] {
 	case "ok":
+		return r.ID, false, nil
+	case "exists":
+		// The script stores a report all at once and only under a fresh id, so the report
+		// is there because an earlier attempt of this very call ran (the client resends a
+		// command whose answer a broken connection lost): it is stored and queued.
 		return r.ID, false, nil
 	case "mismatch":
 		return "", false, report.ErrIdempotencyMismatch

@@ -195,6 +195,29 @@ func TestEnqueueStoresReportAttachmentsAndQueuesIt(t *testing.T) {
 	})
 }
 
+// TestOneStepEnqueueResentAfterALostAnswerSucceedsOnce is what go-redis does when a
+// connection breaks after the script ran: it sends the same call again. The second run finds
+// the report stored and answers success without a second queue entry or count.
+func TestOneStepEnqueueResentAfterALostAnswerSucceedsOnce(t *testing.T) {
+	s, rdb, _ := newReports(t, false)
+	sub := submission(tenantA, "u1", "", "png-bytes")
+	sub.Report.ID = "r" + randomID()
+	sub.Report.Marker = "sb" + randomID()
+	lim := report.Limits{PerUser: 5, PerTenant: 5, Window: time.Hour}
+	for range 2 {
+		id, replayed, err := s.Enqueue(context.Background(), sub, lim)
+		if err != nil || id != sub.Report.ID || replayed {
+			t.Fatalf("Enqueue = %q, %v, %v; want %q stored", id, replayed, err, sub.Report.ID)
+		}
+	}
+	if got := xlen(t, s); got != 1 {
+		t.Errorf("queue length = %d, want 1", got)
+	}
+	if got := storedBytes(t, s, rdb); got != int64(len("png-bytes")) {
+		t.Errorf("stored bytes = %d, counted twice?", got)
+	}
+}
+
 func TestStatusIsPerTenant(t *testing.T) {
 	bothPaths(t, func(t *testing.T, staged bool) {
 		s, _, _ := newReports(t, staged)
@@ -772,20 +795,41 @@ func TestEnqueuePathsStoreTheSame(t *testing.T) {
 type crossSlotHook struct{ refused atomic.Int64 }
 
 func (*crossSlotHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (*crossSlotHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+func (h *crossSlotHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		// The proxy refuses the one-step script however it is sent; a pipeline of nothing
+		// else (how concurrent enqueues share a round trip) is refused as a whole.
+		var refused error
+		for _, cmd := range cmds {
+			if h.refuse(cmd) {
+				refused = cmd.Err()
+			}
+		}
+		if refused != nil {
+			return refused
+		}
+		return next(ctx, cmds)
+	}
 }
+
 func (h *crossSlotHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		args := cmd.Args()
 		// Script.Run tries EVALSHA first and answers its error, other than NOSCRIPT, as is.
-		if cmd.Name() == "evalsha" && len(args) > 1 && args[1] == enqueueScript.Hash() {
-			h.refused.Add(1)
-			cmd.SetErr(crossSlotError("CROSSSLOT Keys in request don't hash to the same slot"))
+		if h.refuse(cmd) {
 			return cmd.Err()
 		}
 		return next(ctx, cmd)
 	}
+}
+
+func (h *crossSlotHook) refuse(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	if cmd.Name() != "evalsha" || len(args) < 2 || args[1] != enqueueScript.Hash() {
+		return false
+	}
+	h.refused.Add(1)
+	cmd.SetErr(crossSlotError("CROSSSLOT Keys in request don't hash to the same slot"))
+	return true
 }
 
 type crossSlotError string
