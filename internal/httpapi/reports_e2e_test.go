@@ -51,13 +51,28 @@ type reportHarness struct {
 	sandbox *jsmsandbox.Sandbox
 	reports *redisstore.Reports
 	emails  *fakeEmails
+	jsm     *jsm.Client
 }
 
 func newReportHarness(t *testing.T, env map[string]string) *reportHarness {
 	t.Helper()
+	return newReportHarnessWith(t, reportHarnessOptions{Env: env})
+}
+
+// reportHarnessOptions varies the report harness. Without a worker of its own the test runs
+// workers itself (startWorker); OnCall is told of every call the sandbox answered.
+type reportHarnessOptions struct {
+	Env      map[string]string
+	NoWorker bool
+	OnCall   func(jsmsandbox.Call)
+}
+
+func newReportHarnessWith(t *testing.T, ho reportHarnessOptions) *reportHarness {
+	t.Helper()
+	env := ho.Env
 	rh := &reportHarness{emails: &fakeEmails{}}
 	var worker *delivery.Worker
-	sb, sbSrv := jsmsandbox.NewTestServer(t, jsmsandbox.Options{Email: "svc@vendor.example", APIToken: "jsm-api-token", ClosedDesk: true})
+	sb, sbSrv := jsmsandbox.NewTestServer(t, jsmsandbox.Options{Email: "svc@vendor.example", APIToken: "jsm-api-token", ClosedDesk: true, OnCall: ho.OnCall})
 	rh.sandbox = sb
 	rh.harness = newHarness(t, func(e map[string]string, o *Options) {
 		for k, v := range env {
@@ -94,20 +109,38 @@ func newReportHarness(t *testing.T, env map[string]string) *reportHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	worker = delivery.NewWorker(delivery.Options{
-		Store: rh.reports, JSM: client, Tenants: rh.tenants, Render: report.Renderer{AppKey: testAppKey},
-		Concurrency: 4, ClaimIdle: time.Second, Logger: rh.server.log,
-	})
+	rh.jsm = client
+	if ho.NoWorker {
+		return rh
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); worker.Run(ctx) }()
+	var done <-chan struct{}
+	worker, done = rh.startWorker(ctx, time.Second)
 	t.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(10 * time.Second); worker.Healthy() != nil; time.Sleep(5 * time.Millisecond) {
+	return rh
+}
+
+// startWorker runs a delivery worker until ctx ends, as the binary's worker role does, and
+// returns once it is running; done is closed when it has stopped.
+func (rh *reportHarness) startWorker(ctx context.Context, claimIdle time.Duration) (w *delivery.Worker, done <-chan struct{}) {
+	rh.t.Helper()
+	w = delivery.NewWorker(delivery.Options{
+		Store: rh.reports, JSM: rh.jsm, Tenants: rh.tenants, Render: report.Renderer{AppKey: testAppKey},
+		Concurrency: 4, ClaimIdle: claimIdle, Logger: rh.server.log,
+	})
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); w.Run(ctx) }()
+	for deadline := time.Now().Add(10 * time.Second); w.Healthy() != nil; time.Sleep(5 * time.Millisecond) {
+		select {
+		case <-stopped:
+			return w, stopped // stopped before it was ever healthy: ctx ended early
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("worker did not start: %v", worker.Healthy())
+			rh.t.Fatalf("worker did not start: %v", w.Healthy())
 		}
 	}
-	return rh
+	return w, stopped
 }
 
 func (rh *reportHarness) post(token string, headers map[string]string, body []byte, contentType string) (int, http.Header, []byte) {
@@ -484,5 +517,105 @@ func TestReportsDeliveredThroughFaults(t *testing.T) {
 		if bundles != 1 || comments != 1 {
 			t.Errorf("%s: %d bundles and %d internal comments, want one each", r.Key, bundles, comments)
 		}
+	}
+}
+
+// TestWorkerKilledBetweenStepsThroughTheRouter: a report sent through the router is taken by
+// a worker that dies right after JSM answered one of its calls (the request created, the
+// user's first file attached, the internal comment added), before it could record that
+// step. A second worker takes the report over and finishes it: one request, both files and
+// the bundle once each, one internal comment.
+func TestWorkerKilledBetweenStepsThroughTheRouter(t *testing.T) {
+	for name, killAfter := range map[string]func(jsmsandbox.Call) bool{
+		"create": func(c jsmsandbox.Call) bool {
+			return c.Method == http.MethodPost && c.Path == "/rest/servicedeskapi/request"
+		},
+		"first attach": func(c jsmsandbox.Call) bool {
+			return c.Method == http.MethodPost && strings.HasSuffix(c.Path, "/attachment")
+		},
+		"comment": func(c jsmsandbox.Call) bool {
+			return c.Method == http.MethodPost && strings.HasSuffix(c.Path, "/comment")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var killOnce sync.Once
+			var mu sync.Mutex
+			var kill context.CancelFunc
+			rh := newReportHarnessWith(t, reportHarnessOptions{NoWorker: true, OnCall: func(c jsmsandbox.Call) {
+				if c.Status >= 200 && c.Status < 300 && killAfter(c) {
+					mu.Lock()
+					defer mu.Unlock()
+					killOnce.Do(kill)
+				}
+			}})
+			rh.install("client-k", secretA)
+			tok := contextToken(t, "client-k", secretA, "557058:kim", nil)
+			body, ct := multipartReport(t, `{"summary":"Killed midway","email":"kim@customer.example"}`,
+				map[string][]byte{"screen.png": pngBytes, "console.txt": []byte("TypeError: x is undefined\n")})
+			st, _, b := rh.post(tok, nil, body, ct)
+			if st != http.StatusAccepted {
+				t.Fatalf("create: %d %s", st, b)
+			}
+			var acc struct{ ID string }
+			json.Unmarshal(b, &acc)
+
+			ctx, cancel := context.WithCancel(context.Background())
+			mu.Lock()
+			kill = cancel
+			mu.Unlock()
+			defer cancel()
+			_, firstDone := rh.startWorker(ctx, time.Hour) // it never takes over: it dies first
+			select {
+			case <-firstDone:
+			case <-time.After(60 * time.Second):
+				t.Fatal("the first worker never reached the kill point")
+			}
+			var st0 report.Status
+			_, _, sb := rh.do("GET", "/api/v1/reports/"+acc.ID, map[string]string{"Authorization": "JWT " + tok}, nil)
+			json.Unmarshal(sb, &st0)
+			if st0.State != report.StateDelivering {
+				t.Fatalf("after the kill the report is %q, want delivering", st0.State)
+			}
+
+			ctx2, cancel2 := context.WithCancel(context.Background())
+			_, secondDone := rh.startWorker(ctx2, 50*time.Millisecond)
+			defer func() { cancel2(); <-secondDone }()
+			rh.waitDelivered(tok, acc.ID)
+
+			reqs := rh.sandbox.Requests()
+			if len(reqs) != 1 {
+				t.Fatalf("%d requests, want 1", len(reqs))
+			}
+			creates := 0
+			for _, c := range rh.sandbox.Calls() {
+				if c.Method == http.MethodPost && c.Path == "/rest/servicedeskapi/request" {
+					creates++
+				}
+			}
+			if creates != 1 {
+				t.Errorf("%d creates, want 1", creates)
+			}
+			names := map[string]int{}
+			for _, a := range reqs[0].Attachments {
+				n := a.Filename
+				if !a.Public {
+					n = "internal:" + strings.SplitN(n, "-", 2)[0] // support-bundle-<id>.json
+				}
+				names[n]++
+			}
+			want := map[string]int{"screen.png": 1, "console.txt": 1, "internal:support": 1}
+			if fmt.Sprint(names) != fmt.Sprint(want) {
+				t.Errorf("attachments %v, want %v", names, want)
+			}
+			internal := 0
+			for _, c := range reqs[0].Comments {
+				if !c.Public && !strings.HasPrefix(c.Body, "[^") {
+					internal++
+				}
+			}
+			if internal != 1 {
+				t.Errorf("%d internal comments, want 1", internal)
+			}
+		})
 	}
 }

@@ -75,6 +75,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives one debug line per call; nil discards.
 	Logger *slog.Logger
+	// OnCall, when set, is told of every REST call once it has been answered (or dropped)
+	// and recorded. Tests use it to stop a client at an exact point of its work.
+	OnCall func(Call)
 }
 
 // Sandbox is an in-memory JSM site. It is an http.Handler; all methods are safe for
@@ -252,13 +255,17 @@ func (s *Sandbox) recordCall(r *http.Request, body []byte, rec *recorder) {
 		status = 0
 	}
 	s.log.Debug("jsm sandbox call", "method", r.Method, "path", r.URL.Path, "status", status)
+	call := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: status, Time: s.now()}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = append(s.calls, Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: status, Time: s.now()})
+	s.calls = append(s.calls, call)
 	s.bodies = append(s.bodies, body)
 	if n := s.opts.KeepCalls; n > 0 && len(s.calls) > n {
 		s.calls = slices.Delete(s.calls, 0, len(s.calls)-n)
 		s.bodies = slices.Delete(s.bodies, 0, len(s.bodies)-n)
+	}
+	s.mu.Unlock()
+	if s.opts.OnCall != nil {
+		s.opts.OnCall(call)
 	}
 }
 
