@@ -169,20 +169,16 @@ func (s *Reports) bytesKey() string   { return "sb:" + s.queueTag + ":bytes" }
 func (s *Reports) heldKey() string    { return "sb:" + s.queueTag + ":held" }
 func (s *Reports) intentsKey() string { return "sb:" + s.queueTag + ":intents" }
 
-func reportKey(tenantKey, id string) string {
-	return "sb:" + tenantTag(tenantKey) + ":report:" + id
-}
-func reportFilesKey(tenantKey, id string) string {
-	return "sb:" + tenantTag(tenantKey) + ":report:" + id + ":files"
-}
-func idemKey(tenantKey, key string) string {
-	return "sb:" + tenantTag(tenantKey) + ":idem:" + sha256Hex(key)
-}
-func rateUserKey(tenantKey, user string) string {
-	return "sb:" + tenantTag(tenantKey) + ":rl:user:" + sha256Hex(user)
-}
-func rateTenantKey(tenantKey string) string { return "sb:" + tenantTag(tenantKey) + ":rl:tenant" }
-func reportIndexKey(id string) string       { return "sb:idx:filed-by:" + id }
+func reportKey(tenantKey, id string) string      { return reportKeyOf(tenantTag(tenantKey), id) }
+func reportFilesKey(tenantKey, id string) string { return reportFilesKeyOf(tenantTag(tenantKey), id) }
+func idemKey(tenantKey, key string) string       { return idemKeyOf(tenantTag(tenantKey), key) }
+func rateTenantKey(tenantKey string) string      { return rateTenantKeyOf(tenantTag(tenantKey)) }
+func reportKeyOf(tag, id string) string          { return "sb:" + tag + ":report:" + id }
+func reportFilesKeyOf(tag, id string) string     { return "sb:" + tag + ":report:" + id + ":files" }
+func idemKeyOf(tag, key string) string           { return "sb:" + tag + ":idem:" + sha256Hex(key) }
+func rateUserKeyOf(tag, user string) string      { return "sb:" + tag + ":rl:user:" + sha256Hex(user) }
+func rateTenantKeyOf(tag string) string          { return "sb:" + tag + ":rl:tenant" }
+func reportIndexKey(id string) string            { return "sb:idx:filed-by:" + id }
 
 // TenantOfReport names the tenant that filed report id, for admin routes that have only the id.
 func (s *Reports) TenantOfReport(ctx context.Context, id string) (string, error) {
@@ -491,9 +487,10 @@ func (s *Reports) tenantReportKeys(r report.Report, idem string) []string {
 	if user == "" {
 		user = "email:" + s.customerMAC(r.Email)
 	}
+	tag := tenantTag(r.TenantKey) // hashed once for the five keys
 	return []string{
-		reportKey(r.TenantKey, r.ID), reportFilesKey(r.TenantKey, r.ID),
-		idemKey(r.TenantKey, idem), rateUserKey(r.TenantKey, user), rateTenantKey(r.TenantKey),
+		reportKeyOf(tag, r.ID), reportFilesKeyOf(tag, r.ID),
+		idemKeyOf(tag, idem), rateUserKeyOf(tag, user), rateTenantKeyOf(tag),
 	}
 }
 
