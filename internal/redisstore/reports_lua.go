@@ -108,6 +108,10 @@ return {'ok'}
 // returns before the first write; an accepted report is stored, queued, counted, committed
 // and indexed at once, so no intent is needed.
 //
+// A report id is fresh, so finding the report already stored means this very call ran
+// before and its answer was lost (the client resends after a broken connection): that is
+// answered first, before the checks, which would now count the report against itself.
+//
 // KEYS: stream, bytes, held, report, files, idem, rate-user, rate-tenant, filed-by.
 // ARGV: tenantKey, id, bodyHash, now, json, nbytes, hasIdem, idemTTL, window, perUser,
 // perTenant, maxLen, maxBytes, heldField, filedByTTL, then attachment id and content pairs.
@@ -116,15 +120,14 @@ local now, nb, window = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[9])
 local idemKey, hasIdem, bodyHash = KEYS[6], ARGV[7], ARGV[3]
 local userRateKey, tenantRateKey, member = KEYS[7], KEYS[8], ARGV[2]
 local perUser, perTenant = tonumber(ARGV[10]), tonumber(ARGV[11])
+if redis.call('EXISTS', KEYS[4]) == 1 then return {'exists'} end
 ` + luaIdempotency + `
 local maxLen, maxBytes = tonumber(ARGV[12]), tonumber(ARGV[13])
 if maxLen > 0 and redis.call('XLEN', KEYS[1]) >= maxLen then return {'queue'} end
 if maxBytes > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') + nb > maxBytes then
   return {'attachments'}
 end
-` + luaRateCheck + `
-if redis.call('EXISTS', KEYS[4]) == 1 then return {'exists'} end
-` + luaRateRecord + `
+` + luaRateCheck + luaRateRecord + `
 local entry = redis.call('XADD', KEYS[1], '*', 't', ARGV[1], 'r', ARGV[2])
 redis.call('HSET', KEYS[4], 'json', ARGV[5], 'state', 'queued', 'createdAt', now,
   'updatedAt', now, 'published', 1, 'entry', entry, 'fence', 0, 'attempts', 0, 'tries', 0,

@@ -198,12 +198,15 @@ func TestEnqueueStoresReportAttachmentsAndQueuesIt(t *testing.T) {
 // TestOneStepEnqueueResentAfterALostAnswerSucceedsOnce is what go-redis does when a
 // connection breaks after the script ran: it sends the same call again. The second run finds
 // the report stored and answers success without a second queue entry or count.
+//
+// The report is the last the limits allow, so the resent call must not count it against
+// itself: it is answered before the checks.
 func TestOneStepEnqueueResentAfterALostAnswerSucceedsOnce(t *testing.T) {
 	s, rdb, _ := newReports(t, false)
 	sub := submission(tenantA, "u1", "", "png-bytes")
 	sub.Report.ID = "r" + randomID()
 	sub.Report.Marker = "sb" + randomID()
-	lim := report.Limits{PerUser: 5, PerTenant: 5, Window: time.Hour}
+	lim := report.Limits{PerUser: 1, PerTenant: 1, Window: time.Hour, MaxQueueLength: 1, MaxAttachmentBytes: int64(len("png-bytes"))}
 	for range 2 {
 		id, replayed, err := s.Enqueue(context.Background(), sub, lim)
 		if err != nil || id != sub.Report.ID || replayed {
