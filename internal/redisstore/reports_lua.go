@@ -77,7 +77,7 @@ return {'ok'}
 
 // stageScript (tenant) decides idempotency and rate limits and, when the report is
 // accepted, stores it with its attachments, all in one step. Every refusal returns before
-// the first write.
+// the first write. A stored report is answered first, as in enqueueScript.
 //
 // KEYS: report, files, idem, rate-user, rate-tenant.
 // ARGV: id, bodyHash, now, json, nbytes, hasIdem, idemTTL, window, perUser, perTenant,
@@ -87,9 +87,8 @@ local now, window = tonumber(ARGV[3]), tonumber(ARGV[8])
 local idemKey, hasIdem, bodyHash = KEYS[3], ARGV[6], ARGV[2]
 local userRateKey, tenantRateKey, member = KEYS[4], KEYS[5], ARGV[1]
 local perUser, perTenant = tonumber(ARGV[9]), tonumber(ARGV[10])
-` + luaIdempotency + luaRateCheck + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
-` + luaRateRecord + `
+` + luaIdempotency + luaRateCheck + luaRateRecord + `
 redis.call('HSET', KEYS[1], 'json', ARGV[4], 'state', 'queued', 'createdAt', now,
   'updatedAt', now, 'published', 0, 'fence', 0, 'attempts', 0, 'tries', 0, 'bytes', ARGV[5])
 for i = 11, #ARGV, 2 do

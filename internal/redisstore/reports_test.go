@@ -203,11 +203,57 @@ func TestEnqueueStoresReportAttachmentsAndQueuesIt(t *testing.T) {
 // itself: it is answered before the checks.
 func TestOneStepEnqueueResentAfterALostAnswerSucceedsOnce(t *testing.T) {
 	s, rdb, _ := newReports(t, false)
+	resendSucceedsOnce(t, s, rdb, 2) // the whole one-step call is the script
+}
+
+// TestStageResentAfterALostAnswerIsStaged is the same for the staged path's stage script,
+// resent on its own as go-redis would.
+func TestStageResentAfterALostAnswerIsStaged(t *testing.T) {
+	s, rdb, _ := newReports(t, true)
+	// Loaded first, so that the hook sees the EVALSHA that runs it (not a NOSCRIPT miss).
+	if err := stageScript.Load(context.Background(), rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
+	hook := &resendHook{script: stageScript.Hash()}
+	rdb.(*redis.Client).AddHook(hook)
+	resendSucceedsOnce(t, s, rdb, 1)
+	if hook.resent.Load() == 0 {
+		t.Fatal("the stage script was never resent")
+	}
+}
+
+// resendHook runs each call of one script twice, answering the second run, as a client does
+// that resends a command whose first answer was lost.
+type resendHook struct {
+	script string
+	resent atomic.Int64
+}
+
+func (*resendHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*resendHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *resendHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		if cmd.Name() == "evalsha" && len(args) > 1 && args[1] == h.script && h.resent.Add(1) == 1 {
+			if err := next(ctx, cmd); err != nil {
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// resendSucceedsOnce enqueues one report calls times (each a resend of the last) under
+// limits that admit exactly one, and checks it is stored and counted once.
+func resendSucceedsOnce(t *testing.T, s *Reports, rdb redis.UniversalClient, calls int) {
+	t.Helper()
 	sub := submission(tenantA, "u1", "", "png-bytes")
 	sub.Report.ID = "r" + randomID()
 	sub.Report.Marker = "sb" + randomID()
 	lim := report.Limits{PerUser: 1, PerTenant: 1, Window: time.Hour, MaxQueueLength: 1, MaxAttachmentBytes: int64(len("png-bytes"))}
-	for range 2 {
+	for range calls {
 		id, replayed, err := s.Enqueue(context.Background(), sub, lim)
 		if err != nil || id != sub.Report.ID || replayed {
 			t.Fatalf("Enqueue = %q, %v, %v; want %q stored", id, replayed, err, sub.Report.ID)
