@@ -45,14 +45,17 @@ const (
 	callAbandoned
 )
 
-func newScriptBatcher(rdb redis.UniversalClient, script *redis.Script, max int) *scriptBatcher {
-	return &scriptBatcher{rdb: rdb, script: script, max: max}
+func newScriptBatcher(rdb redis.UniversalClient, script *redis.Script, maxCalls int) *scriptBatcher {
+	return &scriptBatcher{rdb: rdb, script: script, max: maxCalls}
 }
 
 // run runs the script with keys and args and returns its answer as strings. When ctx ends
 // before the call was sent, run returns ctx's error and the script never runs; once sent,
 // run waits for the answer, as a single command would.
 func (b *scriptBatcher) run(ctx context.Context, keys []string, args []any) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c := &batchCall{keys: keys, args: args, done: make(chan struct{})}
 	b.mu.Lock()
 	if !b.busy {

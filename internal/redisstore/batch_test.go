@@ -251,3 +251,15 @@ func TestScriptBatcherReportsAnOutageToEveryCall(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestScriptBatcherSendsNothingForAnEndedContext(t *testing.T) {
+	b, rdb, _ := newGatedBatcher(t, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := b.run(ctx, []string{"never"}, []any{"x"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("run with an ended context: %v", err)
+	}
+	if n := rdb.Exists(context.Background(), "never").Val(); n != 0 {
+		t.Error("the script ran for an ended context")
+	}
+}
