@@ -249,7 +249,9 @@ func unavailable(op string, err error) error {
 
 // Enqueue stores and queues a report, all or nothing (see Reports). With an idempotency key
 // seen before it returns the first report's id and replayed=true, or ErrIdempotencyInFlight
-// while that first report is still being stored.
+// while that first report is still being stored. A report id, when the caller sets one,
+// must be new (report.NewID): a report found under it is taken for this call's own earlier
+// attempt.
 func (s *Reports) Enqueue(ctx context.Context, sub report.Submission, lim report.Limits) (string, bool, error) {
 	return s.enqueue(ctx, sub, lim)
 }
