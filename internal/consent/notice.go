@@ -22,45 +22,97 @@ const (
 	noticeEnded              = "ended"
 )
 
-// deliverRequest writes the audit entry and posts the comment a request owes, each at most
+// deliverRequest writes the audit entry and posts the comment a request owes (see
+// deliverNotice). A request whose link was never posted is cancelled instead: only the
+// caller that made the link could post it, and the link is lost now.
+func (s *Service) deliverRequest(ctx context.Context, rec *RequestRecord) error {
+	return s.deliverNotice(ctx, noticeDelivery{
+		notice: &rec.Notice, audited: &rec.NoticeAudited, commented: &rec.NoticeCommented,
+		unnotifiable: func() bool {
+			return rec.Notice == noticeRequested || rec.Notice == noticeReconfirmRequested
+		},
+		abandon: func() error { return s.cancelUnnotified(ctx, rec.Request.ID) },
+		audit:   func() error { return s.auditRequest(ctx, rec) },
+		comment: func() (string, string, error) {
+			body, err := s.requestNoticeComment(ctx, rec)
+			return rec.Request.TicketKey, body, err
+		},
+		save: func() error { return s.saveRequest(ctx, rec) },
+		reload: func() (err error) {
+			*rec, err = s.o.Store.Request(ctx, rec.Request.ID)
+			return err
+		},
+	})
+}
+
+// deliverGrant is deliverRequest for grants, whose one notice is their end.
+func (s *Service) deliverGrant(ctx context.Context, rec *GrantRecord) error {
+	return s.deliverNotice(ctx, noticeDelivery{
+		notice: &rec.Notice, audited: &rec.NoticeAudited, commented: &rec.NoticeCommented,
+		audit: func() error { return s.auditGrant(ctx, rec.Grant) },
+		comment: func() (string, string, error) {
+			body, err := s.grantEndComment(ctx, rec.Grant)
+			return rec.Grant.TicketKey, body, err
+		},
+		save: func() error { return s.saveGrant(ctx, rec) },
+		reload: func() (err error) {
+			*rec, err = s.o.Store.Grant(ctx, rec.Grant.ID)
+			return err
+		},
+	})
+}
+
+// noticeDelivery is one record's side of deliverNotice: its notice fields (pointers into
+// the record, which reload replaces in place) and what to do at each step.
+type noticeDelivery struct {
+	notice             *string
+	audited, commented *bool
+	// unnotifiable, when set and true while the comment is still owed, makes delivery call
+	// abandon instead of auditing and commenting.
+	unnotifiable func() bool
+	abandon      func() error
+	audit        func() error
+	comment      func() (ticket, body string, err error)
+	// save writes the record (ErrConflict when someone else wrote it first); reload reads
+	// it again.
+	save, reload func() error
+}
+
+// deliverNotice writes the audit entry and posts the comment a record owes, each at most
 // once: a flag is saved after each half, so a retry skips what already landed. Progress made
 // here survives a conflicting write by someone else, because it is merged into the re-read
 // record. Only a crash between posting and saving the flag can repeat a comment.
-func (s *Service) deliverRequest(ctx context.Context, rec *RequestRecord) error {
+func (s *Service) deliverNotice(ctx context.Context, d noticeDelivery) error {
 	var p progress
 	for range maxAttempts {
-		p.merge(rec.Notice, &rec.NoticeAudited, &rec.NoticeCommented)
+		p.merge(*d.notice, d.audited, d.commented)
 		switch {
-		case rec.Notice == "":
+		case *d.notice == "":
 			return nil
-		case !rec.NoticeCommented && (rec.Notice == noticeRequested || rec.Notice == noticeReconfirmRequested):
-			// Only the caller that made the link could post it, and the link is lost now.
-			if err := s.cancelUnnotified(ctx, rec.Request.ID); err != nil {
+		case !*d.commented && d.unnotifiable != nil && d.unnotifiable():
+			return d.abandon()
+		case !*d.audited:
+			if err := d.audit(); err != nil {
 				return err
 			}
-			return nil
-		case !rec.NoticeAudited:
-			if err := s.auditRequest(ctx, rec); err != nil {
-				return err
-			}
-			p.did(rec.Notice, true, false)
-		case !rec.NoticeCommented:
-			body, err := s.requestNoticeComment(ctx, rec)
+			p.did(*d.notice, true, false)
+		case !*d.commented:
+			ticket, body, err := d.comment()
 			if err != nil {
 				return err
 			}
-			if err := s.o.Tickets.AddComment(ctx, rec.Request.TicketKey, body, true); err != nil {
+			if err := s.o.Tickets.AddComment(ctx, ticket, body, true); err != nil {
 				return fmt.Errorf("post comment: %w", err)
 			}
-			p.did(rec.Notice, false, true)
+			p.did(*d.notice, false, true)
 		}
-		p.merge(rec.Notice, &rec.NoticeAudited, &rec.NoticeCommented)
-		if rec.NoticeAudited && rec.NoticeCommented {
-			rec.Notice, rec.NoticeAudited, rec.NoticeCommented = "", false, false
+		p.merge(*d.notice, d.audited, d.commented)
+		if *d.audited && *d.commented {
+			*d.notice, *d.audited, *d.commented = "", false, false
 		}
-		err := s.saveRequest(ctx, rec)
+		err := d.save()
 		if errors.Is(err, ErrConflict) {
-			if *rec, err = s.o.Store.Request(ctx, rec.Request.ID); err != nil {
+			if err := d.reload(); err != nil {
 				return err
 			}
 			continue
@@ -91,47 +143,6 @@ func (p *progress) merge(notice string, audited, commented *bool) {
 		*audited = *audited || p.audited
 		*commented = *commented || p.commented
 	}
-}
-
-// deliverGrant is deliverRequest for grants, whose one notice is their end.
-func (s *Service) deliverGrant(ctx context.Context, rec *GrantRecord) error {
-	var p progress
-	for range maxAttempts {
-		p.merge(rec.Notice, &rec.NoticeAudited, &rec.NoticeCommented)
-		switch {
-		case rec.Notice == "":
-			return nil
-		case !rec.NoticeAudited:
-			if err := s.auditGrant(ctx, rec.Grant); err != nil {
-				return err
-			}
-			p.did(rec.Notice, true, false)
-		case !rec.NoticeCommented:
-			body, err := s.grantEndComment(ctx, rec.Grant)
-			if err != nil {
-				return err
-			}
-			if err := s.o.Tickets.AddComment(ctx, rec.Grant.TicketKey, body, true); err != nil {
-				return fmt.Errorf("post comment: %w", err)
-			}
-			p.did(rec.Notice, false, true)
-		}
-		p.merge(rec.Notice, &rec.NoticeAudited, &rec.NoticeCommented)
-		if rec.NoticeAudited && rec.NoticeCommented {
-			rec.Notice, rec.NoticeAudited, rec.NoticeCommented = "", false, false
-		}
-		err := s.saveGrant(ctx, rec)
-		if errors.Is(err, ErrConflict) {
-			if *rec, err = s.o.Store.Grant(ctx, rec.Grant.ID); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("deliver notice: %w", ErrConflict)
 }
 
 // ---- Audit entries ----

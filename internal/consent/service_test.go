@@ -744,3 +744,40 @@ func TestSchedulerLeaseCommentsOnce(t *testing.T) {
 		t.Errorf("lease not released: %v, %v", ok, err)
 	}
 }
+
+// TestRequestWhoseLinkWasNeverPostedIsWithdrawnByTheScheduler: a replica that stored a
+// request and died before posting its consent link leaves a pending request owing its
+// "requested" notice. Nobody holds the link any more, so the scheduler withdraws the
+// request instead of auditing and commenting as for other notices.
+func TestRequestWhoseLinkWasNeverPostedIsWithdrawnByTheScheduler(t *testing.T) {
+	e := newEnv(t)
+	posted, _ := e.request(t, e.input("24h"))
+	rec, err := e.store.Request(ctx, posted.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same request as the dead replica stored it: new id, link not yet posted.
+	rec.Request.ID = posted.ID + "x"
+	rec.Version, rec.Notice, rec.NoticeAudited, rec.NoticeCommented = 0, "requested", false, false
+	if err := e.store.CreateRequest(ctx, rec, [32]byte{1}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	comments := e.tickets.count()
+	e.clock.Advance(3 * time.Minute)
+	for range 3 {
+		if err := e.svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := e.store.Request(ctx, rec.Request.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Request.Status != consent.RequestCancelled || got.Request.CancelReason != consent.ReasonNotifyFailed || got.Notice != "" {
+		t.Errorf("request after the scheduler = %+v (notice %q), want cancelled as %s with nothing owed",
+			got.Request, got.Notice, consent.ReasonNotifyFailed)
+	}
+	if e.tickets.count() != comments {
+		t.Errorf("%d comments posted for a request nobody was told about", e.tickets.count()-comments)
+	}
+}
