@@ -73,6 +73,9 @@ type Options struct {
 	// KeepEmail is the reporter's own address. Support needs it to answer, so it survives
 	// (compared case-insensitively); every other address becomes "[email]".
 	KeepEmail string
+	// KeepEmails keeps every email address: the log reader sets it when the customer allowed
+	// personal data, and pseudonymises addresses itself otherwise.
+	KeepEmails bool
 	// Secrets are exact strings, such as the tenant's sharedSecret, removed wherever they
 	// occur verbatim. Strings shorter than 8 bytes are ignored because they occur by chance
 	// in ordinary text, and so is a string that "[redacted]" itself contains, because no
@@ -84,8 +87,9 @@ type Options struct {
 // state (the counts and scratch buffers), so it is not safe for concurrent use: make one per
 // report. The detection tables it uses are shared and immutable.
 type Scrubber struct {
-	keepEmail string
-	secrets   []exactSecret
+	keepEmail  string
+	keepEmails bool
+	secrets    []exactSecret
 	// bracketed is set when a secret contains '[' or ']': only such a secret can be spelled
 	// anew by a marker and its neighbours, so only then is the output searched again.
 	bracketed bool
@@ -102,7 +106,7 @@ type Scrubber struct {
 
 // New returns a Scrubber for one report.
 func New(opts Options) *Scrubber {
-	s := &Scrubber{keepEmail: strings.TrimSpace(opts.KeepEmail)}
+	s := &Scrubber{keepEmail: strings.TrimSpace(opts.KeepEmail), keepEmails: opts.KeepEmails}
 	for _, sec := range opts.Secrets {
 		if len(sec) < minSecretLen || strings.Contains(marker, sec) ||
 			slices.ContainsFunc(s.secrets, func(e exactSecret) bool { return e.s == sec }) {

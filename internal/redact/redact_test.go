@@ -312,3 +312,17 @@ func TestQueryNames(t *testing.T) {
 		}
 	}
 }
+
+func TestKeepEmailsKeepsEveryAddress(t *testing.T) {
+	in := "from alice@example.com to bob@example.org, token=sk_live_abcdefghijklmnopqrstuvwx"
+	got := New(Options{KeepEmails: true}).String(in)
+	if !strings.Contains(got, "alice@example.com") || !strings.Contains(got, "bob@example.org") {
+		t.Errorf("String() = %q, want both addresses kept", got)
+	}
+	if strings.Contains(got, "sk_live_") && strings.Contains(got, "abcdefghijklmnopqrstuvwx") {
+		t.Errorf("String() = %q, want the secret removed", got)
+	}
+	if got := New(Options{}).String(in); strings.Contains(got, "alice@example.com") {
+		t.Errorf("without KeepEmails String() = %q, want the address replaced", got)
+	}
+}

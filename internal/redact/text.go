@@ -306,6 +306,9 @@ func (s *Scrubber) email(in string, at, dom int) {
 }
 
 func (s *Scrubber) isKeptEmail(local, domain string) bool {
+	if s.keepEmails {
+		return true
+	}
 	k := s.keepEmail
 	return len(k) == len(local)+1+len(domain) && k[len(local)] == '@' &&
 		strings.EqualFold(k[:len(local)], local) && strings.EqualFold(k[len(local)+1:], domain)
