@@ -186,7 +186,10 @@ function startMockSiteAPI({ port = 0, host = '127.0.0.1', frameAncestors = "'sel
       return serveFile(res, webDir, p.slice('/static/site-admin/'.length), 'public, max-age=31536000, immutable');
     }
     if (forgeDir && (p === '/forge/' || p.startsWith('/forge/')) && req.method === 'GET') {
-      return serveFile(res, forgeDir, p.slice('/forge/'.length) || 'index.html', 'no-store');
+      // Forge serves Custom UI under a CSP like this one (no inline script or style).
+      res.setHeader('Content-Security-Policy', "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'");
+      const rel = p.slice('/forge/'.length);
+      return serveFile(res, forgeDir, !rel || rel.endsWith('/') ? `${rel}index.html` : rel, 'no-store');
     }
     if (p.startsWith('/api/v1/site/')) return api(req, res, url);
     problem(res, 404, 'Not Found', 'No such route.');

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: redis-server from Debian's packages and the
-# Node packages of the interop (and browser) tests. Safe to run again; does nothing when all
-# is present.
+# Node packages of the interop (and browser) tests and of the Forge Custom UI (esbuild and
+# @forge/bridge, which its build and browser test need). Safe to run again; does nothing when
+# all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-for dir in interop e2e; do
+for dir in interop e2e forge/static/site-admin; do
   [ -f "$dir/package.json" ] || continue
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     echo "ensure-deps: installing Node packages in $dir"
