@@ -77,7 +77,7 @@ async function flow(browser, mock, mode) {
     check(`${mode}: the list loads through the bridge`, (await page.locator('a[data-request-id]').count()) > 0);
     await page.locator('a[data-request-id="req-pending-72h"]').click();
     await page.locator('#sb-detail-heading').waitFor({ timeout: 15000 });
-    check(`${mode}: the preview shows`, (await page.locator('pre.sb-log').innerText()).includes('checkout started'));
+    check(`${mode}: the preview shows`, (await page.locator('pre.sb-log').first().innerText()).includes('checkout started'));
     const opts = await page.locator('select#sb-duration option').evaluateAll((os) => os.map((o) => o.value));
     check(`${mode}: durations no longer than asked`, JSON.stringify(opts) === JSON.stringify(['72h', '24h', '8h', '4h', '1h']), JSON.stringify(opts));
     await page.selectOption('select#sb-duration', '4h');

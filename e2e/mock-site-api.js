@@ -146,7 +146,7 @@ function escapeAttr(s) {
 // {{if .AllJSURL}} block kept or dropped. Template comments are removed.
 function renderPage(fields) {
   let html = fs.readFileSync(path.join(webDir, 'page.html'), 'utf8');
-  html = html.replace(/\{\{\/\*[\s\S]*?\*\/\}\}\n?/g, '');
+  html = html.replace(/\{\{-?\s*\/\*[\s\S]*?\*\/\s*-?\}\}\s*/g, '');
   html = html.replace(/\{\{if \.AllJSURL\}\}([\s\S]*?)\{\{end\}\}/g, (_, inner) => (fields.AllJSURL ? inner : ''));
   return html.replace(/\{\{\.(\w+)\}\}/g, (_, k) => escapeAttr(fields[k] ?? ''));
 }

@@ -144,6 +144,8 @@ async function main() {
       if (/Content Security Policy|Refused to/i.test(msg.text())) cspErrors.push(msg.text());
     });
     page.on('pageerror', (err) => pageErrors.push(String(err)));
+    const scripts = [];
+    page.on('request', (r) => { if (r.resourceType() === 'script') scripts.push(new URL(r.url())); });
     await page.route(`${hostOrigin}/**`, (route) => route.fulfill({
       status: 200, contentType: 'text/html; charset=utf-8', body: hostPage(adminURL),
     }));
@@ -190,16 +192,18 @@ async function main() {
     const asked = await frame.locator('.sb-facts').first().innerText();
     check('detail says who asks, why, which logs, which window, how long, personal data',
       ['Who asks', 'Why', 'Ticket', 'Which logs', 'Which part of the logs', 'For how long', 'Personal data'].every((t) => asked.includes(t)), asked);
-    const previewText = await frame.locator('pre.sb-log').innerText().catch(() => '');
+    const previewText = (await frame.locator('pre.sb-log').allInnerTexts()).join('\n');
     check('the preview shows log lines in a monospace block', previewText.trim().length > 0,
       await frame.locator('#sb-preview').locator('xpath=..').innerText().catch(() => 'no preview section'));
-    const mono = await frame.locator('pre.sb-log').evaluate((e) => getComputedStyle(e).fontFamily).catch(() => '');
+    const mono = await frame.locator('pre.sb-log').first().evaluate((e) => getComputedStyle(e).fontFamily).catch(() => '');
     check('the preview is monospace', /mono/i.test(mono), mono);
     check('what approving means is said plainly', (await frame.locator('.sb-meaning').innerText()) === APPROVE_MEANING);
     if (mock) {
       const reason = await frame.locator('.sb-reason').textContent();
       check('the reason is shown as text, not markup', reason.includes('<img src=x data-injected=1>') &&
         (await frame.locator('[data-injected]').count()) === 0 && (await frame.locator('.sb-log script').count()) === 0, reason);
+      check('preview lines are verbatim, one block per log stream',
+        previewText.includes('ERROR payment provider timeout after 30s <script>x</script>') && (await frame.locator('pre.sb-log').count()) === 2, previewText);
     }
 
     const options = await frame.locator('select#sb-duration option').evaluateAll(
@@ -315,6 +319,11 @@ async function main() {
       check('404 is said in words', /not found/.test(await frame.locator('.sb-alert').textContent()));
     }
 
+    const entry = scripts.find((u) => u.pathname.endsWith('/connect.js'));
+    const app = scripts.find((u) => u.pathname.endsWith('/app.js'));
+    check('app.js is loaded beside connect.js with its version (query)', Boolean(entry && app) &&
+      app.search === entry.search && app.pathname.replace(/app\.js$/, '') === entry.pathname.replace(/connect\.js$/, ''),
+    scripts.map(String).join(' '));
     check('no CSP violations', cspErrors.length === 0, cspErrors.join(' | '));
     check('no script errors', pageErrors.length === 0, pageErrors.join(' | '));
     await context.close();

@@ -485,9 +485,22 @@ export function mount(root, transport, options = {}) {
     }
     const lines = Array.isArray(p.lines) ? p.lines : [];
     s.append(h('p', { text: `${lines.length === 1 ? 'The first line' : `The first ${lines.length} lines`} in scope, exactly as the agent would get them:` }));
-    const pre = h('pre', { class: 'sb-log', tabindex: '0', role: 'region', 'aria-label': 'Preview of log lines' });
-    pre.textContent = lines.map((l) => [l.time, l.stream, l.line].filter((x) => x !== undefined && x !== '').join(' ')).join('\n') || '(no lines in this window)';
-    s.append(pre);
+    // One block per log stream, each line verbatim: the agent reads a stream at a time, and
+    // anything we added to a line would no longer be what they get.
+    const byStream = new Map();
+    for (const l of lines) {
+      const k = l && l.stream ? String(l.stream) : '';
+      if (!byStream.has(k)) byStream.set(k, []);
+      byStream.get(k).push(l && typeof l.line === 'string' ? l.line : '');
+    }
+    if (byStream.size === 0) s.append(h('p', { class: 'sb-muted', text: 'There are no lines in this part of the logs.' }));
+    for (const [stream, texts] of byStream) {
+      const label = stream ? `Preview of the ${stream} log` : 'Preview of the log';
+      if (byStream.size > 1 || stream) s.append(h('h4', { class: 'sb-stream', text: stream ? `Log: ${stream}` : 'Log' }));
+      const pre = h('pre', { class: 'sb-log', tabindex: '0', role: 'region', 'aria-label': label });
+      pre.textContent = texts.join('\n');
+      s.append(pre);
+    }
     const scope = [];
     if (Number.isFinite(p.files)) scope.push(plural(p.files, 'file'));
     if (Number.isFinite(p.bytes)) scope.push(bytesWords(p.bytes));
@@ -582,7 +595,9 @@ export function mount(root, transport, options = {}) {
       if (g.untilRevoked) {
         append(line, [' until you revoke it', g.reconfirmBy ? [' (confirm again by ', timeEl(g.reconfirmBy), ')'] : null, '.']);
       } else {
-        append(line, [`: ${timeLeftWords(d.timeLeftSeconds)} left`, g.end ? [', until ', timeEl(g.end)] : null, '.']);
+        // The server's count is preferred: the administrator's clock may be wrong.
+        const left = Number.isFinite(d.timeLeftSeconds) ? d.timeLeftSeconds : (Date.parse(g.end) - Date.now()) / 1000;
+        append(line, [`: ${timeLeftWords(left)} left`, g.end ? [', until ', timeEl(g.end)] : null, '.']);
       }
     } else if (g.endedAt) {
       append(line, [' since ', timeEl(g.endedAt), g.endReason ? ` (${actionWords(g.endReason).toLowerCase()})` : '', '.']);

@@ -2,7 +2,6 @@
 // elements (the page's CSP forbids inline script): the page token for the JSON calls, the
 // API's base URL and an optional deep-linked request. The page lives in a third-party iframe,
 // so it keeps nothing in cookies or storage; the token lives only in this module.
-import { mount } from './app.js';
 
 function meta(name) {
   const el = document.querySelector(`meta[name="${name}"]`);
@@ -50,6 +49,12 @@ function resize() {
   const ap = window.AP;
   if (ap && typeof ap.resize === 'function') ap.resize();
 }
+
+// app.js is loaded with connect.js's own query string, so a version the server put there
+// (connect.js?v=…) reaches app.js too and a cached old app.js is never mixed with a new
+// connect.js. A path-versioned URL (…/v123/connect.js) works the same way.
+const here = new URL(import.meta.url);
+const { mount } = await import(new URL(`./app.js${here.search}`, here).href);
 
 const root = document.getElementById('sb-root');
 if (root) {
