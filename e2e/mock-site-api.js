@@ -95,6 +95,10 @@ function seed(now = Date.now()) {
   details.get(approved.id).audit.push(
     { seq: 2, time: approved.decidedAt, action: 'approved', actor: { kind: 'site-admin', accountId: ADMIN_ACCOUNT }, details: { duration: '168h' } },
     { seq: 3, time: iso(now - 20 * H), action: 'logs_read', actor: { kind: 'agent', name: agent.name }, details: { stream: 'app', bytes: 96000 } });
+  add({
+    id: 'req-pending-deny', ticketKey: 'SUP-103', status: 'pending', duration: 'until-revoked',
+    reason: 'Standing access for the monthly health check.', streams: ['app'], createdAt: iso(now - 3 * H),
+  }, { preview: { available: true, files: 0, bytes: 0, lines: [] } });
   add({ id: 'req-denied', ticketKey: 'SUP-80', status: 'denied', duration: '24h', reason: 'Login loop.', createdAt: iso(now - 50 * H), decidedAt: iso(now - 49 * H), decidedBy: { kind: 'site-admin', accountId: ADMIN_ACCOUNT }, denyReason: 'Please use the test site.' }, { preview: { available: false, reason: 'the request is decided' } });
   for (let i = 0; i < 22; i++) {
     add({ id: `req-old-${i}`, ticketKey: `SUP-${10 + i}`, status: i % 2 ? 'expired' : 'cancelled', duration: '4h', reason: `Old question ${i}.`, createdAt: iso(now - (100 + i) * H), cancelReason: i % 2 ? undefined : 'Solved without logs.' }, { preview: { available: false, reason: 'the request is closed' } });

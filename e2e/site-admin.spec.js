@@ -308,6 +308,39 @@ async function main() {
     }
 
     if (mock) {
+      // "Load more" fetches the next page with the cursor and moves the focus to the first new one.
+      if (!(await frame.locator('#sb-list-heading').count())) await frame.locator('a.sb-back').click();
+      await frame.locator('#sb-list-heading').waitFor({ timeout: 15000 });
+      const before = await frame.locator('a[data-request-id]').count();
+      await frame.getByRole('button', { name: 'Load more requests' }).click();
+      await frame.waitForFunction((n) => document.querySelectorAll('a[data-request-id]').length > n, before);
+      const after = await frame.locator('a[data-request-id]').count();
+      const focusNew = await frame.evaluate(() => document.activeElement && document.activeElement.dataset.requestId);
+      check('"Load more" adds the next page and focuses its first request', after > before && Boolean(focusNew) && focusNew.startsWith('req-old-'), `${before} -> ${after}, focus ${focusNew}`);
+      const more = await fetch(`${mock.origin}/__mock/log`).then((r) => r.json());
+      check('"Load more" sends the cursor', more.some((e) => /cursor=\d+/.test(e.path)), JSON.stringify(more.slice(-3)));
+
+      // Deny, with a note, after a 409 that is explained and shows the current state.
+      const dl = await openRequestLink(frame, 'req-pending-deny');
+      await dl.click();
+      await frame.locator('#sb-detail-heading').waitFor({ timeout: 15000 });
+      const dopts = await frame.locator('select#sb-duration option').evaluateAll((os) => os.map((o) => o.value));
+      check('until-revoked offers every duration, asked one first', dopts[0] === 'until-revoked' && dopts.length === 8, JSON.stringify(dopts));
+      await frame.fill('#sb-note', 'Please use the staging site <b>first</b>.');
+      await mockFail({ status: 409 });
+      await frame.getByRole('button', { name: 'Deny access' }).click();
+      await frame.waitForFunction(() => /already been decided/.test(document.querySelector('.sb-alert').textContent));
+      await frame.locator('#sb-detail-heading').waitFor();
+      check('409 says the request was already decided and stays announced after the reload',
+        /Reload the page/.test(await frame.locator('.sb-alert').textContent()));
+      await frame.fill('#sb-note', 'Please use the staging site <b>first</b>.');
+      await frame.getByRole('button', { name: 'Deny access' }).click();
+      await frame.locator('.sb-status-denied').waitFor({ timeout: 15000 });
+      const denied = await frame.locator('.sb-view').innerText();
+      check('deny shows the decision and the note as text', /Denied/.test(denied) && denied.includes('Please use the staging site <b>first</b>.'), denied.slice(0, 300));
+      check('focus is on the request heading after denying', await frame.evaluate(() => document.activeElement && document.activeElement.id === 'sb-detail-heading'));
+      check('denial is announced', /Access denied/.test(await frame.locator('.sb-live').textContent()));
+
       // A deep link (the server fills sb-request) opens the request directly.
       await frame.goto(`${adminURL}?request=req-approved`);
       await frame.locator('#sb-detail-heading').waitFor({ timeout: 15000 });
