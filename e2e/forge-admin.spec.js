@@ -85,7 +85,7 @@ async function flow(browser, mock, mode) {
     // A failure's Retry-After comes through the bridge too.
     await fetch(`${mock.origin}/__mock/fail`, { method: 'POST', body: JSON.stringify({ status: 503, retryAfter: 12 }) });
     await page.getByRole('button', { name: 'Approve access' }).click();
-    await page.waitForFunction(() => document.querySelector('.sb-alert').textContent !== '');
+    await page.waitForFunction(() => (document.querySelector('.sb-alert') || {}).textContent);
     const t = await page.locator('.sb-alert').textContent();
     check(`${mode}: a 503 is explained with its Retry-After`, /could not confirm your permission/.test(t) && /12 seconds/.test(t), t);
 

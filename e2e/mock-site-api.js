@@ -9,7 +9,8 @@
 //   node e2e/mock-site-api.js [port]        # prints the admin page URL
 //
 // Test hooks (never part of the real contract): POST /__mock/fail {status, retryAfter, detail,
-// times} makes the next API calls fail that way; POST /__mock/reset reseeds the data.
+// times} makes the next API calls fail that way; POST /__mock/reset reseeds the data;
+// GET /__mock/log lists the API calls; ?alljs=mock on the page loads a stand-in all.js.
 'use strict';
 
 const http = require('node:http');
@@ -173,16 +174,22 @@ function startMockSiteAPI({ port = 0, host = '127.0.0.1', frameAncestors = "'sel
       return send(res, 200, {});
     }
     if (p === '/__mock/log') return send(res, 200, log);
+    if (p === '/__mock/all.js') {
+      // A stand-in for Connect's all.js: just the AP.resize the page calls after rendering.
+      res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' });
+      return res.end('window.__sbResizes = 0; window.AP = { resize: function () { window.__sbResizes++; } };\n');
+    }
 
     if (p === '/connect/support-access' && req.method === 'GET') {
       const origin = `http://${req.headers.host}`;
+      const allJS = url.searchParams.get('alljs') === 'mock' ? `${origin}/__mock/all.js` : allJSURL;
       const html = renderPage({
         PageToken: PAGE_TOKEN, APIBase: origin, RequestID: url.searchParams.get('request') || '',
-        ScriptURL: '/static/site-admin/connect.js?v=dev', StyleURL: '/static/site-admin/app.css?v=dev', AllJSURL: allJSURL,
+        ScriptURL: '/static/site-admin/connect.js?v=dev', StyleURL: '/static/site-admin/app.css?v=dev', AllJSURL: allJS,
       });
       res.writeHead(200, {
         'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store',
-        'Content-Security-Policy': pageCSP(frameAncestors, allJSURL ? new URL(allJSURL).origin : ''),
+        'Content-Security-Policy': pageCSP(frameAncestors, allJS ? new URL(allJS).origin : ''),
       });
       return res.end(html);
     }

@@ -150,7 +150,8 @@ async function main() {
       status: 200, contentType: 'text/html; charset=utf-8', body: hostPage(adminURL),
     }));
 
-    const adminResp = page.waitForResponse((r) => r.url() === adminURL, { timeout: 20000 });
+    // The framed document's final response (after any redirect the server makes).
+    const adminResp = page.waitForResponse((r) => r.request().resourceType() === 'document' && r.frame() !== page.mainFrame(), { timeout: 20000 });
     await page.goto(hostURL);
     const resp = await adminResp;
     const headers = resp.headers();
@@ -224,18 +225,18 @@ async function main() {
       // Failures are said in words, in the alert region, and the focus stays on the button.
       await mockFail({ status: 503, retryAfter: 7 });
       await approve.click();
-      await frame.waitForFunction(() => document.querySelector('.sb-alert').textContent !== '');
+      await frame.waitForFunction(() => (document.querySelector('.sb-alert') || {}).textContent);
       const t503 = await alertBox.textContent();
       check('503 says the site could not confirm, with Retry-After', /could not confirm your permission/.test(t503) && /7 seconds/.test(t503), t503);
       check('focus stays on Approve after a failure', await frame.evaluate(() => document.activeElement.textContent === 'Approve access'));
       await mockFail({ status: 403, detail: 'You are not an administrator of customer-site.' });
       await approve.click();
-      await frame.waitForFunction(() => /administrators/.test(document.querySelector('.sb-alert').textContent));
+      await frame.waitForFunction(() => /administrators/.test((document.querySelector('.sb-alert') || {}).textContent));
       const t403 = await alertBox.textContent();
       check('403 says only site administrators decide, with the detail', /Only administrators of this site/.test(t403) && /not an administrator of customer-site/.test(t403), t403);
       await context.setOffline(true);
       await approve.click();
-      await frame.waitForFunction(() => /could not be reached/.test(document.querySelector('.sb-alert').textContent));
+      await frame.waitForFunction(() => /could not be reached/.test((document.querySelector('.sb-alert') || {}).textContent));
       check('offline is said in words', true);
       await context.setOffline(false);
       check('alert region is aria-live', (await alertBox.getAttribute('aria-live')) === 'assertive');
@@ -329,7 +330,7 @@ async function main() {
       await frame.fill('#sb-note', 'Please use the staging site <b>first</b>.');
       await mockFail({ status: 409 });
       await frame.getByRole('button', { name: 'Deny access' }).click();
-      await frame.waitForFunction(() => /already been decided/.test(document.querySelector('.sb-alert').textContent));
+      await frame.waitForFunction(() => /already been decided/.test((document.querySelector('.sb-alert') || {}).textContent));
       await frame.locator('#sb-detail-heading').waitFor();
       check('409 says the request was already decided and stays announced after the reload',
         /Reload the page/.test(await frame.locator('.sb-alert').textContent()));
@@ -342,13 +343,14 @@ async function main() {
       check('denial is announced', /Access denied/.test(await frame.locator('.sb-live').textContent()));
 
       // A deep link (the server fills sb-request) opens the request directly.
-      await frame.goto(`${adminURL}?request=req-approved`);
+      await frame.goto(`${adminURL}?request=req-approved&alljs=mock`);
       await frame.locator('#sb-detail-heading').waitFor({ timeout: 15000 });
       check('a deep link opens the request', /SUP-90/.test(await frame.locator('#sb-detail-heading').innerText()));
+      check('with all.js loaded, the page asks the host to resize after rendering', await frame.evaluate(() => window.__sbResizes > 0));
       const reads = await frame.locator('#sb-reads').locator('xpath=..').innerText();
       check('reads show time, log, window, lines and bytes', /app/.test(reads) && /1,200/.test(reads) && /96,000 bytes/.test(reads), reads);
       await frame.goto(`${adminURL}?request=req-pending-gone`);
-      await frame.waitForFunction(() => document.querySelector('.sb-alert').textContent !== '');
+      await frame.waitForFunction(() => (document.querySelector('.sb-alert') || {}).textContent);
       check('404 is said in words', /not found/.test(await frame.locator('.sb-alert').textContent()));
     }
 
