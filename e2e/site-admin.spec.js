@@ -168,6 +168,9 @@ async function main() {
     await frame.locator('h1', { hasText: 'Support access' }).waitFor({ timeout: 15000 });
     check('page language is set', (await frame.getAttribute('html', 'lang')) === 'en');
     check('page has one h1', (await frame.locator('h1').count()) === 1);
+    await frame.locator('#sb-list-heading').waitFor({ timeout: 15000 });
+    check('the first render leaves the focus where it was (outside the frame)',
+      await page.evaluate(() => document.activeElement === document.body));
     const brand = await frame.locator('body').evaluate((b) => getComputedStyle(b).color);
     check('stylesheet applies under the CSP (ADS text colour)', brand === 'rgb(23, 43, 77)', brand);
 

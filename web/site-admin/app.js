@@ -395,7 +395,7 @@ export function mount(root, transport, options = {}) {
       fail(res.status === 200 ? { status: 500 } : res);
       view.textContent = '';
       view.append(backLink(), retryBlock(() => showDetail(id)));
-      rendered(view.querySelector('a'));
+      rendered(focus === 'none' ? null : view.querySelector('a'));
       return;
     }
     renderDetail(res.body, focus);
@@ -445,6 +445,7 @@ export function mount(root, transport, options = {}) {
 
     let target = title;
     if (focus === 'status') target = view.querySelector('#sb-grant-status') || statusLine;
+    if (focus === 'none') target = null;
     rendered(target);
   }
 
@@ -681,8 +682,10 @@ export function mount(root, transport, options = {}) {
     return Object.entries(details).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('; ');
   }
 
-  if (options.requestId) showDetail(String(options.requestId));
-  else showList();
+  // The first render moves no focus: the page is an iframe inside the host's page, and
+  // taking the focus there would pull the administrator away from wherever they were.
+  if (options.requestId) showDetail(String(options.requestId), { focus: 'none' });
+  else showList({ focus: 'none' });
 
   return { showList: () => showList({ reload: true }), showDetail: (id) => showDetail(id) };
 }
