@@ -2,9 +2,15 @@
 // one package, such as the HTTP contract, so the binary can serve them.
 package supportbridge
 
-import _ "embed"
+import "embed"
 
 // OpenAPI is openapi.yaml, the HTTP contract; GET /openapi.yaml serves it.
 //
 //go:embed openapi.yaml
 var OpenAPI []byte
+
+// SiteAdmin is web/site-admin: the customer's Support access page (page.html, a template the
+// server fills) and the script and style files it loads.
+//
+//go:embed web/site-admin/page.html web/site-admin/*.js web/site-admin/*.css
+var SiteAdmin embed.FS

@@ -139,7 +139,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			}
 		}()
 	}
-	return serve(ctx, cfg, rdb, log, listening)
+	return serve(ctx, cfg, rdb, log, devHooks{listening: listening})
 }
 
 func mustRedisOptions(u string) *redis.Options {

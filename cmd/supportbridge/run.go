@@ -33,9 +33,11 @@ import (
 	"github.com/supportbridge/supportbridge/internal/httpapi"
 	"github.com/supportbridge/supportbridge/internal/jsm"
 	"github.com/supportbridge/supportbridge/internal/logstore"
+	"github.com/supportbridge/supportbridge/internal/pagetoken"
 	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/report"
 	"github.com/supportbridge/supportbridge/internal/seal"
+	"github.com/supportbridge/supportbridge/internal/siteapi"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
 
@@ -159,7 +161,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, rdb, log, nil)
+	return serve(ctx, cfg, rdb, log, devHooks{})
+}
+
+// devHooks are what dev mode adds to serve: a callback once the listener is open, and where
+// calls to the demo tenant's site really go.
+type devHooks struct {
+	listening   func(addr string)
+	siteRewrite func(baseURL string) string
 }
 
 // app is a running service: its HTTP server and the background loops it needs.
@@ -174,6 +183,7 @@ type app struct {
 	jsm     *jsm.Client
 	reports *redisstore.Reports
 	worker  *delivery.Worker // nil on api-only replicas
+	sites   *siteapi.Checker
 }
 
 // deriveKey makes an independent key for one purpose from SB_SECRET_KEY.
@@ -183,8 +193,9 @@ func deriveKey(master []byte, purpose string) []byte {
 	return m.Sum(nil)
 }
 
-// buildApp wires the service from configuration; serve and dev share it.
-func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, reg *prometheus.Registry) (*app, error) {
+// buildApp wires the service from configuration; serve and dev share it. siteRewrite, set in
+// dev mode only, sends calls meant for the demo tenant's site to the local site sandbox.
+func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, reg *prometheus.Registry, siteRewrite func(string) string) (*app, error) {
 	sealer, err := seal.New(cfg.SecretKey.Bytes())
 	if err != nil {
 		return nil, err
@@ -244,16 +255,23 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 	var consentDeps httpapi.ConsentDeps
 	if a.jsm != nil {
 		tickets := redisstore.NewTickets(rdb)
+		a.sites = &siteapi.Checker{Tenants: dir, AppKey: cfg.ConnectAppKey,
+			HTTP: &http.Client{Timeout: 5 * time.Second}, Rewrite: siteRewrite}
 		a.consent = consent.NewService(consent.Options{
-			Store:         redisstore.NewConsent(rdb),
-			Tickets:       jsm.Tickets{Client: a.jsm, TenantOf: tickets.TenantOf},
-			Streams:       logstore.Dir{Root: cfg.LogDir},
-			Audit:         audit.New(redisstore.NewAudit(rdb), nil),
-			ClaimWindow:   cfg.Consent.ClaimWindow,
-			PublicBaseURL: cfg.PublicBaseURL.String(),
-			Logger:        log,
+			Store:       redisstore.NewConsent(rdb),
+			Tickets:     jsm.Tickets{Client: a.jsm, TenantOf: tickets.TenantOf},
+			Streams:     logstore.Dir{Root: cfg.LogDir},
+			Audit:       audit.New(redisstore.NewAudit(rdb), deriveKey(cfg.SecretKey.Bytes(), "audit-chain"), nil),
+			Sites:       a.sites,
+			Tenants:     siteapi.ConsentTenants{Dir: dir, AppKey: cfg.ConnectAppKey},
+			ClaimWindow: cfg.Consent.ClaimWindow,
+			Logger:      log,
 		})
 		consentDeps = httpapi.ConsentDeps{Service: a.consent, Agents: a.agents, WebhookSecret: cfg.JiraWebhookSecret}
+	}
+	pages, err := pagetoken.New(deriveKey(cfg.SecretKey.Bytes(), "site-admin-page-token"), pagetoken.MaxTTL, nil)
+	if err != nil {
+		return nil, err
 	}
 
 	a.server = httpapi.New(httpapi.Options{
@@ -270,6 +288,8 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		Registry:    reg,
 		OpenAPI:     supportbridge.OpenAPI,
 		Consent:     consentDeps,
+		PageTokens:  pages,
+		SiteUI:      siteUI(),
 	})
 	return a, nil
 }
@@ -290,12 +310,12 @@ func (a *app) ready(ctx context.Context) error {
 
 // serve runs the service until ctx ends, then shuts down gracefully: stop accepting, finish
 // in-flight requests within the shutdown timeout, stop background loops, close Redis.
-// listening, if not nil, receives the bound address once the listener is open.
-func serve(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, listening func(addr string)) error {
+// dev.listening, if not nil, receives the bound address once the listener is open.
+func serve(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, dev devHooks) error {
 	defer rdb.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a, err := buildApp(cfg, rdb, log, reg)
+	a, err := buildApp(cfg, rdb, log, reg, dev.siteRewrite)
 	if err != nil {
 		return err
 	}
@@ -312,6 +332,20 @@ func serve(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, lo
 		bg.Go(func() {
 			if err := a.worker.Run(bgCtx); err != nil {
 				log.Error("delivery_worker_stopped", "error", err)
+			}
+		})
+	}
+	if a.consent != nil {
+		// Requests of the capability-link flow are withdrawn, with a comment, on every
+		// start; once none are left this finds nothing. It runs beside serving because
+		// its comments wait on JSM.
+		bg.Go(func() {
+			n, err := a.consent.WithdrawLegacyRequests(bgCtx)
+			switch {
+			case err != nil:
+				log.Warn("consent_legacy_withdraw_incomplete", "withdrawn", n, "error", err)
+			case n > 0:
+				log.Info("consent_legacy_requests_withdrawn", "withdrawn", n)
 			}
 		})
 	}
@@ -335,8 +369,8 @@ func serve(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, lo
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "version", buildVersion(), "role", cfg.Delivery.Role)
-	if listening != nil {
-		listening(ln.Addr().String())
+	if dev.listening != nil {
+		dev.listening(ln.Addr().String())
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

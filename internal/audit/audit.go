@@ -1,8 +1,10 @@
 // Package audit is the record of who asked for, decided on and read a customer's logs. Each
-// tenant has one append-only chain of entries; every entry carries the SHA-256 of its
-// predecessor's hash and its own canonical encoding, so removing, reordering or editing any
-// stored entry breaks the chain where it happened, and Verify says where. The customer sees
-// these entries on the consent page and in the evidence pack.
+// tenant has one append-only chain of entries; every entry carries an HMAC-SHA256, keyed from
+// the service's secret key, of its predecessor's hash and its own canonical encoding. Removing,
+// reordering or editing any stored entry breaks the chain where it happened, and Verify says
+// where; a party with write access to Redis but not the key cannot recompute the chain after
+// a change, as it could with a plain hash. The customer sees these entries on the admin page
+// and in the evidence pack.
 //
 // Entries describe accesses, never their content: Details holds counts, stream names, time
 // windows and durations, and Append refuses values long enough to smuggle log lines in.
@@ -10,6 +12,7 @@ package audit
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -49,11 +52,13 @@ const (
 )
 
 // Actor is who caused an entry. Email is kept because the customer is entitled to know which
-// person read their logs; it is never written to the server log.
+// person read their logs; it is never written to the server log. AccountID is the Atlassian
+// account of a site administrator who decided, as their site's token said.
 type Actor struct {
-	Kind  ActorKind
-	Name  string
-	Email string
+	Kind      ActorKind
+	Name      string
+	Email     string
+	AccountID string
 }
 
 // Entry is one audit record. Append fills Seq, PrevHash and Hash (and Time when zero).
@@ -127,16 +132,34 @@ type Store interface {
 // Log appends to and reads the chains of a Store.
 type Log struct {
 	store Store
+	key   []byte
 	now   func() time.Time
 }
 
-// New returns a Log over store. now stamps entries that come without a time; nil means
-// time.Now.
-func New(store Store, now func() time.Time) *Log {
+// MinKeyLen is the shortest chain key New accepts.
+const MinKeyLen = 32
+
+// New returns a Log over store whose chain is keyed with key (at least MinKeyLen bytes,
+// derived from SB_SECRET_KEY; New panics on a shorter one, a wiring bug). now stamps entries
+// that come without a time; nil means time.Now.
+func New(store Store, key []byte, now func() time.Time) *Log {
+	if len(key) < MinKeyLen {
+		panic("audit: chain key shorter than 32 bytes")
+	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Log{store: store, now: now}
+	return &Log{store: store, key: append([]byte(nil), key...), now: now}
+}
+
+// Head returns the end of a tenant's chain. Ticket comments repeat it, so that the ticket,
+// which we do not control, witnesses how far the chain had grown.
+func (l *Log) Head(ctx context.Context, tenant string) (Head, error) {
+	h, err := l.store.Head(ctx, tenant)
+	if err != nil {
+		return Head{}, fmt.Errorf("read audit head: %w", err)
+	}
+	return h, nil
 }
 
 // maxAppendAttempts bounds retries under contention. Every conflict means another append
@@ -166,7 +189,7 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 	for range maxAppendAttempts {
 		e.Seq, e.PrevHash = head.Seq+1, head.Hash
 		data := Canonical(e)
-		e.Hash = ChainHash(e.PrevHash, data)
+		e.Hash = ChainHash(l.key, e.PrevHash, data)
 		cur, err := l.store.Append(ctx, e.Tenant, e.Ticket, head, Record{Seq: e.Seq, Hash: e.Hash, Data: data})
 		if err == nil {
 			return e, nil
@@ -248,7 +271,7 @@ type VerifyResult struct {
 // Reasons Verify gives.
 const (
 	ReasonMissing     = "entry missing or out of sequence"
-	ReasonUnreadable  = "entry is not a canonical audit entry"
+	ReasonUnreadable  = "entry is not a canonical audit entry of this version"
 	ReasonSeq         = "entry sequence number does not match its position"
 	ReasonTenant      = "entry belongs to another tenant"
 	ReasonPrevHash    = "previous hash does not match the preceding entry"
@@ -278,7 +301,7 @@ func (l *Log) Verify(ctx context.Context, tenant string) (VerifyResult, error) {
 		for _, r := range recs {
 			res.Entries++
 			if res.OK {
-				checkLink(r, tenant, &prev, fail)
+				checkLink(l.key, r, tenant, &prev, fail)
 			}
 		}
 		if len(recs) < pageSize || recs[len(recs)-1].Seq <= after {
@@ -303,7 +326,7 @@ func (l *Log) Verify(ctx context.Context, tenant string) (VerifyResult, error) {
 }
 
 // checkLink checks one record against its predecessor and advances prev when it holds.
-func checkLink(r Record, tenant string, prev *Head, fail func(int64, string)) {
+func checkLink(key []byte, r Record, tenant string, prev *Head, fail func(int64, string)) {
 	want := prev.Seq + 1
 	if r.Seq != want {
 		fail(want, ReasonMissing)
@@ -319,18 +342,19 @@ func checkLink(r Record, tenant string, prev *Head, fail func(int64, string)) {
 		fail(want, ReasonTenant)
 	case e.PrevHash != prev.Hash:
 		fail(want, ReasonPrevHash)
-	case ChainHash(e.PrevHash, r.Data) != r.Hash:
+	case !hmac.Equal([]byte(ChainHash(key, e.PrevHash, r.Data)), []byte(r.Hash)):
 		fail(want, ReasonHash)
 	default:
 		*prev = Head{Seq: r.Seq, Hash: r.Hash}
 	}
 }
 
-// ChainHash is hex SHA-256(prevHash || canonical): the hash of an entry given its
-// predecessor's hash and its canonical encoding. It is exported so an evidence pack can be
-// checked without supportbridge.
-func ChainHash(prevHash string, canonical []byte) string {
-	h := sha256.New()
+// ChainHash is hex HMAC-SHA256(key, prevHash || canonical): the hash of an entry given its
+// predecessor's hash and its canonical encoding. Without the key nobody can make a chain
+// that verifies, which is the point; with it (the operator) an evidence pack can be checked
+// outside supportbridge.
+func ChainHash(key []byte, prevHash string, canonical []byte) string {
+	h := hmac.New(sha256.New, key)
 	h.Write([]byte(prevHash))
 	h.Write(canonical)
 	return hex.EncodeToString(h.Sum(nil))
@@ -355,6 +379,7 @@ func validate(e Entry) error {
 	check("ticket", e.Ticket, maxIDLen, false)
 	check("actor name", e.Actor.Name, maxNameLen, false)
 	check("actor email", e.Actor.Email, maxEmailLen, false)
+	check("actor account id", e.Actor.AccountID, maxIDLen, false)
 	check("request id", e.RequestID, maxIDLen, false)
 	check("grant id", e.GrantID, maxIDLen, false)
 	switch e.Actor.Kind {

@@ -2,6 +2,9 @@ package audit_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -101,6 +104,9 @@ func (s *memStore) TicketRecords(_ context.Context, tenant, ticket string) ([]au
 
 var t0 = time.Date(2026, 3, 1, 9, 30, 0, 123456789, time.UTC)
 
+// testKey keys the chains of these tests, as a key derived from SB_SECRET_KEY does in the service.
+var testKey = []byte("audit-chain-test-key-0123456789abcdef")
+
 // fixedClock returns a clock that advances a second per call.
 func fixedClock() func() time.Time {
 	var mu sync.Mutex
@@ -142,7 +148,7 @@ func story(t *testing.T, l *audit.Log, tenant string) []audit.Entry {
 
 func TestAppendListVerify(t *testing.T) {
 	ctx := context.Background()
-	l := audit.New(newMemStore(), fixedClock())
+	l := audit.New(newMemStore(), testKey, fixedClock())
 	got := story(t, l, "tenant-a")
 	story(t, l, "tenant-b") // another tenant's chain is independent
 
@@ -153,7 +159,7 @@ func TestAppendListVerify(t *testing.T) {
 		}
 		noHash := e
 		noHash.Hash = ""
-		if want := audit.ChainHash(prev, audit.Canonical(noHash)); e.Hash != want {
+		if want := audit.ChainHash(testKey, prev, audit.Canonical(noHash)); e.Hash != want {
 			t.Fatalf("entry %d: hash %s, want %s", i, e.Hash, want)
 		}
 		prev = e.Hash
@@ -211,19 +217,67 @@ func TestCanonicalEncodingIsPinned(t *testing.T) {
 		Details:  map[string]string{"lines": "3", "bytes": "120", "stream": "app"},
 		PrevHash: audit.GenesisHash, Hash: "ignored",
 	}
-	const want = `{"v":1,"seq":7,"time":"2026-03-01T09:00:00.0000005Z","tenant":"ck-1","ticket":"SUP-1",` +
-		`"actor":{"kind":"agent","name":"Ada \u003c\u0026\u003e","email":"ada@vendor.example"},"action":"logs_read",` +
+	const want = `{"v":2,"seq":7,"time":"2026-03-01T09:00:00.0000005Z","tenant":"ck-1","ticket":"SUP-1",` +
+		`"actor":{"kind":"agent","name":"Ada \u003c\u0026\u003e","email":"ada@vendor.example","accountId":""},"action":"logs_read",` +
 		`"requestId":"","grantId":"g-1","details":{"bytes":"120","lines":"3","stream":"app"},` +
 		`"prevHash":"0000000000000000000000000000000000000000000000000000000000000000"}`
 	if got := string(audit.Canonical(e)); got != want {
 		t.Errorf("canonical encoding\n got %s\nwant %s", got, want)
 	}
-	const wantHash = "3d916e3367792990035e889e67b5a7495c5e4b8bc84ae028e96e2fdedc98a13b"
-	if got := audit.ChainHash(e.PrevHash, []byte(want)); got != wantHash {
-		t.Errorf("ChainHash of the pinned entry = %s, want %s", got, wantHash)
+	// HMAC-SHA256 with key "key" of "ab"+"cd", computed independently (openssl dgst -sha256 -hmac key).
+	if got, want := audit.ChainHash([]byte("key"), "ab", []byte("cd")), hmacHex("key", "abcd"); got != want {
+		t.Errorf("ChainHash(key, ab, cd) = %s, want HMAC-SHA256(key, abcd) = %s", got, want)
 	}
-	if got, want := audit.ChainHash("ab", []byte("cd")), "88d4266fd4e6338d13b845fcf289579d209c897823b9217da3e161936f031589"; got != want {
-		t.Errorf("ChainHash(ab, cd) = %s, want sha256(abcd) = %s", got, want)
+	if audit.ChainHash([]byte("key"), "ab", []byte("cd")) == audit.ChainHash([]byte("other"), "ab", []byte("cd")) {
+		t.Error("ChainHash does not depend on the key")
+	}
+}
+
+func hmacHex(key, msg string) string {
+	m := hmac.New(sha256.New, []byte(key))
+	m.Write([]byte(msg))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// TestVerifyRefusesChainsMadeWithoutTheKey is the attack a keyed chain exists for: someone
+// with write access to Redis rewrites an entry and recomputes every later hash, with plain
+// SHA-256 (the old scheme) or with a key of their own. Both are reported.
+func TestVerifyRefusesChainsMadeWithoutTheKey(t *testing.T) {
+	ctx := context.Background()
+	for name, rehash := range map[string]func(prev string, data []byte) string{
+		"plain sha256": func(prev string, data []byte) string {
+			h := sha256.Sum256(append([]byte(prev), data...))
+			return hex.EncodeToString(h[:])
+		},
+		"another key": func(prev string, data []byte) string {
+			return audit.ChainHash([]byte("attacker-key-0123456789abcdef0123456"), prev, data)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			store := newMemStore()
+			l := audit.New(store, testKey, fixedClock())
+			entries := story(t, l, "tenant-a")
+			recs := store.recs["tenant-a"]
+			prev := audit.GenesisHash
+			for i := range recs {
+				e := entries[i]
+				if i == 1 {
+					e.Action = audit.ActionDenied
+				}
+				e.PrevHash = prev
+				recs[i].Data = audit.Canonical(e)
+				recs[i].Hash = rehash(prev, recs[i].Data)
+				prev = recs[i].Hash
+			}
+			store.heads["tenant-a"] = audit.Head{Seq: recs[len(recs)-1].Seq, Hash: prev}
+			res, err := l.Verify(ctx, "tenant-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.OK || res.FirstBroken != 1 || res.Reason != audit.ReasonHash {
+				t.Errorf("Verify of a chain rehashed without the key = %+v, want broken at 1 (%s)", res, audit.ReasonHash)
+			}
+		})
 	}
 }
 
@@ -236,7 +290,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 				if i > 0 {
 					prev = recs[i-1].Hash
 				}
-				recs[i].Hash = audit.ChainHash(prev, recs[i].Data)
+				recs[i].Hash = audit.ChainHash(testKey, prev, recs[i].Data)
 			}
 			return recs
 		}
@@ -251,7 +305,8 @@ func TestVerifyFindsTampering(t *testing.T) {
 		{"byte count lowered", edit(3, `"bytes":"18234"`, `"bytes":"10"`, false), 4, audit.ReasonHash},
 		{"content edited and rehashed", edit(2, `"action":"access_requested"`, `"action":"denied"`, true), 4, audit.ReasonPrevHash},
 		{"last entry edited and rehashed", edit(4, `"action":"expired"`, `"action":"revoked"`, true), 5, audit.ReasonHeadHash},
-		{"not canonical", edit(1, `{"v":1,`, `{ "v":1,`, true), 2, audit.ReasonUnreadable},
+		{"not canonical", edit(1, `{"v":2,`, `{ "v":2,`, true), 2, audit.ReasonUnreadable},
+		{"version 1 entry", edit(1, `{"v":2,`, `{"v":1,`, true), 2, audit.ReasonUnreadable},
 		{"duplicate key", edit(1, `"action":"approved"`, `"action":"approved","action":"denied"`, true), 2, audit.ReasonUnreadable},
 		{"unknown field", edit(1, `"action":`, `"note":"x","action":`, true), 2, audit.ReasonUnreadable},
 		{"seq rewritten", edit(1, `"seq":2`, `"seq":9`, true), 2, audit.ReasonSeq},
@@ -270,7 +325,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			store := newMemStore()
-			l := audit.New(store, fixedClock())
+			l := audit.New(store, testKey, fixedClock())
 			story(t, l, "tenant-a")
 			store.tamper = tc.tamper
 			res, err := l.Verify(context.Background(), "tenant-a")
@@ -286,7 +341,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 
 func TestListReportsUnreadableEntry(t *testing.T) {
 	store := newMemStore()
-	l := audit.New(store, fixedClock())
+	l := audit.New(store, testKey, fixedClock())
 	story(t, l, "tenant-a")
 	store.tamper = func(r []audit.Record) []audit.Record { r[1].Data = []byte("{"); return r }
 	if _, err := l.List(context.Background(), "tenant-a", audit.Filter{}); !errors.Is(err, audit.ErrCorrupt) {
@@ -321,7 +376,7 @@ func TestAppendRejects(t *testing.T) {
 		{"time before 2000", func(e *audit.Entry) { e.Time = time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC) }},
 	}
 	store := newMemStore()
-	l := audit.New(store, fixedClock())
+	l := audit.New(store, testKey, fixedClock())
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := valid()
@@ -347,7 +402,7 @@ func TestAppendRejects(t *testing.T) {
 
 func TestConcurrentAppendsKeepOneChain(t *testing.T) {
 	ctx := context.Background()
-	l := audit.New(newMemStore(), nil)
+	l := audit.New(newMemStore(), testKey, nil)
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Go(func() {
@@ -368,7 +423,7 @@ func TestConcurrentAppendsKeepOneChain(t *testing.T) {
 func TestAppendGivesUpUnderEndlessContention(t *testing.T) {
 	store := newMemStore()
 	store.conflictAlways = true
-	l := audit.New(store, nil)
+	l := audit.New(store, testKey, nil)
 	_, err := l.Append(context.Background(), audit.Entry{Tenant: "t", Actor: audit.Actor{Kind: audit.ActorSystem}, Action: audit.ActionExpired})
 	if !errors.Is(err, audit.ErrContention) {
 		t.Errorf("err = %v, want ErrContention", err)
@@ -376,7 +431,7 @@ func TestAppendGivesUpUnderEndlessContention(t *testing.T) {
 }
 
 func TestAppendStampsTimeInUTC(t *testing.T) {
-	l := audit.New(newMemStore(), func() time.Time { return t0.In(time.FixedZone("X", -7200)) })
+	l := audit.New(newMemStore(), testKey, func() time.Time { return t0.In(time.FixedZone("X", -7200)) })
 	got, err := l.Append(context.Background(), audit.Entry{Tenant: "t", Actor: audit.Actor{Kind: audit.ActorSystem}, Action: audit.ActionExpired, Details: map[string]string{}})
 	if err != nil {
 		t.Fatal(err)

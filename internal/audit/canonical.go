@@ -9,7 +9,9 @@ import (
 
 // canonicalVersion names the encoding below. A later change to the encoding gets a new
 // version, and entries keep the version they were hashed with.
-const canonicalVersion = 1
+// Version 2 added the actor's accountId and keyed the chain with an HMAC; version 1 entries
+// (plain SHA-256 chain) are not accepted, because anyone with Redis access could forge them.
+const canonicalVersion = 2
 
 // canonicalEntry fixes the field order of the encoding: encoding/json writes struct fields
 // in declaration order and map keys sorted, so one Entry has exactly one encoding. Hash is
@@ -29,9 +31,10 @@ type canonicalEntry struct {
 }
 
 type canonicalActor struct {
-	Kind  ActorKind `json:"kind"`
-	Name  string    `json:"name"`
-	Email string    `json:"email"`
+	Kind      ActorKind `json:"kind"`
+	Name      string    `json:"name"`
+	Email     string    `json:"email"`
+	AccountID string    `json:"accountId"`
 }
 
 // Canonical is the deterministic encoding of e without its Hash: compact JSON with a fixed
@@ -44,7 +47,7 @@ func Canonical(e Entry) []byte {
 		Time:      e.Time.UTC().Format(time.RFC3339Nano),
 		Tenant:    e.Tenant,
 		Ticket:    e.Ticket,
-		Actor:     canonicalActor{Kind: e.Actor.Kind, Name: e.Actor.Name, Email: e.Actor.Email},
+		Actor:     canonicalActor{Kind: e.Actor.Kind, Name: e.Actor.Name, Email: e.Actor.Email, AccountID: e.Actor.AccountID},
 		Action:    e.Action,
 		RequestID: e.RequestID,
 		GrantID:   e.GrantID,
@@ -78,7 +81,7 @@ func decode(r Record) (Entry, error) {
 	}
 	e := Entry{
 		Seq: c.Seq, Time: t.UTC(), Tenant: c.Tenant, Ticket: c.Ticket,
-		Actor:  Actor{Kind: c.Actor.Kind, Name: c.Actor.Name, Email: c.Actor.Email},
+		Actor:  Actor{Kind: c.Actor.Kind, Name: c.Actor.Name, Email: c.Actor.Email, AccountID: c.Actor.AccountID},
 		Action: c.Action, RequestID: c.RequestID, GrantID: c.GrantID,
 		Details: c.Details, PrevHash: c.PrevHash, Hash: r.Hash,
 	}

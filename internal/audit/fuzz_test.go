@@ -22,10 +22,10 @@ func FuzzVerifyStoredEntry(f *testing.F) {
 		store := newMemStore()
 		// The record claims a correct hash for whatever bytes it holds, so only the content
 		// checks stand between these bytes and a verified chain.
-		hash := audit.ChainHash(audit.GenesisHash, data)
+		hash := audit.ChainHash(testKey, audit.GenesisHash, data)
 		store.recs["t"] = []audit.Record{{Seq: 1, Hash: hash, Data: data}}
 		store.heads["t"] = audit.Head{Seq: 1, Hash: hash}
-		l := audit.New(store, nil)
+		l := audit.New(store, testKey, nil)
 		res, err := l.Verify(context.Background(), "t")
 		if err != nil {
 			t.Fatalf("Verify: %v", err)

@@ -61,6 +61,9 @@ type Config struct {
 	ForgeAppID          string
 	ForgeJWKSURL        *url.URL
 	ForgeJWKSMinRefresh time.Duration
+	// ForgeAdminModuleKey is the key of the Forge jira:adminPage module whose invocation
+	// tokens may call the site routes; a FIT from any other module is refused there.
+	ForgeAdminModuleKey string
 
 	AgentTokensFile    string
 	AgentOIDCIssuer    string
@@ -70,6 +73,8 @@ type Config struct {
 
 	LogDir            string
 	JiraWebhookSecret secret.Secret
+	// GrantMaxBytes is how many log bytes one grant may serve in all.
+	GrantMaxBytes int64
 
 	Reports  Reports
 	Delivery Delivery
@@ -351,6 +356,7 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 	}
 	c.ForgeJWKSURL = l.url("SB_FORGE_JWKS_URL", DefaultForgeJWKSURL, true)
 	c.ForgeJWKSMinRefresh = l.duration("SB_FORGE_JWKS_MIN_REFRESH", 30*time.Second)
+	c.ForgeAdminModuleKey = l.str("SB_FORGE_ADMIN_MODULE_KEY", "support-access")
 
 	c.AgentTokensFile = l.str("SB_AGENT_TOKENS_FILE", "")
 	c.AgentOIDCIssuer = l.str("SB_AGENT_OIDC_ISSUER", "")
@@ -364,6 +370,10 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 
 	c.LogDir = l.str("SB_LOG_DIR", "")
 	c.JiraWebhookSecret = l.secret("SB_JIRA_WEBHOOK_SECRET")
+	c.GrantMaxBytes = l.integer("SB_GRANT_MAX_BYTES", 256<<20)
+	if c.GrantMaxBytes < 1<<10 {
+		l.fail("SB_GRANT_MAX_BYTES: must be at least 1024")
+	}
 
 	c.Reports = Reports{
 		RatePerUser:        int(l.integer("SB_REPORT_RATE_PER_USER", 10)),
@@ -443,9 +453,11 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("connect_scopes", c.ConnectScopes),
 		slog.String("forge_app_id", c.ForgeAppID),
 		slog.String("forge_jwks_url", u(c.ForgeJWKSURL)),
+		slog.String("forge_admin_module_key", c.ForgeAdminModuleKey),
 		slog.String("agent_tokens_file", c.AgentTokensFile),
 		slog.String("agent_oidc_issuer", c.AgentOIDCIssuer),
 		slog.String("log_dir", c.LogDir),
+		slog.Int64("grant_max_bytes", c.GrantMaxBytes),
 		slog.Any("jira_webhook_secret", c.JiraWebhookSecret),
 		slog.String("role", c.Delivery.Role),
 		slog.Int("worker_concurrency", c.Delivery.Concurrency),

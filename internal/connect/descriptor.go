@@ -10,12 +10,17 @@ const (
 	PathEnabled      = "/connect/enabled"
 	PathDisabled     = "/connect/disabled"
 	PathReportDialog = "/connect/report-dialog"
+	// PathSupportAccess is the admin page where a site administrator decides on log access.
+	PathSupportAccess = "/connect/support-access"
 )
 
 // Module keys; the web item opens the dialog by its key.
 const (
 	reportDialogKey  = "report-problem-dialog"
 	reportWebItemKey = "report-problem"
+	// SupportAccessKey is the admin page's module key; ticket comments link to it as
+	// <site>/plugins/servlet/ac/<app key>/<module key>.
+	SupportAccessKey = "support-access"
 )
 
 // DescriptorConfig is what varies between deployments of the descriptor.
@@ -85,6 +90,16 @@ func Descriptor(c DescriptorConfig) map[string]any {
 						"type":    "dialogmodule",
 						"options": map[string]any{"key": reportDialogKey},
 					},
+				},
+			},
+			// Where a site administrator decides on support's requests to read logs.
+			// Atlassian shows admin pages to administrators only, but that is a courtesy:
+			// the service asks the site about the person at every decision.
+			"adminPages": []any{
+				map[string]any{
+					"key":  SupportAccessKey,
+					"name": map[string]any{"value": "Support access"},
+					"url":  PathSupportAccess,
 				},
 			},
 		},

@@ -53,6 +53,11 @@ func TestDescriptor(t *testing.T) {
 	      "context": "addon",
 	      "url": "/connect/report-dialog",
 	      "target": {"type": "dialogmodule", "options": {"key": "report-problem-dialog"}}
+	    }],
+	    "adminPages": [{
+	      "key": "support-access",
+	      "name": {"value": "Support access"},
+	      "url": "/connect/support-access"
 	    }]
 	  }
 	}`

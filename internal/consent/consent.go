@@ -1,7 +1,10 @@
 // Package consent decides whether a support agent may read a customer's app logs. An agent
-// asks for access on a JSM ticket; the customer answers through a capability link posted as a
-// public comment on that ticket; an approval becomes a time-limited grant; anyone involved can
-// end it, and every decision, end and read lands in the tenant's audit chain and on the ticket.
+// asks for access on a JSM ticket; the ticket says so in a public comment that carries no
+// secret; an administrator of the customer's own Atlassian site decides in the app's admin
+// page inside that site, where Atlassian has authenticated them and the site confirms their
+// ADMINISTER permission at the moment of the decision. An approval becomes a time-limited
+// grant; anyone involved can end it, and every decision, end and read lands in the tenant's
+// audit chain and on the ticket.
 //
 // It goes further than Customer Lockbox or Access Approval in three ways: consent is bound to
 // one ticket (closing the ticket ends it), the access clock starts when the customer approves
@@ -16,6 +19,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/supportbridge/supportbridge/internal/audit"
 )
 
 // Actor kinds. They match audit.ActorKind so entries need no translation.
@@ -27,12 +32,14 @@ const (
 )
 
 // Actor is a party that acts on consent. Agents and admins come from agentauth; the customer
-// is whoever holds the capability link (we do not know their name, only that the ticket's
-// participants received it); system is the scheduler and the Jira webhook.
+// is an administrator of the customer's site, known by the Atlassian accountId their site's
+// verified token carried; system is the scheduler and the Jira webhook.
 type Actor struct {
 	Kind  string `json:"kind"`
 	Name  string `json:"name,omitempty"`
 	Email string `json:"email,omitempty"`
+	// AccountID is the Atlassian account of a customer's site administrator who decided.
+	AccountID string `json:"accountId,omitempty"`
 	// Subject is the stable identity of an agent ("static:<name>", "oidc:<iss>|<sub>"). Grant
 	// ownership is decided by Subject, never by name or email, which can change or repeat.
 	Subject string `json:"subject,omitempty"`
@@ -69,7 +76,10 @@ const (
 	ReasonCancelledByAgent  = "cancelled_by_agent"
 	ReasonCancelledByAdmin  = "cancelled_by_admin"
 	ReasonGrantEnded        = "grant_ended"           // a re-confirmation request whose grant ended first
-	ReasonNotifyFailed      = "customer_not_notified" // the consent link could not be posted
+	ReasonNotifyFailed      = "customer_not_notified" // the request could not be announced on the ticket
+	ReasonTicketDeleted     = "ticket_deleted"
+	// ReasonFlowChanged withdraws requests made when a consent link decided, on upgrade.
+	ReasonFlowChanged = "consent_flow_changed"
 )
 
 // Limits of a request. A window wider than a month or a grant longer than 30 days is not
@@ -86,7 +96,7 @@ const (
 	// ReconfirmNotice is how long before ReconfirmBy the customer is asked again. Two weeks
 	// rather than one, so a customer on holiday does not silently lose standing access.
 	ReconfirmNotice = 14 * 24 * time.Hour
-	// DefaultClaimWindow is how long a consent link can be answered.
+	// DefaultClaimWindow is how long a request can be decided.
 	DefaultClaimWindow = 72 * time.Hour
 )
 
@@ -185,7 +195,7 @@ type AccessRequest struct {
 	Agent        Actor     `json:"agent"`
 	Status       string    `json:"status"`
 	CreatedAt    time.Time `json:"createdAt"`
-	// ExpiresAt is the end of the claim window: after it the link can no longer approve.
+	// ExpiresAt is the end of the claim window: after it nobody can approve.
 	ExpiresAt time.Time `json:"expiresAt"`
 	DecidedAt time.Time `json:"decidedAt,omitzero"`
 	// DecidedBy is who approved, denied or cancelled; zero while pending.
@@ -219,6 +229,8 @@ type Grant struct {
 	EndedAt      time.Time `json:"endedAt,omitzero"`
 	EndReason    string    `json:"endReason,omitempty"`
 	EndedBy      Actor     `json:"endedBy,omitzero"`
+	// ApprovedBy is the site administrator who approved (or last re-confirmed) the grant.
+	ApprovedBy Actor `json:"approvedBy,omitzero"`
 }
 
 // Access is one read of logs under a grant, as the customer sees it.
@@ -230,9 +242,16 @@ type Access struct {
 	To     time.Time `json:"to"`
 	Bytes  int64     `json:"bytes"`
 	Lines  int64     `json:"lines"`
+	// SHA256 is the hex SHA-256 of the bytes sent, so the agent's copy can be matched to
+	// this receipt.
+	SHA256 string `json:"sha256,omitempty"`
+	// Redactions counts what was scrubbed or pseudonymised, by kind.
+	Redactions map[string]int `json:"redactions,omitempty"`
+	// End says how the read ended: complete, revoked, expired, budget, client_gone, error.
+	End string `json:"end,omitempty"`
 }
 
-// View is what the consent page shows for a link.
+// View is what the site's admin page shows for one request.
 type View struct {
 	Request AccessRequest
 	// Grant is the grant the request produced (or re-confirms), nil before approval.
@@ -243,22 +262,42 @@ type View struct {
 	TimeLeft time.Duration
 	// MaxDuration is the longest duration the customer may approve (the requested one).
 	MaxDuration Duration
+	// Preview is what the request would expose, computed for the customer; nil when no
+	// previewer is wired or the request is no longer pending.
+	Preview *Preview
+	// Audit is the chain's entries about this request and its grant.
+	Audit []audit.Entry
 }
 
 // Errors. The HTTP layer maps them to statuses; none carries internal detail.
 var (
 	ErrNotFound       = errors.New("not found")
-	ErrGone           = errors.New("consent link expired or withdrawn")
+	ErrGone           = errors.New("request expired or withdrawn")
 	ErrAlreadyDecided = errors.New("request already decided")
 	ErrForbidden      = errors.New("not allowed for this agent")
 	ErrNoActiveGrant  = errors.New("no active grant")
 	ErrOutOfScope     = errors.New("outside the grant's scope")
 	ErrTicketUnknown  = errors.New("ticket unknown")
 	ErrStreamUnknown  = errors.New("log stream unknown")
+	// ErrNotSiteAdmin means the person's site does not grant them ADMINISTER right now.
+	ErrNotSiteAdmin = errors.New("not an administrator of this site")
+	// ErrSiteUnavailable means the customer's site could not be asked; nothing changed.
+	ErrSiteUnavailable = errors.New("customer site unavailable")
+	// ErrTenantInactive means the app is uninstalled or disabled on the customer's site.
+	ErrTenantInactive = errors.New("app uninstalled or disabled on this site")
 	// ErrConflict is what a Store returns when a record changed since it was read; the
 	// service re-reads and decides again.
 	ErrConflict = errors.New("consent record changed concurrently")
 )
+
+// NoGrantError is ErrNoActiveGrant with the reason the grant ended (a Reason* constant), so
+// the agent learns whether it expired, was revoked or the ticket closed.
+type NoGrantError struct{ Reason string }
+
+func (e *NoGrantError) Error() string { return ErrNoActiveGrant.Error() + ": " + e.Reason }
+
+// Is makes a NoGrantError match ErrNoActiveGrant.
+func (e *NoGrantError) Is(target error) bool { return target == ErrNoActiveGrant }
 
 // FieldError is one invalid field. Path is a JSON pointer into the request ("/streams/1").
 type FieldError struct {

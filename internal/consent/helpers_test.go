@@ -83,6 +83,18 @@ func (f *fakeTickets) AddComment(_ context.Context, key, body string, public boo
 	return nil
 }
 
+func (f *fakeTickets) Comments(_ context.Context, key string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.comments {
+		if c.Ticket == key {
+			out = append(out, c.Body)
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeTickets) TicketDone(_ context.Context, key string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -126,16 +138,81 @@ func (f fakeStreams) Streams(_ context.Context, tenant string) ([]string, error)
 	return f[tenant], nil
 }
 
+// fakeSites stands in for customers' sites answering permissions/check: who administers
+// which tenant's site, and whether the site answers at all.
+type fakeSites struct {
+	mu     sync.Mutex
+	admins map[string]bool // tenant + "/" + accountId
+	down   bool
+	calls  int
+}
+
+func (f *fakeSites) Check(_ context.Context, who consent.SiteAdmin, _ bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.down {
+		return fmt.Errorf("site: %w", consent.ErrSiteUnavailable)
+	}
+	if !f.admins[who.Tenant+"/"+who.AccountID] {
+		return consent.ErrNotSiteAdmin
+	}
+	return nil
+}
+
+func (f *fakeSites) set(tenant, account string, admin bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.admins[tenant+"/"+account] = admin
+}
+
+func (f *fakeSites) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+// fakeTenants says which tenants are active and builds their admin-page links.
+type fakeTenants struct {
+	mu       sync.Mutex
+	inactive map[string]bool
+}
+
+func (f *fakeTenants) Active(_ context.Context, tenant string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.inactive[tenant] {
+		return consent.ErrTenantInactive
+	}
+	return nil
+}
+
+func (f *fakeTenants) AdminPageURL(_ context.Context, tenant, id string) (string, error) {
+	return "https://" + tenant + ".atlassian.net/plugins/servlet/ac/supportbridge/support-access?ac.request=" + id, nil
+}
+
+func (f *fakeTenants) setInactive(tenant string, inactive bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inactive[tenant] = inactive
+}
+
+// adminAccount administers tenant-a's and tenant-b's sites in every env.
+const adminAccount = "5b10ac8d82e05b22cc7d4ef5"
+
 // env is a Service on a real Redis with a fake JSM and a controlled clock.
 type env struct {
 	svc     *consent.Service
 	store   *redisstore.Consent
 	tickets *fakeTickets
+	sites   *fakeSites
+	tenants *fakeTenants
 	clock   *clock
 	audit   *audit.Log
 }
 
-const baseURL = "https://sb.example.com"
+// auditKey keys the audit chains of these tests.
+var auditKey = []byte("consent-tests-audit-key-0123456789abcdef")
 
 var (
 	alice = consent.Actor{Kind: consent.ActorAgent, Name: "Alice Agent", Email: "alice@vendor.example", Subject: "static:alice"}
@@ -151,19 +228,24 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	e := &env{
 		store:   redisstore.NewConsent(rdb),
 		tickets: newFakeTickets(),
+		sites:   &fakeSites{admins: map[string]bool{}},
+		tenants: &fakeTenants{inactive: map[string]bool{}},
 		clock:   newClock(),
 	}
-	e.audit = audit.New(redisstore.NewAudit(rdb), e.clock.Now)
+	e.sites.set("tenant-a", adminAccount, true)
+	e.sites.set("tenant-b", adminAccount, true)
+	e.audit = audit.New(redisstore.NewAudit(rdb), auditKey, e.clock.Now)
 	e.tickets.tenants["SUP-1"] = "tenant-a"
 	e.tickets.tenants["SUP-2"] = "tenant-a"
 	e.tickets.tenants["SUP-3"] = "tenant-b"
 	o := consent.Options{
-		Store:         e.store,
-		Tickets:       e.tickets,
-		Streams:       fakeStreams{"tenant-a": {"api", "worker"}, "tenant-b": {"api", "web"}},
-		Audit:         e.audit,
-		Now:           e.clock.Now,
-		PublicBaseURL: baseURL + "/",
+		Store:   e.store,
+		Tickets: e.tickets,
+		Streams: fakeStreams{"tenant-a": {"api", "worker"}, "tenant-b": {"api", "web"}},
+		Audit:   e.audit,
+		Sites:   e.sites,
+		Tenants: e.tenants,
+		Now:     e.clock.Now,
 	}
 	for _, f := range opts {
 		f(&o)
@@ -185,22 +267,66 @@ func (e *env) input(duration string) consent.RequestInput {
 	}
 }
 
-var linkRE = regexp.MustCompile(regexp.QuoteMeta(baseURL) + `/consent/([A-Za-z0-9_-]{43})\b`)
+// pageRE finds the deep link into the customer's admin page that announces a request.
+var pageRE = regexp.MustCompile(`/plugins/servlet/ac/supportbridge/support-access\?ac\.request=(ar_[0-9a-f]{32})\b`)
 
-// lastToken is the token of the newest consent link posted.
-func (e *env) lastToken(t *testing.T) string {
+// lastAnnounced is the id of the newest request announced on a ticket.
+func (e *env) lastAnnounced(t *testing.T) string {
 	t.Helper()
 	cs := e.tickets.all()
 	for i := len(cs) - 1; i >= 0; i-- {
-		if m := linkRE.FindStringSubmatch(cs[i].Body); m != nil {
+		if m := pageRE.FindStringSubmatch(cs[i].Body); m != nil {
 			return m[1]
 		}
 	}
-	t.Fatal("no consent link was posted")
+	t.Fatal("no request was announced")
 	return ""
 }
 
-// request files a request as alice and returns it with its link token.
+// admin is the site administrator of the tenant of request or grant id (tenant-a when the
+// id is unknown, as for forged ids).
+func (e *env) admin(ctx context.Context, id string) consent.SiteAdmin {
+	tenant := "tenant-a"
+	if r, err := e.svc.GetRequest(ctx, id); err == nil {
+		tenant = r.Tenant
+	} else if g, err := e.svc.GetGrant(ctx, id); err == nil {
+		tenant = g.Tenant
+	}
+	return consent.SiteAdmin{Tenant: tenant, AccountID: adminAccount, Via: "connect"}
+}
+
+// approve, deny, revoke and view act as the site administrator of the request's tenant.
+func (e *env) approve(ctx context.Context, id, duration string) (consent.Grant, error) {
+	return e.svc.Approve(ctx, e.admin(ctx, id), id, duration)
+}
+
+func (e *env) deny(ctx context.Context, id, note string) error {
+	_, err := e.svc.Deny(ctx, e.admin(ctx, id), id, note)
+	return err
+}
+
+// revokeByCustomer revokes the grant that request id produced or re-confirms.
+func (e *env) revokeByCustomer(ctx context.Context, id string) error {
+	r, err := e.svc.GetRequest(ctx, id)
+	if err != nil {
+		return err
+	}
+	gid := r.GrantID
+	if gid == "" {
+		gid = r.Reconfirms
+	}
+	if gid == "" {
+		return consent.ErrNoActiveGrant
+	}
+	_, err = e.svc.RevokeBySite(ctx, e.admin(ctx, id), gid)
+	return err
+}
+
+func (e *env) view(ctx context.Context, id string) (consent.View, error) {
+	return e.svc.SiteView(ctx, e.admin(ctx, id), id)
+}
+
+// request files a request as alice and returns it with the id its ticket comment announced.
 func (e *env) request(t *testing.T, in consent.RequestInput) (consent.AccessRequest, string) {
 	t.Helper()
 	return e.requestAs(t, alice, in)
@@ -212,7 +338,10 @@ func (e *env) requestAs(t *testing.T, who consent.Actor, in consent.RequestInput
 	if err != nil {
 		t.Fatalf("RequestAccess: %v", err)
 	}
-	return r, e.lastToken(t)
+	if id := e.lastAnnounced(t); id != r.ID {
+		t.Fatalf("the ticket announced %s, want %s", id, r.ID)
+	}
+	return r, r.ID
 }
 
 // actions lists the audit actions of a tenant in order.

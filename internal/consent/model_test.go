@@ -303,7 +303,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				fail("request: %v", err)
 			default:
 				d, _ := consent.ParseDuration(dur)
-				mr := &mReq{id: r.ID, token: e.lastToken(t), ticket: tk.key, agent: who, status: consent.RequestPending,
+				mr := &mReq{id: r.ID, token: e.lastAnnounced(t), ticket: tk.key, agent: who, status: consent.RequestPending,
 					expiresAt: e.clock.Now().Add(consent.DefaultClaimWindow), dur: d}
 				if e.tickets.count() != n+1 {
 					fail("request posted %d comments", e.tickets.count()-n)
@@ -321,7 +321,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			}
 			dur := approvals[rng.IntN(len(approvals))]
 			trace = append(trace, fmt.Sprintf("%d approve %s (%s) with %q", step, r.id, m.reqStatus(r), dur))
-			g, err := e.svc.Approve(ctx, r.token, dur)
+			g, err := e.approve(ctx, r.token, dur)
 			want := m.decideErr(r)
 			d := r.dur
 			if want == nil && dur != "" {
@@ -371,7 +371,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				continue
 			}
 			trace = append(trace, fmt.Sprintf("%d deny %s (%s)", step, r.id, m.reqStatus(r)))
-			err := e.svc.Deny(ctx, r.token, "")
+			err := e.deny(ctx, r.token, "")
 			want := m.decideErr(r)
 			same("deny", err, want)
 			if want != nil {
@@ -389,7 +389,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				continue
 			}
 			trace = append(trace, fmt.Sprintf("%d customer revokes via %s", step, r.id))
-			err := e.svc.RevokeByCustomer(ctx, r.token)
+			err := e.revokeByCustomer(ctx, r.token)
 			g := m.grantsBy[r.grant]
 			if g == nil {
 				g = m.grantsBy[r.reconfirms]
@@ -457,11 +457,11 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			// the model expects.
 			var asked []string
 			for _, c := range e.commentsSince(n) {
-				mt := linkRE.FindStringSubmatch(c.Body)
+				mt := pageRE.FindStringSubmatch(c.Body)
 				if mt == nil {
 					continue
 				}
-				v, err := e.svc.View(ctx, mt[1])
+				v, err := e.view(ctx, mt[1])
 				if err != nil && !errors.Is(err, consent.ErrGone) {
 					fail("View(re-confirmation link): %v", err)
 				}

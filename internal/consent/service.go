@@ -1,16 +1,14 @@
 package consent
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -22,24 +20,30 @@ import (
 	"github.com/supportbridge/supportbridge/internal/audit"
 )
 
-// Options are the dependencies of a Service. Store, Tickets, Streams and Audit are required.
+// Options are the dependencies of a Service. Store, Tickets, Streams, Audit, Sites and
+// Tenants are required; Preview is optional.
 type Options struct {
 	Store   Store
 	Tickets Tickets
 	Streams Streams
 	Audit   Auditor
+	// Sites asks a customer's site whether a person administers it, at every decision.
+	Sites SiteAdmins
+	// Tenants says whether a tenant may take part in consent now, and where its admin page is.
+	Tenants Tenants
+	// Preview shows the customer the first lines of what a request would expose; nil
+	// leaves requests without a preview.
+	Preview Previewer
 	// Now is the clock; nil means time.Now. Every decision uses it, never Redis' clock.
 	Now func() time.Time
-	// Rand supplies link tokens and ids; nil means crypto/rand.
+	// Rand supplies ids; nil means crypto/rand.
 	Rand io.Reader
 	// ClaimWindow is how long a consent link can be answered; zero means 72 h.
 	ClaimWindow time.Duration
 	// ReconcileEvery is how often Tick asks JSM whether tickets with live consent are done,
 	// covering missed webhooks; zero means 10 minutes.
 	ReconcileEvery time.Duration
-	// PublicBaseURL is the origin of consent links: <base>/consent/<token>.
-	PublicBaseURL string
-	Logger        *slog.Logger
+	Logger         *slog.Logger
 }
 
 // Service runs consent. It is safe for concurrent use and across replicas: every decision is
@@ -69,29 +73,7 @@ func NewService(o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	o.PublicBaseURL = strings.TrimRight(o.PublicBaseURL, "/")
 	return &Service{o: o}
-}
-
-// Evidence is everything about consent on one ticket, for the evidence pack.
-type Evidence struct {
-	TicketKey string          `json:"ticketKey"`
-	Tenant    string          `json:"tenant"`
-	Requests  []AccessRequest `json:"requests"`
-	Grants    []Grant         `json:"grants"`
-	Accesses  []GrantAccess   `json:"accesses"`
-	Audit     []audit.Entry   `json:"audit"`
-	// ChainOK is the verdict on the tenant's whole audit chain, not just this ticket's part:
-	// a ticket's entries are only trustworthy if the chain they hang in is intact.
-	ChainOK bool `json:"chainOk"`
-	// ChainBroken is the reason Verify gave when ChainOK is false.
-	ChainBroken string `json:"chainBroken,omitempty"`
-}
-
-// GrantAccess is an Access with the grant it was made under.
-type GrantAccess struct {
-	GrantID string `json:"grantId"`
-	Access
 }
 
 const (
@@ -101,10 +83,8 @@ const (
 	// noticeRetry is how long a just-made decision's comment and audit entry are left to the
 	// caller that made it before the scheduler delivers them instead.
 	noticeRetry = 2 * time.Minute
-	// tokenBytes is the entropy of a consent link: 256 bits, unguessable for good.
-	tokenBytes = 32
-	tickBatch  = 500
-	leaseName  = "consent-scheduler"
+	tickBatch   = 500
+	leaseName   = "consent-scheduler"
 )
 
 var (
@@ -121,34 +101,6 @@ func (s *Service) newID(prefix string) (string, error) {
 	}
 	return prefix + "_" + hex.EncodeToString(b), nil
 }
-
-// newToken returns a link token and the hash that is all the store ever sees.
-func (s *Service) newToken() (string, [32]byte, error) {
-	b := make([]byte, tokenBytes)
-	if _, err := io.ReadFull(s.o.Rand, b); err != nil {
-		return "", [32]byte{}, fmt.Errorf("generate token: %w", err)
-	}
-	tok := base64.RawURLEncoding.EncodeToString(b)
-	return tok, sha256.Sum256([]byte(tok)), nil
-}
-
-// tokenHash checks the shape of a presented token and hashes it. The token is never compared
-// with anything: the store is asked for the hash, so timing reveals nothing about stored
-// tokens. Malformed tokens are ErrNotFound, like unknown ones.
-func tokenHash(token string) ([32]byte, error) {
-	if len(token) != base64.RawURLEncoding.EncodedLen(tokenBytes) {
-		return [32]byte{}, ErrNotFound
-	}
-	for i := 0; i < len(token); i++ {
-		c := token[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return [32]byte{}, ErrNotFound
-		}
-	}
-	return sha256.Sum256([]byte(token)), nil
-}
-
-func (s *Service) link(token string) string { return s.o.PublicBaseURL + "/consent/" + token }
 
 // effectiveRequest is r as of now: a pending request past its claim window is expired even
 // before the scheduler has written so.
@@ -213,10 +165,13 @@ func (s *Service) saveGrant(ctx context.Context, rec *GrantRecord) error {
 
 // ---- Agents ----
 
-// RequestAccess validates an agent's request, stores it and posts the consent link to the
-// customer as a public comment. The link is never returned: only the customer may hold it.
-// Invalid input is a *ValidationError listing every problem (an unknown ticket or stream is
-// one too, and also matches ErrTicketUnknown or ErrStreamUnknown).
+// RequestAccess validates an agent's request, stores it and announces it on the ticket in a
+// public comment that says what is asked and where an administrator of the customer's site
+// decides. Nothing in the comment or the answer can approve it: only a site administrator,
+// authenticated by Atlassian in their own site, can. Invalid input is a *ValidationError
+// listing every problem (an unknown ticket or stream is one too, and also matches
+// ErrTicketUnknown or ErrStreamUnknown); a tenant that is uninstalled or disabled is
+// ErrTenantInactive.
 func (s *Service) RequestAccess(ctx context.Context, agent Actor, in RequestInput) (AccessRequest, error) {
 	if !isStaff(agent) {
 		return AccessRequest{}, ErrForbidden
@@ -224,6 +179,9 @@ func (s *Service) RequestAccess(ctx context.Context, agent Actor, in RequestInpu
 	now := s.now()
 	r, tenant, err := s.validateRequest(ctx, now, in)
 	if err != nil {
+		return AccessRequest{}, err
+	}
+	if err := s.o.Tenants.Active(ctx, tenant); err != nil {
 		return AccessRequest{}, err
 	}
 	if r.ID, err = s.newID("ar"); err != nil {
@@ -234,38 +192,42 @@ func (s *Service) RequestAccess(ctx context.Context, agent Actor, in RequestInpu
 	return s.openRequest(ctx, r)
 }
 
-// openRequest stores a new pending request and posts its link. If the link cannot be posted
-// the request is cancelled at once: a request the customer never saw must not linger.
+// openRequest stores a new pending request and announces it on the ticket. If the
+// announcement cannot be posted the request is cancelled at once: a request the customer was
+// never told about must not linger.
 func (s *Service) openRequest(ctx context.Context, r AccessRequest) (AccessRequest, error) {
-	token, hash, err := s.newToken()
-	if err != nil {
-		return AccessRequest{}, err
-	}
 	notice := noticeRequested
 	if r.Reconfirms != "" {
 		notice = noticeReconfirmRequested
 	}
 	rec := RequestRecord{Request: r, Notice: notice}
-	if err := s.o.Store.CreateRequest(ctx, rec, hash, s.now().Add(noticeRetry)); err != nil {
+	if err := s.o.Store.CreateRequest(ctx, rec, s.now().Add(noticeRetry)); err != nil {
 		return AccessRequest{}, fmt.Errorf("create request: %w", err)
 	}
 	rec.Version = 1 // as stored; see Store.CreateRequest
+	where, err := s.o.Tenants.AdminPageURL(ctx, r.Tenant, r.ID)
+	if err != nil {
+		if cerr := s.cancelUnnotified(ctx, r.ID); cerr != nil {
+			s.o.Logger.Warn("consent_cancel_unnotified_failed", "request_id", r.ID, "error", cerr)
+		}
+		return AccessRequest{}, fmt.Errorf("admin page url: %w", err)
+	}
 	var body string
 	if r.Reconfirms != "" {
 		g, err := s.o.Store.Grant(ctx, r.Reconfirms)
 		if err != nil {
 			return AccessRequest{}, fmt.Errorf("load grant to re-confirm: %w", err)
 		}
-		body = reconfirmComment(r, g.Grant, s.link(token))
+		body = reconfirmComment(r, g.Grant, where)
 	} else {
-		body = requestComment(r, s.link(token), s.o.ClaimWindow)
+		body = requestComment(r, where, s.o.ClaimWindow)
 	}
-	if err := s.o.Tickets.AddComment(ctx, r.TicketKey, body, true); err != nil {
-		// The customer never saw the link, so nobody can use it; withdraw the request.
+	if err := s.postComment(ctx, r.Tenant, r.TicketKey, body); err != nil {
+		// The customer was never told, so nobody would decide; withdraw the request.
 		if cerr := s.cancelUnnotified(ctx, r.ID); cerr != nil {
 			s.o.Logger.Warn("consent_cancel_unnotified_failed", "request_id", r.ID, "error", cerr)
 		}
-		return AccessRequest{}, fmt.Errorf("post consent link: %w", err)
+		return AccessRequest{}, fmt.Errorf("announce request: %w", err)
 	}
 	for range maxAttempts {
 		rec.NoticeCommented = true
@@ -278,8 +240,8 @@ func (s *Service) openRequest(ctx context.Context, r AccessRequest) (AccessReque
 		}
 	}
 	if err != nil {
-		// The link is out; the scheduler must not mistake this for an unposted request, but
-		// it cannot tell. Report the failure rather than guess.
+		// The comment is out; the scheduler must not mistake this for an unposted request,
+		// but it cannot tell. Report the failure rather than guess.
 		return AccessRequest{}, fmt.Errorf("record posted link: %w", err)
 	}
 	if err := s.deliverRequest(ctx, &rec); err != nil {
@@ -288,7 +250,7 @@ func (s *Service) openRequest(ctx context.Context, r AccessRequest) (AccessReque
 	return rec.Request, nil
 }
 
-// cancelUnnotified withdraws a request whose link never reached the customer.
+// cancelUnnotified withdraws a request whose announcement never reached the ticket.
 func (s *Service) cancelUnnotified(ctx context.Context, id string) error {
 	return s.updateRequest(ctx, id, func(rec *RequestRecord) error {
 		if rec.Request.Status != RequestPending {
@@ -409,10 +371,7 @@ func isStaff(a Actor) bool {
 	return (a.Kind == ActorAgent || a.Kind == ActorAdmin) && a.Subject != ""
 }
 
-var (
-	systemActor   = Actor{Kind: ActorSystem, Name: "supportbridge"}
-	customerActor = Actor{Kind: ActorCustomer, Name: "customer (consent link)"}
-)
+var systemActor = Actor{Kind: ActorSystem, Name: "supportbridge"}
 
 // GetRequest returns one request as of now.
 func (s *Service) GetRequest(ctx context.Context, id string) (AccessRequest, error) {
@@ -517,174 +476,6 @@ func (s *Service) updateRequest(ctx context.Context, id string, change func(*Req
 		return nil
 	}
 	return fmt.Errorf("update request: %w", ErrConflict)
-}
-
-// ---- Customers ----
-
-// View returns what the consent page shows for a link: the request, the grant it produced
-// (or, for a re-confirmation, the grant it renews) and every read made under it. Unknown or
-// malformed tokens are ErrNotFound; a request that lapsed or was withdrawn before anyone
-// decided is ErrGone.
-func (s *Service) View(ctx context.Context, token string) (View, error) {
-	rec, err := s.requestByToken(ctx, token)
-	if err != nil {
-		return View{}, err
-	}
-	now := s.now()
-	r := effectiveRequest(rec.Request, now)
-	if r.Status == RequestExpired || r.Status == RequestCancelled {
-		return View{}, ErrGone
-	}
-	v := View{Request: r, MaxDuration: r.Duration}
-	gid := cmp.Or(r.GrantID, r.Reconfirms)
-	if gid != "" {
-		grec, err := s.o.Store.Grant(ctx, gid)
-		if err != nil {
-			return View{}, fmt.Errorf("load grant: %w", err)
-		}
-		g := effectiveGrant(grec.Grant, now)
-		v.Grant = &g
-		if v.Accesses, err = s.o.Store.Accesses(ctx, g.Tenant, g.ID); err != nil {
-			return View{}, fmt.Errorf("load accesses: %w", err)
-		}
-		if g.Status == GrantActive {
-			v.TimeLeft = cmp.Or(g.End, g.ReconfirmBy).Sub(now)
-		}
-	}
-	if r.Status == RequestPending {
-		v.TimeLeft = r.ExpiresAt.Sub(now)
-	}
-	return v, nil
-}
-
-// requestByToken resolves a link. Store and shape errors both end as ErrNotFound or an
-// outage; nothing tells a guesser how close a token came.
-func (s *Service) requestByToken(ctx context.Context, token string) (RequestRecord, error) {
-	h, err := tokenHash(token)
-	if err != nil {
-		return RequestRecord{}, err
-	}
-	rec, err := s.o.Store.RequestByToken(ctx, h)
-	if err != nil {
-		return RequestRecord{}, fmt.Errorf("find consent link: %w", err)
-	}
-	return rec, nil
-}
-
-// Approve grants the request behind token. duration "" keeps the requested duration; a
-// shorter one is allowed, a longer one is a *ValidationError. The access clock starts now,
-// not when the agent asked. A request that was already decided is ErrAlreadyDecided; one
-// that lapsed or was withdrawn is ErrGone. Approving a re-confirmation renews its grant.
-func (s *Service) Approve(ctx context.Context, token, duration string) (Grant, error) {
-	for range maxAttempts {
-		rec, err := s.requestByToken(ctx, token)
-		if err != nil {
-			return Grant{}, err
-		}
-		now := s.now()
-		r := rec.Request
-		if err := pendingErr(effectiveRequest(r, now)); err != nil {
-			return Grant{}, err
-		}
-		d := r.Duration
-		if strings.TrimSpace(duration) != "" {
-			if d, err = ParseDuration(duration); err != nil {
-				return Grant{}, &ValidationError{Fields: []FieldError{{Path: "/duration", Message: err.Error()}}}
-			}
-			if !d.AtMost(r.Duration) {
-				return Grant{}, &ValidationError{Fields: []FieldError{{Path: "/duration",
-					Message: "you can approve a shorter time than asked for, not a longer one"}}}
-			}
-		}
-		var grec GrantRecord
-		if r.Reconfirms != "" {
-			if grec, err = s.o.Store.Grant(ctx, r.Reconfirms); err != nil {
-				return Grant{}, fmt.Errorf("load grant: %w", err)
-			}
-			if effectiveGrant(grec.Grant, now).Status != GrantActive {
-				return Grant{}, ErrGone
-			}
-		} else {
-			id, err := s.newID("gr")
-			if err != nil {
-				return Grant{}, err
-			}
-			grec.Grant = Grant{ID: id, RequestID: r.ID, Tenant: r.Tenant, TicketKey: r.TicketKey,
-				Streams: r.Streams, From: r.From, To: r.To, PersonalData: r.PersonalData,
-				Agent: r.Agent, Start: now, Status: GrantActive}
-		}
-		g := &grec.Grant
-		g.End, g.UntilRevoked, g.ReconfirmBy = time.Time{}, d.UntilRevoked, time.Time{}
-		if d.UntilRevoked {
-			g.ReconfirmBy = now.Add(ReconfirmPeriod)
-		} else {
-			g.End = now.Add(d.D)
-		}
-		grec.Reconfirm = ""
-		rec.Request.Status, rec.Request.DecidedAt, rec.Request.DecidedBy = RequestApproved, now, customerActor
-		rec.Request.GrantID, rec.Request.Duration = g.ID, d
-		rec.Notice, rec.NoticeAudited, rec.NoticeCommented = noticeApproved, false, false
-		err = s.o.Store.Save(ctx, Change{Tenant: r.Tenant, Request: &rec, Grant: &grec,
-			RequestDue: requestDue(rec, now), GrantDue: grantDue(grec, now)})
-		if errors.Is(err, ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return Grant{}, fmt.Errorf("approve: %w", err)
-		}
-		if err := s.deliverRequest(ctx, &rec); err != nil {
-			s.o.Logger.Warn("consent_notice_deferred", "request_id", r.ID, "error", err)
-		}
-		return grec.Grant, nil
-	}
-	return Grant{}, fmt.Errorf("approve: %w", ErrConflict)
-}
-
-// Deny refuses the request behind token, with an optional note from the customer. Denying a
-// re-confirmation ends the standing grant: the customer has said no.
-func (s *Service) Deny(ctx context.Context, token, reason string) error {
-	reason = strings.TrimSpace(reason)
-	if utf8.RuneCountInString(reason) > MaxDenyLen || !utf8.ValidString(reason) || hasControl(reason) {
-		return &ValidationError{Fields: []FieldError{{Path: "/reason", Message: fmt.Sprintf("must be plain text of at most %d characters", MaxDenyLen)}}}
-	}
-	rec, err := s.requestByToken(ctx, token)
-	if err != nil {
-		return err
-	}
-	var reconfirms string
-	err = s.updateRequest(ctx, rec.Request.ID, func(rec *RequestRecord) error {
-		now := s.now()
-		if err := pendingErr(effectiveRequest(rec.Request, now)); err != nil {
-			return err
-		}
-		r := &rec.Request
-		r.Status, r.DecidedAt, r.DecidedBy, r.DenyReason = RequestDenied, now, customerActor, reason
-		rec.Notice, rec.NoticeAudited, rec.NoticeCommented = noticeDenied, false, false
-		reconfirms = r.Reconfirms
-		return nil
-	})
-	if err != nil || reconfirms == "" {
-		return err
-	}
-	err = s.endGrant(ctx, reconfirms, ReasonRevokedByCustomer, customerActor, nil)
-	if errors.Is(err, ErrNoActiveGrant) {
-		return nil
-	}
-	return err
-}
-
-// RevokeByCustomer ends the grant behind token at once. Without an active grant it is
-// ErrNoActiveGrant.
-func (s *Service) RevokeByCustomer(ctx context.Context, token string) error {
-	rec, err := s.requestByToken(ctx, token)
-	if err != nil {
-		return err
-	}
-	gid := cmp.Or(rec.Request.GrantID, rec.Request.Reconfirms)
-	if gid == "" {
-		return ErrNoActiveGrant
-	}
-	return s.endGrant(ctx, gid, ReasonRevokedByCustomer, customerActor, nil)
 }
 
 // ---- Grants ----
@@ -831,21 +622,9 @@ func (s *Service) endGrant(ctx context.Context, id, reason string, by Actor, che
 // under), ErrForbidden (someone else's grant) and ErrOutOfScope, checked in that order so that
 // another agent learns nothing about a grant's scope.
 func (s *Service) Authorize(ctx context.Context, grantID string, agent Actor, stream string, from, to time.Time) (Grant, error) {
-	if !idRE.MatchString(grantID) {
-		return Grant{}, ErrNoActiveGrant
-	}
-	g, err := s.o.Store.LiveGrant(ctx, grantID)
-	if errors.Is(err, ErrNotFound) {
-		return Grant{}, ErrNoActiveGrant
-	}
+	g, err := s.authorizeGrant(ctx, grantID, agent)
 	if err != nil {
-		return Grant{}, fmt.Errorf("authorize: %w", err)
-	}
-	if g.ID != grantID || effectiveGrant(g, s.now()).Status != GrantActive {
-		return Grant{}, ErrNoActiveGrant
-	}
-	if agent.Subject == "" || agent.Subject != g.Agent.Subject {
-		return Grant{}, ErrForbidden
+		return Grant{}, err
 	}
 	if !slices.Contains(g.Streams, stream) {
 		return Grant{}, ErrOutOfScope
@@ -854,6 +633,53 @@ func (s *Service) Authorize(ctx context.Context, grantID string, agent Actor, st
 		return Grant{}, ErrOutOfScope
 	}
 	return g, nil
+}
+
+// AuthorizeGrant is Authorize without a stream and window: the grant is active by record and
+// clock, its tenant is installed and enabled, and agent is the one it was issued to. The log
+// reader calls it before the first byte and again while streaming.
+func (s *Service) AuthorizeGrant(ctx context.Context, grantID string, agent Actor) (Grant, error) {
+	return s.authorizeGrant(ctx, grantID, agent)
+}
+
+func (s *Service) authorizeGrant(ctx context.Context, grantID string, agent Actor) (Grant, error) {
+	if !idRE.MatchString(grantID) {
+		return Grant{}, ErrNoActiveGrant
+	}
+	g, err := s.o.Store.LiveGrant(ctx, grantID)
+	if errors.Is(err, ErrNotFound) {
+		return Grant{}, s.whyNoGrant(ctx, grantID)
+	}
+	if err != nil {
+		return Grant{}, fmt.Errorf("authorize: %w", err)
+	}
+	if g.ID != grantID {
+		return Grant{}, ErrNoActiveGrant
+	}
+	if eff := effectiveGrant(g, s.now()); eff.Status != GrantActive {
+		return Grant{}, &NoGrantError{Reason: eff.EndReason}
+	}
+	if agent.Subject == "" || agent.Subject != g.Agent.Subject {
+		return Grant{}, ErrForbidden
+	}
+	if err := s.o.Tenants.Active(ctx, g.Tenant); err != nil {
+		if errors.Is(err, ErrTenantInactive) {
+			return Grant{}, &NoGrantError{Reason: ReasonTenantUninstalled}
+		}
+		return Grant{}, fmt.Errorf("authorize: %w", err)
+	}
+	return g, nil
+}
+
+// whyNoGrant explains a missing live grant from its history, for the agent. Only the
+// grant's own agent ever gets this far in a way that matters: everyone else sees the same
+// "no active grant" for a grant that does not exist.
+func (s *Service) whyNoGrant(ctx context.Context, grantID string) error {
+	rec, err := s.o.Store.Grant(ctx, grantID)
+	if err != nil || rec.Grant.EndReason == "" {
+		return ErrNoActiveGrant
+	}
+	return &NoGrantError{Reason: rec.Grant.EndReason}
 }
 
 // RecordAccess records one read under a grant, for the customer's page and the audit chain.
@@ -874,10 +700,24 @@ func (s *Service) RecordAccess(ctx context.Context, grantID string, a Access) er
 	if err := s.o.Store.AddAccess(ctx, g.Tenant, g.ID, a); err != nil {
 		return fmt.Errorf("record access: %w", err)
 	}
+	details := map[string]string{"stream": a.Stream, "from": stamp(a.From), "to": stamp(a.To),
+		"bytes": fmt.Sprint(a.Bytes), "lines": fmt.Sprint(a.Lines)}
+	if a.SHA256 != "" {
+		details["sha256"] = a.SHA256
+	}
+	if a.End != "" {
+		details["end"] = a.End
+	}
+	if len(a.Redactions) > 0 {
+		kinds := slices.Sorted(maps.Keys(a.Redactions))
+		parts := make([]string, len(kinds))
+		for i, k := range kinds {
+			parts[i] = fmt.Sprintf("%s=%d", k, a.Redactions[k])
+		}
+		details["redactions"] = clip(strings.Join(parts, ","), audit.MaxDetailValueLen-8)
+	}
 	e := audit.Entry{Time: a.Time, Tenant: g.Tenant, Ticket: g.TicketKey, Actor: auditActor(a.Agent),
-		Action: audit.ActionLogsRead, RequestID: g.RequestID, GrantID: g.ID,
-		Details: map[string]string{"stream": a.Stream, "from": stamp(a.From), "to": stamp(a.To),
-			"bytes": fmt.Sprint(a.Bytes), "lines": fmt.Sprint(a.Lines)}}
+		Action: audit.ActionLogsRead, RequestID: g.RequestID, GrantID: g.ID, Details: details}
 	if _, err := s.o.Audit.Append(ctx, e); err != nil {
 		return fmt.Errorf("audit access: %w", err)
 	}
@@ -957,44 +797,4 @@ func (s *Service) endTicket(ctx context.Context, tenant, ticket, reason string) 
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// ---- Evidence ----
-
-// Evidence returns everything about consent on a ticket: requests, grants, reads and the
-// ticket's audit entries, with the verdict on the tenant's audit chain. A ticket without any
-// consent records is ErrNotFound.
-func (s *Service) Evidence(ctx context.Context, ticketKey string) (Evidence, error) {
-	tenant, err := s.o.Store.TicketTenant(ctx, ticketKey)
-	if err != nil {
-		return Evidence{}, fmt.Errorf("evidence: %w", err)
-	}
-	ev := Evidence{TicketKey: ticketKey, Tenant: tenant, Accesses: []GrantAccess{}}
-	if ev.Requests, err = s.ListRequests(ctx, ticketKey); err != nil {
-		return Evidence{}, err
-	}
-	if ev.Grants, err = s.ListGrants(ctx, ticketKey); err != nil {
-		return Evidence{}, err
-	}
-	for _, g := range ev.Grants {
-		as, err := s.o.Store.Accesses(ctx, tenant, g.ID)
-		if err != nil {
-			return Evidence{}, fmt.Errorf("evidence: %w", err)
-		}
-		for _, a := range as {
-			ev.Accesses = append(ev.Accesses, GrantAccess{GrantID: g.ID, Access: a})
-		}
-	}
-	if ev.Audit, err = s.o.Audit.List(ctx, tenant, audit.Filter{Ticket: ticketKey}); err != nil {
-		return Evidence{}, fmt.Errorf("evidence: %w", err)
-	}
-	if ev.Audit == nil {
-		ev.Audit = []audit.Entry{}
-	}
-	res, err := s.o.Audit.Verify(ctx, tenant)
-	if err != nil {
-		return Evidence{}, fmt.Errorf("evidence: %w", err)
-	}
-	ev.ChainOK, ev.ChainBroken = res.OK, res.Reason
-	return ev, nil
 }

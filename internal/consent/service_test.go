@@ -3,6 +3,7 @@ package consent_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/supportbridge/supportbridge/internal/audit"
 	"github.com/supportbridge/supportbridge/internal/consent"
+	"github.com/supportbridge/supportbridge/internal/redisstore"
+	"github.com/supportbridge/supportbridge/internal/redisstore/redistest"
 )
 
 var ctx = context.Background()
@@ -33,13 +36,10 @@ func TestRequestApproveExpire(t *testing.T) {
 		t.Fatalf("comments = %+v, want one public comment on SUP-1", cs)
 	}
 	mustContain(t, "request comment", cs[0].Body, "Alice Agent", in.Reason, "api, worker",
-		"24 hours from the moment you approve", baseURL+"/consent/"+token, "hidden")
-	// The link goes to the customer only: nothing returned to the agent carries it.
-	if strings.Contains(strings.Join([]string{r.ID, r.Reason, r.GrantID}, " "), token) {
-		t.Error("the request returned to the agent contains the token")
-	}
+		"24 hours from the moment of approval", "/plugins/servlet/ac/supportbridge/support-access?ac.request="+r.ID,
+		"pseudonyms", "Only administrators of your site can decide", "audit: ")
 
-	v, err := e.svc.View(ctx, token)
+	v, err := e.view(ctx, token)
 	if err != nil {
 		t.Fatalf("View: %v", err)
 	}
@@ -50,14 +50,17 @@ func TestRequestApproveExpire(t *testing.T) {
 	// The clock starts at approval, not at the request.
 	e.clock.Advance(5 * time.Hour)
 	approvedAt := e.clock.Now()
-	g, err := e.svc.Approve(ctx, token, "")
+	g, err := e.approve(ctx, token, "")
 	if err != nil {
 		t.Fatalf("Approve: %v", err)
 	}
 	if !g.Start.Equal(approvedAt) || !g.End.Equal(approvedAt.Add(24*time.Hour)) || g.Status != consent.GrantActive {
 		t.Errorf("grant = %+v, want 24h from %v", g, approvedAt)
 	}
-	mustContain(t, "approval comment", e.tickets.all()[1].Body, "You approved", "for 24 hours")
+	mustContain(t, "approval comment", e.tickets.all()[1].Body, "An administrator of your site (Atlassian account "+adminAccount+") approved", "for 24 hours")
+	if g.ApprovedBy.AccountID != adminAccount || g.ApprovedBy.Kind != consent.ActorCustomer {
+		t.Errorf("grant approved by %+v, want the site administrator %s", g.ApprovedBy, adminAccount)
+	}
 
 	if _, err := e.svc.Authorize(ctx, g.ID, alice, "worker", in.From, in.To); err != nil {
 		t.Fatalf("Authorize: %v", err)
@@ -65,7 +68,7 @@ func TestRequestApproveExpire(t *testing.T) {
 	if err := e.svc.RecordAccess(ctx, g.ID, consent.Access{Agent: alice, Stream: "worker", From: in.From, To: in.To, Bytes: 1234, Lines: 10}); err != nil {
 		t.Fatalf("RecordAccess: %v", err)
 	}
-	v, err = e.svc.View(ctx, token)
+	v, err = e.view(ctx, token)
 	if err != nil {
 		t.Fatalf("View: %v", err)
 	}
@@ -91,7 +94,7 @@ func TestRequestApproveExpire(t *testing.T) {
 	if len(ended) != 1 {
 		t.Fatalf("expiry comments = %d, want exactly 1: %+v", len(ended), ended)
 	}
-	mustContain(t, "expiry comment", ended[0].Body, "ended on", "as you approved", "read once")
+	mustContain(t, "expiry comment", ended[0].Body, "ended on", "as approved", "read once")
 	want := []string{audit.ActionAccessRequested, audit.ActionApproved, audit.ActionLogsRead, audit.ActionExpired}
 	if diff := cmp.Diff(want, e.actions(t, "tenant-a")); diff != "" {
 		t.Errorf("audit actions (-want +got):\n%s", diff)
@@ -106,20 +109,20 @@ func TestApproveShorterAndLonger(t *testing.T) {
 	e := newEnv(t)
 	_, token := e.request(t, e.input("72h"))
 
-	_, err := e.svc.Approve(ctx, token, "73h")
+	_, err := e.approve(ctx, token, "73h")
 	var ve *consent.ValidationError
 	if !errors.As(err, &ve) || ve.Fields[0].Path != "/duration" {
 		t.Fatalf("longer duration: %v, want a /duration validation error", err)
 	}
-	_, err = e.svc.Approve(ctx, token, consent.UntilRevokedText)
+	_, err = e.approve(ctx, token, consent.UntilRevokedText)
 	if !errors.As(err, &ve) {
 		t.Fatalf("until-revoked over 72h: %v, want a validation error", err)
 	}
-	_, err = e.svc.Approve(ctx, token, "soon")
+	_, err = e.approve(ctx, token, "soon")
 	if !errors.As(err, &ve) {
 		t.Fatalf("bad duration: %v, want a validation error", err)
 	}
-	g, err := e.svc.Approve(ctx, token, "2h")
+	g, err := e.approve(ctx, token, "2h")
 	if err != nil {
 		t.Fatalf("shorter: %v", err)
 	}
@@ -136,15 +139,15 @@ func TestApproveShorterAndLonger(t *testing.T) {
 func TestDeny(t *testing.T) {
 	e := newEnv(t)
 	r, token := e.request(t, e.input("24h"))
-	if err := e.svc.Deny(ctx, token, "Please ask my admin first."); err != nil {
+	if err := e.deny(ctx, token, "Please ask my admin first."); err != nil {
 		t.Fatalf("Deny: %v", err)
 	}
-	mustContain(t, "deny comment", e.tickets.all()[1].Body, "You declined", "Nothing was shared", "Please ask my admin first.")
-	_, err := e.svc.Approve(ctx, token, "")
+	mustContain(t, "deny comment", e.tickets.all()[1].Body, "An administrator of your site declined", "Nothing was shared", "{noformat}\nPlease ask my admin first.\n{noformat}")
+	_, err := e.approve(ctx, token, "")
 	wantErr(t, "approve after deny", err, consent.ErrAlreadyDecided)
-	wantErr(t, "deny twice", e.svc.Deny(ctx, token, ""), consent.ErrAlreadyDecided)
-	wantErr(t, "revoke after deny", e.svc.RevokeByCustomer(ctx, token), consent.ErrNoActiveGrant)
-	v, err := e.svc.View(ctx, token)
+	wantErr(t, "deny twice", e.deny(ctx, token, ""), consent.ErrAlreadyDecided)
+	wantErr(t, "revoke after deny", e.revokeByCustomer(ctx, token), consent.ErrNoActiveGrant)
+	v, err := e.view(ctx, token)
 	if err != nil || v.Request.Status != consent.RequestDenied || v.Request.DenyReason == "" {
 		t.Errorf("View = %+v, %v", v, err)
 	}
@@ -164,15 +167,16 @@ func TestCancel(t *testing.T) {
 	if err := e.svc.CancelRequest(ctx, alice, r.ID); err != nil {
 		t.Fatalf("CancelRequest: %v", err)
 	}
-	mustContain(t, "cancel comment", e.tickets.all()[1].Body, "Alice Agent withdrew", "no longer works")
+	mustContain(t, "cancel comment", e.tickets.all()[1].Body, "Alice Agent withdrew", "Nothing was shared")
 	wantErr(t, "cancel twice", e.svc.CancelRequest(ctx, alice, r.ID), consent.ErrGone)
-	_, err := e.svc.View(ctx, token)
-	wantErr(t, "view cancelled", err, consent.ErrGone)
-	_, err = e.svc.Approve(ctx, token, "")
+	if v, err := e.view(ctx, token); err != nil || v.Request.Status != consent.RequestCancelled || v.Preview != nil {
+		t.Errorf("view cancelled = %+v, %v; want the cancelled request without a preview", v.Request, err)
+	}
+	_, err := e.approve(ctx, token, "")
 	wantErr(t, "approve cancelled", err, consent.ErrGone)
 
 	r2, token2 := e.request(t, e.input("24h"))
-	if _, err := e.svc.Approve(ctx, token2, ""); err != nil {
+	if _, err := e.approve(ctx, token2, ""); err != nil {
 		t.Fatal(err)
 	}
 	wantErr(t, "cancel approved", e.svc.CancelRequest(ctx, root, r2.ID), consent.ErrAlreadyDecided)
@@ -187,8 +191,8 @@ func TestRevoke(t *testing.T) {
 		phrase   string
 		forbided []consent.Actor
 	}{
-		{"customer", func(e *env, _ consent.Grant, tok string) error { return e.svc.RevokeByCustomer(ctx, tok) },
-			consent.ReasonRevokedByCustomer, "You revoked", nil},
+		{"customer", func(e *env, _ consent.Grant, tok string) error { return e.revokeByCustomer(ctx, tok) },
+			consent.ReasonRevokedByCustomer, "An administrator of your site revoked", nil},
 		{"own agent", func(e *env, g consent.Grant, _ string) error { return e.svc.RevokeGrant(ctx, alice, g.ID) },
 			consent.ReasonRevokedByAgent, "gave it up", []consent.Actor{bob}},
 		{"admin", func(e *env, g consent.Grant, _ string) error { return e.svc.RevokeGrant(ctx, root, g.ID) },
@@ -199,7 +203,7 @@ func TestRevoke(t *testing.T) {
 			e := newEnv(t)
 			in := e.input("until-revoked")
 			_, token := e.request(t, in)
-			g, err := e.svc.Approve(ctx, token, "")
+			g, err := e.approve(ctx, token, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -239,56 +243,89 @@ func TestRevoke(t *testing.T) {
 	}
 }
 
-func TestLinkAttacks(t *testing.T) {
+func TestSiteDecisionAttacks(t *testing.T) {
 	e := newEnv(t)
 	_, token := e.request(t, e.input("24h"))
+	other, _ := e.request(t, func() consent.RequestInput { in := e.input("24h"); in.TicketKey = "SUP-3"; return in }())
 
-	forged := []string{
-		"",
-		token[:42],
-		token + "A",
-		strings.Repeat("A", 43),
-		token[:42] + string(token[42]^1), // one bit off
-		"../../etc/passwd",
-		token[:20] + "*" + token[21:],
-	}
+	forged := []string{"", token[:34], token + "0", "ar_" + strings.Repeat("0", 32), "../../etc/passwd", "gr_" + token[3:]}
 	for _, f := range forged {
-		if _, err := e.svc.View(ctx, f); !errors.Is(err, consent.ErrNotFound) {
+		if _, err := e.view(ctx, f); !errors.Is(err, consent.ErrNotFound) {
 			t.Errorf("View(%q) = %v, want ErrNotFound", f, err)
 		}
-		if _, err := e.svc.Approve(ctx, f, ""); !errors.Is(err, consent.ErrNotFound) {
+		if _, err := e.approve(ctx, f, ""); !errors.Is(err, consent.ErrNotFound) {
 			t.Errorf("Approve(%q) = %v, want ErrNotFound", f, err)
 		}
-		if err := e.svc.Deny(ctx, f, ""); !errors.Is(err, consent.ErrNotFound) {
+		if err := e.deny(ctx, f, ""); !errors.Is(err, consent.ErrNotFound) {
 			t.Errorf("Deny(%q) = %v, want ErrNotFound", f, err)
 		}
-		if err := e.svc.RevokeByCustomer(ctx, f); !errors.Is(err, consent.ErrNotFound) {
-			t.Errorf("Revoke(%q) = %v, want ErrNotFound", f, err)
+	}
+	// An administrator of tenant-a's site cannot see or decide tenant-b's request.
+	adminA := consent.SiteAdmin{Tenant: "tenant-a", AccountID: adminAccount, Via: "connect"}
+	if _, err := e.svc.SiteView(ctx, adminA, other.ID); !errors.Is(err, consent.ErrNotFound) {
+		t.Errorf("SiteView of another site's request = %v, want ErrNotFound", err)
+	}
+	if _, err := e.svc.Approve(ctx, adminA, other.ID, ""); !errors.Is(err, consent.ErrNotFound) {
+		t.Errorf("Approve of another site's request = %v, want ErrNotFound", err)
+	}
+	// Whoever the site does not call an administrator, including the agent's own account if
+	// they had one on the site, cannot decide; nothing changes.
+	for _, who := range []consent.SiteAdmin{
+		{Tenant: "tenant-a", AccountID: "557058:not-an-admin", Via: "connect"},
+		{Tenant: "tenant-a", AccountID: "", Via: "connect"},
+		{Tenant: "", AccountID: adminAccount},
+	} {
+		if _, err := e.svc.Approve(ctx, who, token, ""); !errors.Is(err, consent.ErrNotSiteAdmin) {
+			t.Errorf("Approve by %+v = %v, want ErrNotSiteAdmin", who, err)
+		}
+		if _, _, err := e.svc.SiteRequests(ctx, who, "", 10); !errors.Is(err, consent.ErrNotSiteAdmin) {
+			t.Errorf("SiteRequests by %+v = %v, want ErrNotSiteAdmin", who, err)
 		}
 	}
+	// The admin loses the permission between loading the page and deciding.
+	e.sites.set("tenant-a", adminAccount, false)
+	_, err := e.approve(ctx, token, "")
+	wantErr(t, "approve after losing ADMINISTER", err, consent.ErrNotSiteAdmin)
+	e.sites.set("tenant-a", adminAccount, true)
+	// The site cannot be asked: the decision fails and nothing changes.
+	e.sites.setDown(true)
+	_, err = e.approve(ctx, token, "")
+	wantErr(t, "approve while the site is down", err, consent.ErrSiteUnavailable)
+	e.sites.setDown(false)
+	// An uninstalled or disabled app decides nothing.
+	e.tenants.setInactive("tenant-a", true)
+	_, err = e.approve(ctx, token, "")
+	wantErr(t, "approve on an inactive tenant", err, consent.ErrTenantInactive)
+	_, err = e.svc.RequestAccess(ctx, alice, e.input("24h"))
+	wantErr(t, "request on an inactive tenant", err, consent.ErrTenantInactive)
+	e.tenants.setInactive("tenant-a", false)
+	if r, _ := e.svc.GetRequest(ctx, token); r.Status != consent.RequestPending {
+		t.Fatalf("request after refused decisions = %s, want still pending", r.Status)
+	}
 
-	if _, err := e.svc.Approve(ctx, token, "1h"); err != nil {
+	if _, err := e.approve(ctx, token, "1h"); err != nil {
 		t.Fatal(err)
 	}
 	// Replay after the decision, with a longer duration or as a deny.
-	_, err := e.svc.Approve(ctx, token, "")
+	_, err = e.approve(ctx, token, "")
 	wantErr(t, "replayed approve", err, consent.ErrAlreadyDecided)
-	wantErr(t, "deny after approve", e.svc.Deny(ctx, token, ""), consent.ErrAlreadyDecided)
+	wantErr(t, "deny after approve", e.deny(ctx, token, ""), consent.ErrAlreadyDecided)
 
 	// A link not answered within the claim window.
 	_, late := e.request(t, e.input("24h"))
 	e.clock.Advance(72 * time.Hour)
-	_, err = e.svc.Approve(ctx, late, "")
+	_, err = e.approve(ctx, late, "")
 	wantErr(t, "approve after claim window", err, consent.ErrGone)
-	_, err = e.svc.View(ctx, late)
-	wantErr(t, "view after claim window", err, consent.ErrGone)
+	if v, err := e.view(ctx, late); err != nil || v.Request.Status != consent.RequestExpired {
+		t.Errorf("view after claim window = %+v, %v; want expired", v.Request, err)
+	}
 	n := e.tickets.count()
 	if err := e.svc.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cs := e.commentsSince(n)
-	// The 1h grant expired too: one comment each.
-	if len(cs) != 2 {
+	// The 1h grant expired too, and so did the other site's request: one comment each.
+	if len(cs) != 3 {
 		t.Fatalf("comments after Tick = %+v", cs)
 	}
 	var lapsed bool
@@ -380,7 +417,7 @@ func TestConcurrentApprove(t *testing.T) {
 			var err error
 			if i%2 == 0 {
 				var g consent.Grant
-				g, err = e.svc.Approve(ctx, token, "")
+				g, err = e.approve(ctx, token, "")
 				if err == nil {
 					mu.Lock()
 					ok = append(ok, g)
@@ -388,7 +425,7 @@ func TestConcurrentApprove(t *testing.T) {
 					return
 				}
 			} else {
-				_, err = e.svc.Approve(ctx, token, "3h")
+				_, err = e.approve(ctx, token, "3h")
 				if err == nil {
 					mu.Lock()
 					ok = append(ok, consent.Grant{})
@@ -421,7 +458,7 @@ func TestConcurrentApprove(t *testing.T) {
 func TestTicketClosedAndUninstall(t *testing.T) {
 	e := newEnv(t)
 	_, tok1 := e.request(t, e.input("24h"))
-	g1, err := e.svc.Approve(ctx, tok1, "")
+	g1, err := e.approve(ctx, tok1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +466,7 @@ func TestTicketClosedAndUninstall(t *testing.T) {
 	other := e.input("24h")
 	other.TicketKey = "SUP-2"
 	_, tok2 := e.request(t, other)
-	g2, err := e.svc.Approve(ctx, tok2, "")
+	g2, err := e.approve(ctx, tok2, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +486,7 @@ func TestTicketClosedAndUninstall(t *testing.T) {
 	for _, c := range cs {
 		mustContain(t, "close comment", c.Body, "Because this ticket was resolved")
 	}
-	_, err = e.svc.Approve(ctx, pendingTok, "")
+	_, err = e.approve(ctx, pendingTok, "")
 	wantErr(t, "approve after close", err, consent.ErrGone)
 	if g, _ := e.svc.GetGrant(ctx, g1.ID); g.Status != consent.GrantEnded || g.EndReason != consent.ReasonTicketClosed {
 		t.Errorf("grant = %+v", g)
@@ -474,11 +511,11 @@ func TestStandingGrantReconfirmation(t *testing.T) {
 	e := newEnv(t)
 	in := e.input(consent.UntilRevokedText)
 	_, token := e.request(t, in)
-	g, err := e.svc.Approve(ctx, token, "")
+	g, err := e.approve(ctx, token, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustContain(t, "approval", e.tickets.all()[1].Body, "until you revoke it", "confirm again by")
+	mustContain(t, "approval", e.tickets.all()[1].Body, "until revoked", "confirm again by")
 
 	e.clock.Advance(75 * 24 * time.Hour) // 15 days left: not yet asked
 	n := e.tickets.count()
@@ -499,15 +536,15 @@ func TestStandingGrantReconfirmation(t *testing.T) {
 		t.Fatalf("re-confirmation comments = %+v, want 1", cs)
 	}
 	mustContain(t, "re-confirmation", cs[0].Body, "confirmed every 90 days", g.ReconfirmBy.Format("2 Jan 2006"))
-	fresh := e.lastToken(t)
+	fresh := e.lastAnnounced(t)
 	if fresh == token {
 		t.Fatal("re-confirmation reused the old link")
 	}
-	v, err := e.svc.View(ctx, fresh)
+	v, err := e.view(ctx, fresh)
 	if err != nil || v.Request.Reconfirms != g.ID || v.Grant == nil || v.Grant.ID != g.ID {
 		t.Fatalf("View(fresh) = %+v, %v", v, err)
 	}
-	renewed, err := e.svc.Approve(ctx, fresh, "")
+	renewed, err := e.approve(ctx, fresh, "")
 	if err != nil {
 		t.Fatalf("re-confirm: %v", err)
 	}
@@ -522,7 +559,7 @@ func TestStandingGrantReconfirmation(t *testing.T) {
 		t.Fatalf("Authorize after re-confirmation: %v", err)
 	}
 	// The old link still shows the grant and can still revoke it.
-	if v, err := e.svc.View(ctx, token); err != nil || v.Grant.ReconfirmBy != renewed.ReconfirmBy {
+	if v, err := e.view(ctx, token); err != nil || v.Grant.ReconfirmBy != renewed.ReconfirmBy {
 		t.Errorf("View(old) = %+v, %v", v, err)
 	}
 
@@ -576,7 +613,7 @@ func TestMissedWebhookReconciled(t *testing.T) {
 	e := newEnv(t)
 	in := e.input("720h")
 	_, token := e.request(t, in)
-	g, err := e.svc.Approve(ctx, token, "")
+	g, err := e.approve(ctx, token, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,7 +633,7 @@ func TestAuthorizeScope(t *testing.T) {
 	e := newEnv(t)
 	in := e.input("24h")
 	_, token := e.request(t, in)
-	g, err := e.svc.Approve(ctx, token, "")
+	g, err := e.approve(ctx, token, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,7 +672,7 @@ func TestCommentFailureIsRetriedOnce(t *testing.T) {
 	e := newEnv(t)
 	_, token := e.request(t, e.input("24h"))
 	e.tickets.failComments(1)
-	if _, err := e.svc.Approve(ctx, token, ""); err != nil {
+	if _, err := e.approve(ctx, token, ""); err != nil {
 		t.Fatalf("Approve must not fail because JSM is down: %v", err)
 	}
 	if e.tickets.count() != 1 {
@@ -675,14 +712,14 @@ func TestEvidence(t *testing.T) {
 	e := newEnv(t)
 	in := e.input("24h")
 	_, token := e.request(t, in)
-	g, err := e.svc.Approve(ctx, token, "")
+	g, err := e.approve(ctx, token, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := e.svc.RecordAccess(ctx, g.ID, consent.Access{Agent: alice, Stream: "api", From: in.From, To: in.To, Bytes: 10, Lines: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.RevokeByCustomer(ctx, token); err != nil {
+	if err := e.revokeByCustomer(ctx, token); err != nil {
 		t.Fatal(err)
 	}
 	ev, err := e.svc.Evidence(ctx, "SUP-1")
@@ -713,11 +750,11 @@ func TestEvidence(t *testing.T) {
 func TestSchedulerLeaseCommentsOnce(t *testing.T) {
 	e := newEnv(t)
 	_, token := e.request(t, e.input("1h"))
-	if _, err := e.svc.Approve(ctx, token, ""); err != nil {
+	if _, err := e.approve(ctx, token, ""); err != nil {
 		t.Fatal(err)
 	}
 	// A second replica: its own Service over the same Redis and JSM.
-	o := consent.Options{Store: e.store, Tickets: e.tickets, Streams: fakeStreams{}, Audit: e.audit, Now: e.clock.Now, PublicBaseURL: baseURL}
+	o := consent.Options{Store: e.store, Tickets: e.tickets, Streams: fakeStreams{}, Audit: e.audit, Sites: e.sites, Tenants: e.tenants, Now: e.clock.Now}
 	replica := consent.NewService(o)
 
 	n := e.tickets.count()
@@ -759,7 +796,7 @@ func TestRequestWhoseLinkWasNeverPostedIsWithdrawnByTheScheduler(t *testing.T) {
 	// The same request as the dead replica stored it: new id, link not yet posted.
 	rec.Request.ID = posted.ID + "x"
 	rec.Version, rec.Notice, rec.NoticeAudited, rec.NoticeCommented = 0, "requested", false, false
-	if err := e.store.CreateRequest(ctx, rec, [32]byte{1}, e.clock.Now()); err != nil {
+	if err := e.store.CreateRequest(ctx, rec, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	comments := e.tickets.count()
@@ -779,5 +816,52 @@ func TestRequestWhoseLinkWasNeverPostedIsWithdrawnByTheScheduler(t *testing.T) {
 	}
 	if e.tickets.count() != comments {
 		t.Errorf("%d comments posted for a request nobody was told about", e.tickets.count()-comments)
+	}
+}
+
+// TestWithdrawLegacyRequests starts from Redis as the capability-link flow left it: a pending
+// request whose link token hash and lookup are stored. Withdrawing it makes the link
+// useless, tells the customer on the ticket, and is not done twice.
+func TestWithdrawLegacyRequests(t *testing.T) {
+	rdb := redistest.Client(t)
+	e := newEnv(t, func(o *consent.Options) {
+		o.Store = redisstore.NewConsent(rdb)
+		o.Audit = audit.New(redisstore.NewAudit(rdb), auditKey, nil)
+	})
+	old, _ := e.request(t, e.input("24h"))
+	decided, _ := e.request(t, e.input("24h"))
+	if err := e.deny(ctx, decided.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	// What the old flow stored: the hash of the link token on the request, and a lookup
+	// from the hash to the request.
+	for i, id := range []string{old.ID, decided.ID} {
+		keys, err := rdb.Keys(ctx, "*:consent:req:"+id).Result()
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("request key of %s: %v %v", id, keys, err)
+		}
+		tok := fmt.Sprintf("%064x", i+1)
+		rdb.HSet(ctx, keys[0], "tok", tok)
+		rdb.Set(ctx, "sb:idx:consent-token:"+tok, "tenant-a\n"+id, 0)
+	}
+	n := e.tickets.count()
+	withdrawn, err := e.svc.WithdrawLegacyRequests(ctx)
+	if err != nil || withdrawn != 1 {
+		t.Fatalf("WithdrawLegacyRequests = %d, %v; want 1 withdrawn", withdrawn, err)
+	}
+	got, _ := e.svc.GetRequest(ctx, old.ID)
+	if got.Status != consent.RequestCancelled || got.CancelReason != consent.ReasonFlowChanged {
+		t.Errorf("legacy request after the upgrade: %s (%s)", got.Status, got.CancelReason)
+	}
+	cs := e.commentsSince(n)
+	if len(cs) != 1 || !cs[0].Public {
+		t.Fatalf("comments after the upgrade = %+v, want one public comment", cs)
+	}
+	mustContain(t, "withdrawal comment", cs[0].Body, "the way such requests are decided has changed", "earlier link no longer works", "Support access page")
+	if again, err := e.svc.WithdrawLegacyRequests(ctx); err != nil || again != 0 || e.tickets.count() != n+1 {
+		t.Errorf("second run withdrew %d (%v), comments %d; want nothing more", again, err, e.tickets.count()-n)
+	}
+	if keys, _ := rdb.Keys(ctx, "sb:idx:consent-token:*").Result(); len(keys) != 0 {
+		t.Errorf("old link lookups remain: %v", keys)
 	}
 }

@@ -61,14 +61,20 @@ type DueItem struct {
 }
 
 // Store keeps requests, grants and reads. *redisstore.Consent implements it. Records are
-// found by id or token hash alone; the store keeps whatever index it needs to know the tenant.
-// Missing records are ErrNotFound; outages wrap the store's own unavailable error.
+// found by id alone; the store keeps whatever index it needs to know the tenant. Missing
+// records are ErrNotFound; outages wrap the store's own unavailable error.
 type Store interface {
-	// CreateRequest stores a new request (rec.Version 0) as Version 1, with the hash of its
-	// link token.
-	CreateRequest(ctx context.Context, rec RequestRecord, tokenHash [32]byte, due time.Time) error
-	RequestByToken(ctx context.Context, tokenHash [32]byte) (RequestRecord, error)
+	// CreateRequest stores a new request (rec.Version 0) as Version 1.
+	CreateRequest(ctx context.Context, rec RequestRecord, due time.Time) error
 	Request(ctx context.Context, id string) (RequestRecord, error)
+	// TenantRequests and TenantGrants page through a tenant's records, newest first; cursor
+	// "" starts at the newest, and the returned cursor is "" after the last page.
+	TenantRequests(ctx context.Context, tenant, cursor string, limit int) ([]RequestRecord, string, error)
+	TenantGrants(ctx context.Context, tenant, cursor string, limit int) ([]GrantRecord, string, error)
+	// MigrateLegacy brings records of earlier versions up to date (indexes the tenant lists
+	// need) and makes consent links of the old flow useless, returning the ids of requests
+	// that were made under it and are still pending. It is idempotent.
+	MigrateLegacy(ctx context.Context) ([]string, error)
 	// Grant returns the grant's durable history record, which outlives the grant.
 	Grant(ctx context.Context, id string) (GrantRecord, error)
 	// LiveGrant returns the grant only while it is active: the live copy is deleted when the
@@ -96,6 +102,9 @@ type Store interface {
 
 // Tickets is what consent needs from JSM.
 type Tickets interface {
+	// Comments returns the bodies of the ticket's comments, oldest first; the evidence pack
+	// checks the audit heads we posted there, since the ticket is a witness we do not control.
+	Comments(ctx context.Context, key string) ([]string, error)
 	// TicketTenant returns the tenant whose report created the ticket. It returns an error
 	// wrapping ErrTicketUnknown when the ticket does not exist or came from no known tenant.
 	TicketTenant(ctx context.Context, key string) (tenant string, err error)
@@ -115,4 +124,5 @@ type Auditor interface {
 	Append(ctx context.Context, e audit.Entry) (audit.Entry, error)
 	List(ctx context.Context, tenant string, f audit.Filter) ([]audit.Entry, error)
 	Verify(ctx context.Context, tenant string) (audit.VerifyResult, error)
+	Head(ctx context.Context, tenant string) (audit.Head, error)
 }

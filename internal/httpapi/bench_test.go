@@ -132,8 +132,8 @@ func BenchmarkAuthorize(b *testing.B) {
 	ch := newConsentHarness(b)
 	// Live grants expire in Redis at their end, so this one must be granted on the real clock.
 	ch.clock.Advance(time.Since(ch.clock.Now()))
-	_, token := ch.newRequest(aliceToken, nil)
-	ch.decide(token, "approve", nil)
+	id, _ := ch.newRequest(aliceToken, nil)
+	ch.approve(id, "")
 	grants, err := ch.svc.ListGrants(context.Background(), consentTicket)
 	if err != nil || len(grants) != 1 {
 		b.Fatalf("grants = %v, %v", grants, err)

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/supportbridge/supportbridge/internal/agentauth"
+	"github.com/supportbridge/supportbridge/internal/connect"
 	"github.com/supportbridge/supportbridge/internal/consent"
 	"github.com/supportbridge/supportbridge/internal/secret"
 )
@@ -19,10 +20,12 @@ type ConsentService interface {
 	GetRequest(ctx context.Context, id string) (consent.AccessRequest, error)
 	ListRequests(ctx context.Context, ticketKey string) ([]consent.AccessRequest, error)
 	CancelRequest(ctx context.Context, by consent.Actor, id string) error
-	View(ctx context.Context, token string) (consent.View, error)
-	Approve(ctx context.Context, token, duration string) (consent.Grant, error)
-	Deny(ctx context.Context, token, reason string) error
-	RevokeByCustomer(ctx context.Context, token string) error
+	SiteRequests(ctx context.Context, who consent.SiteAdmin, cursor string, limit int) ([]consent.AccessRequest, string, error)
+	SiteView(ctx context.Context, who consent.SiteAdmin, id string) (consent.View, error)
+	Approve(ctx context.Context, who consent.SiteAdmin, id, duration string) (consent.Grant, error)
+	Deny(ctx context.Context, who consent.SiteAdmin, id, note string) (consent.AccessRequest, error)
+	SiteGrants(ctx context.Context, who consent.SiteAdmin, cursor string, limit int) ([]consent.Grant, string, error)
+	RevokeBySite(ctx context.Context, who consent.SiteAdmin, grantID string) (consent.Grant, error)
 	ListGrants(ctx context.Context, ticketKey string) ([]consent.Grant, error)
 	GetGrant(ctx context.Context, id string) (consent.Grant, error)
 	RevokeGrant(ctx context.Context, by consent.Actor, grantID string) error
@@ -64,14 +67,18 @@ func (s *Server) consentRoutes(r *gin.Engine) {
 	r.POST("/api/v1/grants/:id/revoke", with(s.revokeGrant)...)
 	r.GET("/api/v1/tickets/:key/evidence", with(s.ticketEvidence)...)
 
-	// Customer-facing: the token in the path is the only credential.
-	page := s.consentPageHeaders()
-	pageConfigured := s.consentConfigured(s.writeConsentUnconfiguredPage)
-	form := s.consentForm()
-	r.GET("/consent/:token", page, pageConfigured, s.consentPage)
-	r.POST("/consent/:token/approve", page, pageConfigured, form, s.consentApprove)
-	r.POST("/consent/:token/deny", page, pageConfigured, form, s.consentDeny)
-	r.POST("/consent/:token/revoke", page, pageConfigured, form, s.consentRevoke)
+	// Customer-facing: an administrator of the customer's site, in the app's admin page.
+	r.GET(connect.PathSupportAccess, s.supportAccessPage)
+	r.GET("/static/:version/:file", s.static)
+	site := func(h ...gin.HandlerFunc) []gin.HandlerFunc {
+		return append([]gin.HandlerFunc{s.consentConfigured(s.writeConsentProblem), s.siteAuth()}, h...)
+	}
+	r.GET("/api/v1/site/access-requests", site(s.siteListRequests)...)
+	r.GET("/api/v1/site/access-requests/:id", site(s.siteGetRequest)...)
+	r.POST("/api/v1/site/access-requests/:id/approve", site(s.siteApprove)...)
+	r.POST("/api/v1/site/access-requests/:id/deny", site(s.siteDeny)...)
+	r.GET("/api/v1/site/grants", site(s.siteListGrants)...)
+	r.POST("/api/v1/site/grants/:id/revoke", site(s.siteRevoke)...)
 
 	r.POST("/webhooks/jira", s.consentConfigured(s.writeConsentProblem), s.jiraWebhook)
 }
@@ -105,6 +112,7 @@ func (s *Server) failConsent(c *gin.Context, err error) {
 func consentProblem(err error) *Problem {
 	var ve *consent.ValidationError
 	var p *Problem
+	var ng *consent.NoGrantError
 	switch {
 	case errors.As(err, &p):
 		return nil // already a problem; problemFor passes it through
@@ -119,12 +127,24 @@ func consentProblem(err error) *Problem {
 		return notFound("No such access request, grant or ticket.")
 	case errors.Is(err, consent.ErrForbidden):
 		return forbidden("Only the agent who holds a grant, or an admin, may do this.")
+	case errors.Is(err, consent.ErrNotSiteAdmin):
+		return problem(http.StatusForbidden, "not-site-admin", "Not an administrator of this site",
+			"Only people with the Administer Jira permission on this site can see and decide support access requests. Your site says you do not have it right now.")
+	case errors.Is(err, consent.ErrSiteUnavailable):
+		return unavailable("Your Atlassian site could not confirm your permission right now, so nothing was changed. Try again shortly.", 10)
+	case errors.Is(err, consent.ErrTenantInactive):
+		return problem(http.StatusForbidden, "tenant-inactive", "App not active on this site",
+			"The app is uninstalled or disabled on this site, so support access cannot be requested, decided or used.")
 	case errors.Is(err, consent.ErrAlreadyDecided):
 		return problem(http.StatusConflict, "already-decided", "Already decided",
 			"The request has already been decided, cancelled or ended; it cannot change again.")
 	case errors.Is(err, consent.ErrGone):
 		return problem(http.StatusGone, "gone", "No longer available",
 			"The request expired or was withdrawn.")
+	case errors.As(err, &ng):
+		p := forbidden("There is no active grant for this access: " + endWords(ng.Reason) + ".")
+		p.Type, p.EndReason = problemTypeBase+"grant-ended", ng.Reason
+		return p
 	case errors.Is(err, consent.ErrNoActiveGrant):
 		return forbidden("There is no active grant for this access.")
 	case errors.Is(err, consent.ErrOutOfScope):
@@ -140,4 +160,27 @@ func actorOf(a agentauth.Agent) consent.Actor {
 		kind = consent.ActorAdmin
 	}
 	return consent.Actor{Kind: kind, Name: a.Name, Email: a.Email, Subject: a.Subject}
+}
+
+// endWords says why a grant ended, for the agent.
+func endWords(reason string) string {
+	switch reason {
+	case consent.ReasonExpired:
+		return "it expired"
+	case consent.ReasonRevokedByCustomer:
+		return "the customer revoked it"
+	case consent.ReasonRevokedByAgent:
+		return "you gave it up"
+	case consent.ReasonRevokedByAdmin:
+		return "a support administrator revoked it"
+	case consent.ReasonTicketClosed:
+		return "the ticket was resolved or closed"
+	case consent.ReasonTicketDeleted:
+		return "the ticket was deleted"
+	case consent.ReasonTenantUninstalled:
+		return "the app is uninstalled or disabled on the customer's site"
+	case consent.ReasonNotReconfirmed:
+		return "the customer did not confirm standing access again"
+	}
+	return "it ended"
 }

@@ -2,30 +2,35 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html"
-	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/supportbridge/supportbridge/internal/agentauth"
 	"github.com/supportbridge/supportbridge/internal/audit"
 	"github.com/supportbridge/supportbridge/internal/config"
+	"github.com/supportbridge/supportbridge/internal/connect"
 	"github.com/supportbridge/supportbridge/internal/consent"
+	"github.com/supportbridge/supportbridge/internal/pagetoken"
 	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/secret"
+	"github.com/supportbridge/supportbridge/internal/siteapi"
+	"github.com/supportbridge/supportbridge/internal/tenant"
 )
 
 // Agent tokens of the consent tests. They are listed in a static tokens file by their hash,
@@ -94,6 +99,18 @@ func (f *fakeTickets) AddComment(_ context.Context, key, body string, public boo
 	return nil
 }
 
+func (f *fakeTickets) Comments(_ context.Context, key string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.comments {
+		if c.Key == key && c.Public {
+			out = append(out, c.Body)
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeTickets) TicketDone(_ context.Context, key string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -105,43 +122,63 @@ type fakeStreams []string
 
 func (f fakeStreams) Streams(context.Context, string) ([]string, error) { return f, nil }
 
-// linkRE finds a consent token in a ticket comment.
-var linkRE = regexp.MustCompile(`/consent/([A-Za-z0-9_-]{43})`)
+// announceRE finds the deep link into the customer's admin page that announces a request.
+var announceRE = regexp.MustCompile(regexp.QuoteMeta(siteURL) + `/plugins/servlet/ac/` + testAppKey + `/support-access\?ac\.request=(ar_[0-9a-f]{32})`)
 
-// lastLink returns the token of the newest consent link posted on any ticket.
-func (f *fakeTickets) lastLink(t testing.TB) string {
+// lastAnnounced returns the newest request announced on any ticket, and that comment.
+func (f *fakeTickets) lastAnnounced(t testing.TB) (id, body string) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := len(f.comments) - 1; i >= 0; i-- {
-		if m := linkRE.FindStringSubmatch(f.comments[i].Body); m != nil {
+		if m := announceRE.FindStringSubmatch(f.comments[i].Body); m != nil {
 			if !f.comments[i].Public {
-				t.Fatalf("consent link posted in an internal comment: the customer would never see it")
+				t.Fatalf("request announced in an internal comment: the customer would never see it")
 			}
-			return m[1]
+			return m[1], f.comments[i].Body
 		}
 	}
-	t.Fatal("no consent link was posted")
-	return ""
+	t.Fatal("no request was announced")
+	return "", ""
+}
+
+func (f *fakeTickets) all() []ticketComment {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]ticketComment(nil), f.comments...)
 }
 
 // consentHarness is the full router with consent wired to a real consent.Service on real
-// Redis, a static agent tokens file, and fake JSM tickets.
+// Redis, a static agent tokens file, fake JSM tickets, and the customer's site as a local
+// Atlassian site over real HTTP that the real siteapi.Checker asks about administrators.
 type consentHarness struct {
 	*harness
 	svc     *consent.Service
 	tickets *fakeTickets
 	clock   *consentClock
-	// tokens are every consent token handed out, so tests can check none leaks.
-	mu     sync.Mutex
-	tokens []string
+	site    *testSite
+	sites   *siteapi.Checker
+	mu      sync.Mutex
 	// agentBodies are every response body and header block an agent route returned.
 	agentBodies []string
 }
 
+// Accounts on the consent tenant's site.
+const (
+	siteAdminAccount = "5b10ac8d82e05b22cc7d4ef5"
+	siteUserAccount  = "5b10a2844c20165700ede21g"
+	consentSecret    = "tenant-consent-shared-secret-0123456789"
+)
+
 type consentOption func(*ConsentDeps)
 
 func newConsentHarness(t testing.TB, opts ...consentOption) *consentHarness {
+	t.Helper()
+	return newConsentHarnessWith(t, nil, opts...)
+}
+
+// newConsentHarnessWith also applies harness options, such as withForge.
+func newConsentHarnessWith(t testing.TB, hopts []harnessOption, opts ...consentOption) *consentHarness {
 	t.Helper()
 	ch := &consentHarness{
 		tickets: &fakeTickets{
@@ -156,26 +193,43 @@ func newConsentHarness(t testing.TB, opts ...consentOption) *consentHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch.harness = newHarness(t, func(env map[string]string, o *Options) {
+	ch.harness = newHarness(t, append(hopts, func(env map[string]string, o *Options) {
 		rdb, err := redisstore.NewClient(config.Redis{URL: env["SB_REDIS_URL"]})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { rdb.Close() })
+		ch.site = newTestSite(t, consentSecret)
+		ch.site.setAdmin(siteAdminAccount, true)
+		ch.site.setAdmin(siteUserAccount, false)
+		ch.sites = &siteapi.Checker{Tenants: harnessTenants{ch}, AppKey: testAppKey, HTTP: &http.Client{Timeout: 2 * time.Second},
+			Rewrite: func(base string) string {
+				if base == siteURL {
+					return ch.site.srv.URL
+				}
+				return base
+			}}
 		ch.svc = consent.NewService(consent.Options{
-			Store:         redisstore.NewConsent(rdb),
-			Tickets:       ch.tickets,
-			Streams:       fakeStreams(strings.Split(defaultStreams, ",")),
-			Audit:         audit.New(redisstore.NewAudit(rdb), ch.clock.Now),
-			Now:           ch.clock.Now,
-			PublicBaseURL: testBaseURL,
+			Store:   redisstore.NewConsent(rdb),
+			Tickets: ch.tickets,
+			Streams: fakeStreams(strings.Split(defaultStreams, ",")),
+			Audit:   audit.New(redisstore.NewAudit(rdb), []byte("httpapi-tests-audit-key-0123456789abc"), ch.clock.Now),
+			Sites:   ch.sites,
+			Tenants: siteapi.ConsentTenants{Dir: harnessTenants{ch}, AppKey: testAppKey},
+			Now:     ch.clock.Now,
 		})
 		o.Consent = ConsentDeps{Service: ch.svc, Agents: agents, WebhookSecret: secret.New(webhookSecret)}
+		pages, err := pagetoken.New([]byte("httpapi-tests-page-token-key-0123456789"), 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.PageTokens, o.SiteUI = pages, os.DirFS(filepath.Join("..", "..", "web", "site-admin"))
 		for _, opt := range opts {
 			opt(&o.Consent)
 		}
-	})
+	})...)
 	// The HTTP layer keeps the real clock: Atlassian tokens in these tests are signed now.
+	ch.install(consentTenant, consentSecret)
 	return ch
 }
 
@@ -234,8 +288,8 @@ func (ch *consentHarness) requestBody(ticket string, mutate func(map[string]any)
 }
 
 // newRequest creates an access request as the agent with token and returns its id and the
-// consent token posted to the customer.
-func (ch *consentHarness) newRequest(agentToken string, mutate func(map[string]any)) (id, link string) {
+// ticket comment that announced it.
+func (ch *consentHarness) newRequest(agentToken string, mutate func(map[string]any)) (id, comment string) {
 	ch.t.Helper()
 	st, _, body := ch.agent("POST", "/api/v1/access-requests", bearer(agentToken), ch.requestBody(consentTicket, mutate))
 	if st != http.StatusCreated {
@@ -245,122 +299,161 @@ func (ch *consentHarness) newRequest(agentToken string, mutate func(map[string]a
 	if err := json.Unmarshal(body, &r); err != nil {
 		ch.t.Fatal(err)
 	}
-	link = ch.tickets.lastLink(ch.t)
-	ch.mu.Lock()
-	ch.tokens = append(ch.tokens, link)
-	ch.mu.Unlock()
-	return r.ID, link
+	announced, comment := ch.tickets.lastAnnounced(ch.t)
+	if announced != r.ID {
+		ch.t.Fatalf("the ticket announced %s, want %s", announced, r.ID)
+	}
+	return r.ID, comment
+}
+
+// pageURL is the admin page's URL as Atlassian loads it, with a module JWT for account
+// whose qsh is that of this exact URL; mutate may tamper with the claims.
+func (ch *consentHarness) pageURL(account, requestID string, mutate func(jwt.MapClaims)) string {
+	ch.t.Helper()
+	path := connect.PathSupportAccess
+	if requestID != "" {
+		path += "?ac.request=" + requestID
+	}
+	u, _ := url.Parse(path)
+	qsh := connect.QSH("GET", u, "")
+	tok := contextToken(ch.t, consentTenant, consentSecret, account, func(c jwt.MapClaims) {
+		c["qsh"] = qsh
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	sep := "?"
+	if requestID != "" {
+		sep = "&"
+	}
+	return path + sep + "jwt=" + tok
+}
+
+var pageTokenRE = regexp.MustCompile(`<meta name="sb-page-token" content="([^"]+)">`)
+
+// pageToken loads the admin page as account and returns the page token it carries.
+func (ch *consentHarness) pageToken(account string) string {
+	ch.t.Helper()
+	st, _, body := ch.do("GET", ch.pageURL(account, "", nil), nil, nil)
+	m := pageTokenRE.FindSubmatch(body)
+	if st != http.StatusOK || m == nil {
+		ch.t.Fatalf("admin page: status %d, body %s", st, body)
+	}
+	return html.UnescapeString(string(m[1]))
+}
+
+// siteCall calls a site route with a page token.
+func (ch *consentHarness) siteCall(token, method, path string, body any) (int, http.Header, []byte) {
+	ch.t.Helper()
+	var b []byte
+	if body != nil {
+		b, _ = json.Marshal(body)
+	}
+	return ch.do(method, path, bearer(token), b)
+}
+
+// approve approves request id as the site's administrator, which must succeed.
+func (ch *consentHarness) approve(id, duration string) {
+	ch.t.Helper()
+	var body any
+	if duration != "" {
+		body = map[string]string{"duration": duration}
+	}
+	st, _, b := ch.siteCall(ch.pageToken(siteAdminAccount), "POST", "/api/v1/site/access-requests/"+id+"/approve", body)
+	if st != http.StatusOK {
+		ch.t.Fatalf("approve: status %d, body %s", st, b)
+	}
+}
+
+// harnessTenants reaches the harness's tenant directory, which newHarness makes after the
+// options that wire consent have run.
+type harnessTenants struct{ ch *consentHarness }
+
+func (h harnessTenants) Get(ctx context.Context, key string) (tenant.Tenant, error) {
+	return h.ch.tenants.Get(ctx, key)
+}
+
+// testSite stands in for the customer's Atlassian site: it checks the app JWT (HS256 with
+// the tenant's shared secret and the qsh of the exact request) and answers
+// permissions/check from who it says administers it.
+type testSite struct {
+	srv    *httptest.Server
+	secret string
+	// systemToken is the Forge app system token the site accepts as a Bearer token.
+	systemToken string
+	mu          sync.Mutex
+	admins      map[string]bool
+	down        bool
+	calls       int
+}
+
+func newTestSite(t testing.TB, secret string) *testSite {
+	s := &testSite{secret: secret, admins: map[string]bool{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *testSite) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.calls++
+	down := s.down
+	s.mu.Unlock()
+	if down {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if s.systemToken == "" || bearer != s.systemToken {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+	} else {
+		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "JWT ")
+		var claims jwt.MapClaims
+		_, err := jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return []byte(s.secret), nil },
+			jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer(testAppKey), jwt.WithExpirationRequired())
+		if !ok || err != nil || claims["qsh"] != connect.QSH(r.Method, r.URL, "") {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/rest/api/3/permissions/check" {
+		http.NotFound(w, r)
+		return
+	}
+	var in struct {
+		AccountID         string   `json:"accountId"`
+		GlobalPermissions []string `json:"globalPermissions"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	admin := s.admins[in.AccountID]
+	s.mu.Unlock()
+	granted := []string{}
+	if admin && slices.Contains(in.GlobalPermissions, "ADMINISTER") {
+		granted = append(granted, "ADMINISTER")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"globalPermissions": granted, "projectPermissions": []any{}})
+}
+
+func (s *testSite) setAdmin(account string, admin bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.admins[account] = admin
+}
+
+func (s *testSite) setDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
 }
 
 // browser is one customer's browser: its CSRF cookie, as the consent pages set it.
 type browser struct {
 	cookie string
-}
-
-// page GETs a consent page, keeping any CSRF cookie it sets, and returns the status, headers,
-// body and the hidden CSRF field of its forms ("" when it has none).
-func (ch *consentHarness) page(b *browser, token string) (int, http.Header, string, string) {
-	ch.t.Helper()
-	hdr := map[string]string{}
-	if b != nil && b.cookie != "" {
-		hdr["Cookie"] = csrfCookieName + "=" + b.cookie
-	}
-	st, h, body := ch.do("GET", "/consent/"+token, hdr, nil)
-	if b != nil {
-		for _, c := range (&http.Response{Header: h}).Cookies() {
-			if c.Name == csrfCookieName {
-				b.cookie = c.Value
-			}
-		}
-	}
-	field := ""
-	if m := csrfFieldRE.FindStringSubmatch(string(body)); m != nil {
-		field = html.UnescapeString(m[1])
-	}
-	return st, h, string(body), field
-}
-
-var csrfFieldRE = regexp.MustCompile(`name="csrf" value="([^"]*)"`)
-
-// post sends a consent form as a browser would: URL-encoded, with the cookie and the field.
-func (ch *consentHarness) post(b *browser, token, action, field string, values url.Values) (int, http.Header, string) {
-	ch.t.Helper()
-	if values == nil {
-		values = url.Values{}
-	}
-	if field != "" {
-		values.Set(csrfFieldName, field)
-	}
-	hdr := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
-	if b != nil && b.cookie != "" {
-		hdr["Cookie"] = csrfCookieName + "=" + b.cookie
-	}
-	st, h, body := ch.doNoRedirect("POST", "/consent/"+token+"/"+action, hdr, []byte(values.Encode()))
-	return st, h, string(body)
-}
-
-// decide opens the page in a fresh browser and posts action, which must succeed with 303.
-func (ch *consentHarness) decide(token, action string, values url.Values) {
-	ch.t.Helper()
-	b := &browser{}
-	st, _, body, field := ch.page(b, token)
-	if st != http.StatusOK || field == "" {
-		ch.t.Fatalf("consent page: status %d, csrf %q, body %s", st, field, body)
-	}
-	if st, _, body := ch.post(b, token, action, field, values); st != http.StatusSeeOther {
-		ch.t.Fatalf("%s: status %d, body %s", action, st, body)
-	}
-}
-
-// doNoRedirect is harness.do without following redirects, so a 303 is seen as such.
-func (ch *consentHarness) doNoRedirect(method, path string, headers map[string]string, body []byte) (int, http.Header, []byte) {
-	ch.t.Helper()
-	req, err := http.NewRequest(method, ch.srv.URL+path, strings.NewReader(string(body)))
-	if err != nil {
-		ch.t.Fatal(err)
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	client := *ch.srv.Client()
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := client.Do(req)
-	if err != nil {
-		ch.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, out
-}
-
-// forgedToken is a well-formed token that was never issued.
-func forgedToken(t testing.TB) string {
-	t.Helper()
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// checkNoTokenLeak fails if any consent token appears in an agent-facing response or in the
-// server log.
-func (ch *consentHarness) checkNoTokenLeak(t testing.TB) {
-	t.Helper()
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	if len(ch.tokens) == 0 {
-		t.Fatal("no consent token was issued; the leak check would prove nothing")
-	}
-	logs := ch.logs.String()
-	for _, tok := range ch.tokens {
-		for _, b := range ch.agentBodies {
-			if strings.Contains(b, tok) {
-				t.Errorf("an agent-facing response contains a consent token: %s", b)
-			}
-		}
-		if strings.Contains(logs, tok) {
-			t.Errorf("the server log contains a consent token")
-		}
-	}
 }

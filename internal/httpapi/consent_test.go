@@ -1,47 +1,57 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
-	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/supportbridge/supportbridge/internal/config"
 	"github.com/supportbridge/supportbridge/internal/consent"
+	"github.com/supportbridge/supportbridge/internal/forge/forgetest"
+	"github.com/supportbridge/supportbridge/internal/pagetoken"
+	"github.com/supportbridge/supportbridge/internal/redisstore"
 )
 
 // identity is one kind of caller of the authorization matrix.
 type identity string
 
 const (
-	idNone     identity = "none"
-	idAppToken identity = "app token of another tenant"
-	idAgent    identity = "agent who asked"
-	idOther    identity = "other agent"
-	idAdmin    identity = "admin"
-	idCustomer identity = "customer link"
+	idNone       identity = "none"
+	idAppToken   identity = "app token of another tenant"
+	idAgent      identity = "agent who asked"
+	idOther      identity = "other agent"
+	idAdmin      identity = "our admin"
+	idComment    identity = "ticket comment text"
+	idSiteAdmin  identity = "site administrator"
+	idSiteUser   identity = "site user who is no administrator"
+	idOtherAdmin identity = "administrator of another site"
 )
 
-var identities = []identity{idNone, idAppToken, idAgent, idOther, idAdmin, idCustomer}
+var identities = []identity{idNone, idAppToken, idAgent, idOther, idAdmin, idComment, idSiteAdmin, idSiteUser, idOtherAdmin}
 
 // matrixFixture is fresh state for one cell: a pending request and an approved one (with its
-// grant), both asked by alice, and the links the customer received.
+// grant), both asked by alice, and the comment that announced the pending one.
 type matrixFixture struct {
-	pendingID, pendingLink   string
-	approvedID, approvedLink string
-	grantID                  string
+	pendingID, comment string
+	approvedID         string
+	grantID            string
 }
 
 func (ch *consentHarness) fixture() matrixFixture {
 	ch.t.Helper()
 	var f matrixFixture
-	f.pendingID, f.pendingLink = ch.newRequest(aliceToken, nil)
-	f.approvedID, f.approvedLink = ch.newRequest(aliceToken, nil)
-	ch.decide(f.approvedLink, "approve", nil)
+	f.pendingID, f.comment = ch.newRequest(aliceToken, nil)
+	f.approvedID, _ = ch.newRequest(aliceToken, nil)
+	ch.approve(f.approvedID, "")
 	g, err := ch.svc.GetRequest(ch.t.Context(), f.approvedID)
 	if err != nil || g.GrantID == "" {
 		ch.t.Fatalf("approved request has no grant: %+v %v", g, err)
@@ -51,21 +61,23 @@ func (ch *consentHarness) fixture() matrixFixture {
 }
 
 // TestConsentAuthorizationMatrix sends every consent route as every kind of caller. Agent
-// routes take only agent tokens, and only the agent who holds a grant or request (or an
-// admin) may end it; customer routes take only the link, whatever else the caller presents;
-// the webhook takes only its signature.
+// routes take only agent tokens; site routes take only a page token of an administrator of
+// the request's own site (the site is asked); the webhook takes only its signature. The
+// comment on the ticket, which every agent can read, opens nothing.
 func TestConsentAuthorizationMatrix(t *testing.T) {
 	ch := newConsentHarness(t)
 	appSecret := "tenant-b-shared-secret-value-0123456789"
 	ch.install("tenant-b", appSecret)
 	appToken := contextToken(t, "tenant-b", appSecret, "user-b", nil)
-
-	type route struct {
-		name string
-		// call makes the request as who; customer is the customer's link for link routes.
-		call func(ch *consentHarness, f matrixFixture, who identity) int
-		want map[identity]int
+	pages := map[identity]string{
+		idSiteAdmin: ch.pageToken(siteAdminAccount),
+		idSiteUser:  ch.pageToken(siteUserAccount),
 	}
+	// tenant-b's site has no administrators the test site knows of; its page token is
+	// valid, for another tenant.
+	other, _, _ := ch.server.pageTokens.Mint("tenant-b", siteAdminAccount, pagetoken.PurposeSiteAdmin)
+	pages[idOtherAdmin] = other
+
 	headersOf := func(who identity, f matrixFixture) map[string]string {
 		switch who {
 		case idAppToken:
@@ -76,14 +88,14 @@ func TestConsentAuthorizationMatrix(t *testing.T) {
 			return bearer(bobToken)
 		case idAdmin:
 			return bearer(rootToken)
-		case idCustomer:
-			// The only credential a customer holds is the link; presented as a bearer token
-			// it must not open any agent route.
-			return bearer(f.pendingLink)
+		case idComment:
+			return bearer(strings.Join(strings.Fields(f.comment), " "))
+		case idSiteAdmin, idSiteUser, idOtherAdmin:
+			return bearer(pages[who])
 		}
-		return nil
+		return map[string]string{}
 	}
-	agentRoute := func(method string, path func(f matrixFixture) string, body func(ch *consentHarness) any) func(*consentHarness, matrixFixture, identity) int {
+	call := func(method string, path func(f matrixFixture) string, body func(ch *consentHarness) any) func(*consentHarness, matrixFixture, identity) int {
 		return func(ch *consentHarness, f matrixFixture, who identity) int {
 			var b any
 			if body != nil {
@@ -93,69 +105,41 @@ func TestConsentAuthorizationMatrix(t *testing.T) {
 			return st
 		}
 	}
-	// linkRoute posts (or gets) with the customer's real link for idCustomer; everyone else
-	// does not hold the link, so they try a forged one, with a browser's full CSRF pair so
-	// that only the link decides.
-	linkRoute := func(action string, link func(f matrixFixture) string) func(*consentHarness, matrixFixture, identity) int {
-		return func(ch *consentHarness, f matrixFixture, who identity) int {
-			token := link(f)
-			if who != idCustomer {
-				token = forgedToken(t)
-			}
-			b := &browser{}
-			if who == idCustomer {
-				ch.page(b, token)
-			} else {
-				b.cookie = base64.RawURLEncoding.EncodeToString(make([]byte, csrfCookieBytes))
-			}
-			hdr := headersOf(who, f)
-			if who == idCustomer {
-				hdr = nil
-			}
-			if action == "" {
-				h := map[string]string{"Cookie": csrfCookieName + "=" + b.cookie}
-				for k, v := range hdr {
-					h[k] = v
-				}
-				st, _, _ := ch.do("GET", "/consent/"+token, h, nil)
-				return st
-			}
-			values := url.Values{csrfFieldName: {csrfField(ch.server.csrfKey(), b.cookie, token)}}
-			h := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Cookie": csrfCookieName + "=" + b.cookie}
-			for k, v := range hdr {
-				h[k] = v
-			}
-			st, _, _ := ch.doNoRedirect("POST", "/consent/"+token+"/"+action, h, []byte(values.Encode()))
-			return st
-		}
-	}
 	agents := func(ok, other int) map[identity]int {
-		return map[identity]int{idNone: 401, idAppToken: 401, idAgent: ok, idOther: other, idAdmin: ok, idCustomer: 401}
+		return map[identity]int{idNone: 401, idAppToken: 401, idAgent: ok, idOther: other, idAdmin: ok, idComment: 401,
+			idSiteAdmin: 401, idSiteUser: 401, idOtherAdmin: 401}
 	}
-	link := func(ok int) map[identity]int {
-		return map[identity]int{idNone: 404, idAppToken: 404, idAgent: 404, idOther: 404, idAdmin: 404, idCustomer: ok}
+	site := func(ok, otherSite int) map[identity]int {
+		return map[identity]int{idNone: 401, idAppToken: 401, idAgent: 401, idOther: 401, idAdmin: 401, idComment: 401,
+			idSiteAdmin: ok, idSiteUser: 403, idOtherAdmin: otherSite}
 	}
-	routes := []route{
-		{"POST /api/v1/access-requests", agentRoute("POST", func(matrixFixture) string { return "/api/v1/access-requests" },
+	routes := []struct {
+		name string
+		call func(*consentHarness, matrixFixture, identity) int
+		want map[identity]int
+	}{
+		{"POST /api/v1/access-requests", call("POST", func(matrixFixture) string { return "/api/v1/access-requests" },
 			func(ch *consentHarness) any { return ch.requestBody(consentTicket, nil) }), agents(201, 201)},
-		{"GET /api/v1/access-requests", agentRoute("GET", func(matrixFixture) string { return "/api/v1/access-requests?ticketKey=" + consentTicket }, nil), agents(200, 200)},
-		{"GET /api/v1/access-requests/{id}", agentRoute("GET", func(f matrixFixture) string { return "/api/v1/access-requests/" + f.pendingID }, nil), agents(200, 200)},
-		{"DELETE /api/v1/access-requests/{id}", agentRoute("DELETE", func(f matrixFixture) string { return "/api/v1/access-requests/" + f.pendingID }, nil), agents(204, 403)},
-		{"GET /api/v1/grants", agentRoute("GET", func(matrixFixture) string { return "/api/v1/grants?ticketKey=" + consentTicket }, nil), agents(200, 200)},
-		{"POST /api/v1/grants/{id}/revoke", agentRoute("POST", func(f matrixFixture) string { return "/api/v1/grants/" + f.grantID + "/revoke" }, nil), agents(204, 403)},
-		{"GET /api/v1/tickets/{key}/evidence", agentRoute("GET", func(matrixFixture) string { return "/api/v1/tickets/" + consentTicket + "/evidence" }, nil), agents(200, 200)},
-		{"GET /consent/{token}", linkRoute("", func(f matrixFixture) string { return f.pendingLink }), link(200)},
-		{"POST /consent/{token}/approve", linkRoute("approve", func(f matrixFixture) string { return f.pendingLink }), link(303)},
-		{"POST /consent/{token}/deny", linkRoute("deny", func(f matrixFixture) string { return f.pendingLink }), link(303)},
-		{"POST /consent/{token}/revoke", linkRoute("revoke", func(f matrixFixture) string { return f.approvedLink }), link(303)},
+		{"GET /api/v1/access-requests", call("GET", func(matrixFixture) string { return "/api/v1/access-requests?ticketKey=" + consentTicket }, nil), agents(200, 200)},
+		{"GET /api/v1/access-requests/{id}", call("GET", func(f matrixFixture) string { return "/api/v1/access-requests/" + f.pendingID }, nil), agents(200, 200)},
+		{"DELETE /api/v1/access-requests/{id}", call("DELETE", func(f matrixFixture) string { return "/api/v1/access-requests/" + f.pendingID }, nil), agents(204, 403)},
+		{"GET /api/v1/grants", call("GET", func(matrixFixture) string { return "/api/v1/grants?ticketKey=" + consentTicket }, nil), agents(200, 200)},
+		{"POST /api/v1/grants/{id}/revoke", call("POST", func(f matrixFixture) string { return "/api/v1/grants/" + f.grantID + "/revoke" }, nil), agents(204, 403)},
+		{"GET /api/v1/tickets/{key}/evidence", call("GET", func(matrixFixture) string { return "/api/v1/tickets/" + consentTicket + "/evidence" }, nil), agents(200, 200)},
+		// Another site's administrator is refused by their own site first (tenant-b's site
+		// is not the test site, so it cannot be asked), and would see 404 for our ids.
+		{"GET /api/v1/site/access-requests", call("GET", func(matrixFixture) string { return "/api/v1/site/access-requests" }, nil), site(200, 503)},
+		{"GET /api/v1/site/access-requests/{id}", call("GET", func(f matrixFixture) string { return "/api/v1/site/access-requests/" + f.pendingID }, nil), site(200, 503)},
+		{"POST /api/v1/site/access-requests/{id}/approve", call("POST", func(f matrixFixture) string { return "/api/v1/site/access-requests/" + f.pendingID + "/approve" },
+			func(*consentHarness) any { return map[string]string{"duration": "4h"} }), site(200, 503)},
+		{"POST /api/v1/site/access-requests/{id}/deny", call("POST", func(f matrixFixture) string { return "/api/v1/site/access-requests/" + f.pendingID + "/deny" }, nil), site(200, 503)},
+		{"GET /api/v1/site/grants", call("GET", func(matrixFixture) string { return "/api/v1/site/grants" }, nil), site(200, 503)},
+		{"POST /api/v1/site/grants/{id}/revoke", call("POST", func(f matrixFixture) string { return "/api/v1/site/grants/" + f.grantID + "/revoke" }, nil), site(200, 503)},
 		{"POST /webhooks/jira", func(ch *consentHarness, f matrixFixture, who identity) int {
-			h := headersOf(who, f)
-			if h == nil {
-				h = map[string]string{}
-			}
-			st, _, _ := ch.do("POST", "/webhooks/jira", h, jiraBody("jira:issue_updated", consentTicket, "done"))
+			st, _, _ := ch.do("POST", "/webhooks/jira", headersOf(who, f), jiraBody("jira:issue_updated", consentTicket, "done"))
 			return st
-		}, map[identity]int{idNone: 401, idAppToken: 401, idAgent: 401, idOther: 401, idAdmin: 401, idCustomer: 401}},
+		}, map[identity]int{idNone: 401, idAppToken: 401, idAgent: 401, idOther: 401, idAdmin: 401, idComment: 401,
+			idSiteAdmin: 401, idSiteUser: 401, idOtherAdmin: 401}},
 	}
 	for _, r := range routes {
 		for _, who := range identities {
@@ -167,347 +151,352 @@ func TestConsentAuthorizationMatrix(t *testing.T) {
 			})
 		}
 	}
-	ch.checkNoTokenLeak(t)
 }
 
-// TestConsentPageShowsTheRequest checks the decision page says who asks, why, what and for
-// how long, offers only durations up to the requested one, and carries the strict headers.
-func TestConsentPageShowsTheRequest(t *testing.T) {
+// TestAgentCannotApproveOwnRequest is the attack that made consent move into the customer's
+// site: the agent who asks reads the public comment and tries to approve. Every route of the
+// router is walked with the agent's token, with the comment's text and with the link it
+// gives; none approves, and the old consent-link paths are gone.
+func TestAgentCannotApproveOwnRequest(t *testing.T) {
 	ch := newConsentHarness(t)
-	_, link := ch.newRequest(aliceToken, func(b map[string]any) {
-		b["streams"] = []string{"app", "audit"}
-		b["duration"] = "72h"
-		b["personalData"] = true
-	})
-	st, hdr, body, field := ch.page(&browser{}, link)
-	if st != http.StatusOK {
-		t.Fatalf("status %d: %s", st, body)
+	id, comment := ch.newRequest(aliceToken, nil)
+	if strings.Contains(comment, "/consent/") || strings.Contains(comment, testBaseURL) {
+		t.Fatalf("the public comment points at supportbridge: %s", comment)
 	}
-	for _, want := range []string{
-		`<html lang="en">`, `name="viewport"`, "<h1>", "Alice Agent", "alice@vendor.example", consentTicket,
-		"Export to CSV fails for the customer since Monday.", "<li>app</li>", "<li>audit</li>",
-		"Sun 8 Mar 2026, 12:00 UTC", "Tue 10 Mar 2026, 11:00 UTC", "3 days, counted from your approval",
-		"left in", `<label for="duration">`, `<label for="reason">`, `value="72h" selected`, `value="24h"`, `value="1h"`,
-		`Answer by <time datetime="2026-03-13T12:00:00Z">Fri 13 Mar 2026, 12:00 UTC</time> (3 days left)`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("page lacks %q", want)
+	link := announceRE.FindString(comment)
+	credentials := []map[string]string{
+		bearer(aliceToken), bearer(strings.Join(strings.Fields(comment), " ")), bearer(link), {"Authorization": "JWT " + link},
+		bearer(id), {"Cookie": "consent=" + id},
+	}
+	bodies := [][]byte{nil, []byte(`{"duration":"24h"}`), []byte(comment)}
+	for _, r := range ch.server.Routes().Routes() {
+		if r.Method == "DELETE" && r.Path == "/api/v1/access-requests/:id" {
+			continue // the agent may withdraw their own request; that is not approving it
 		}
-	}
-	for _, notWant := range []string{`value="168h"`, `value="until-revoked"`, "<script"} {
-		if strings.Contains(body, notWant) {
-			t.Errorf("page has %q", notWant)
-		}
-	}
-	if field == "" {
-		t.Error("page has no CSRF field")
-	}
-	checkConsentHeaders(t, hdr, body)
-}
-
-// checkConsentHeaders checks the headers every consent page carries, and that the CSP's
-// style hash is the hash of the page's one inline stylesheet.
-func checkConsentHeaders(t *testing.T, hdr http.Header, body string) {
-	t.Helper()
-	want := map[string]string{
-		"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Frame-Options": "DENY",
-		"Content-Type": "text/html; charset=utf-8", "X-Content-Type-Options": "nosniff",
-	}
-	for k, v := range want {
-		if got := hdr.Get(k); got != v {
-			t.Errorf("%s = %q, want %q", k, got, v)
-		}
-	}
-	csp := hdr.Get("Content-Security-Policy")
-	for _, d := range []string{"default-src 'none'", "form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'"} {
-		if !strings.Contains(csp, d) {
-			t.Errorf("CSP %q lacks %s", csp, d)
-		}
-	}
-	m := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("page has no <style> element")
-	}
-	sum := sha256.Sum256([]byte(m[1]))
-	if h := "style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, h) {
-		t.Errorf("CSP %q does not allow the page's stylesheet (%s)", csp, h)
-	}
-	if strings.Contains(body, "style=") || strings.Contains(body, "<script") {
-		t.Error("page has inline style attributes or scripts the CSP would block")
-	}
-}
-
-// TestConsentApproveShorterThenRevoke walks the customer's happy path: approve for less time
-// than asked, see the grant and its reads, revoke.
-func TestConsentApproveShorterThenRevoke(t *testing.T) {
-	ch := newConsentHarness(t)
-	id, link := ch.newRequest(aliceToken, func(b map[string]any) { b["duration"] = "72h" })
-	b := &browser{}
-	_, _, _, field := ch.page(b, link)
-	st, hdr, body := ch.post(b, link, "approve", field, url.Values{"duration": {"4h"}})
-	if st != http.StatusSeeOther || hdr.Get("Location") != "/consent/"+link {
-		t.Fatalf("approve: %d, Location %q, body %s", st, hdr.Get("Location"), body)
-	}
-	req, err := ch.svc.GetRequest(t.Context(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if req.Status != consent.RequestApproved || req.Duration.String() != "4h" {
-		t.Fatalf("request after approval: %+v", req)
-	}
-	// A read under the grant shows on the customer's page.
-	if err := ch.svc.RecordAccess(t.Context(), req.GrantID, consent.Access{
-		Agent:  consent.Actor{Kind: "agent", Name: "Alice Agent", Email: "alice@vendor.example", Subject: "static:Alice Agent"},
-		Stream: "app", From: ch.clock.Now().Add(-48 * time.Hour), To: ch.clock.Now().Add(-time.Hour), Bytes: 2048, Lines: 12,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ch.clock.Advance(30 * time.Minute)
-	st, hdr, page, field := ch.page(b, link)
-	if st != http.StatusOK {
-		t.Fatalf("state page: %d %s", st, page)
-	}
-	for _, want := range []string{"You approved access", "3 hours 30 minutes left", "Revoke access now", "12 lines, 2.0 kB", "Alice Agent (alice@vendor.example)"} {
-		if !strings.Contains(page, want) {
-			t.Errorf("state page lacks %q", want)
-		}
-	}
-	checkConsentHeaders(t, hdr, page)
-	if st, _, body := ch.post(b, link, "revoke", field, nil); st != http.StatusSeeOther {
-		t.Fatalf("revoke: %d %s", st, body)
-	}
-	_, _, page, _ = ch.page(b, link)
-	if !strings.Contains(page, "You revoked access") || strings.Contains(page, "Revoke access now") {
-		t.Errorf("page after revocation: %s", page)
-	}
-	// Revoking again changes nothing and says so.
-	if st, _, body := ch.post(b, link, "revoke", field, nil); st != http.StatusConflict || !strings.Contains(body, "already ended") {
-		t.Errorf("second revoke: %d %s", st, body)
-	}
-}
-
-// TestConsentLinkAttacks covers what someone holding a wrong, stale or copied link, or a
-// cross-site page, can do: nothing.
-func TestConsentLinkAttacks(t *testing.T) {
-	ch := newConsentHarness(t)
-
-	t.Run("replay after decision is 409", func(t *testing.T) {
-		_, link := ch.newRequest(aliceToken, nil)
-		b := &browser{}
-		_, _, _, field := ch.page(b, link)
-		if st, _, _ := ch.post(b, link, "approve", field, nil); st != http.StatusSeeOther {
-			t.Fatalf("first approve: %d", st)
-		}
-		for _, action := range []string{"approve", "deny"} {
-			st, hdr, body := ch.post(b, link, action, field, nil)
-			if st != http.StatusConflict || !strings.Contains(body, "already answered") {
-				t.Errorf("replayed %s: %d %s", action, st, body)
-			}
-			checkConsentHeaders(t, hdr, body)
-		}
-	})
-
-	t.Run("forged, truncated and extended tokens are 404", func(t *testing.T) {
-		_, link := ch.newRequest(aliceToken, nil)
-		for name, tok := range map[string]string{
-			"forged": forgedToken(t), "truncated": link[:len(link)-1], "extended": link + "A",
-			"half": link[:20], "case-flipped": flipCase(link),
-		} {
-			st, hdr, body, _ := ch.page(&browser{}, tok)
-			if st != http.StatusNotFound || !strings.Contains(body, "This link does not work") {
-				t.Errorf("%s GET: %d %s", name, st, body)
-			}
-			checkConsentHeaders(t, hdr, body)
-			cookie := base64.RawURLEncoding.EncodeToString(make([]byte, csrfCookieBytes))
-			b := &browser{cookie: cookie}
-			for _, action := range []string{"approve", "deny", "revoke"} {
-				if st, _, body := ch.post(b, tok, action, csrfField(ch.server.csrfKey(), cookie, tok), nil); st != http.StatusNotFound {
-					t.Errorf("%s %s: %d %s", name, action, st, body)
+		path := strings.NewReplacer(":id", id, ":key", consentTicket, ":version", "x", ":file", "y",
+			":clientKey", consentTenant).Replace(r.Path)
+		for _, h := range credentials {
+			for _, b := range bodies {
+				st, _, _ := ch.do(r.Method, path, h, b)
+				if st >= 500 {
+					t.Errorf("%s %s: status %d", r.Method, path, st)
 				}
 			}
 		}
-		// The real link still works: none of the above touched it.
-		if st, _, _, _ := ch.page(&browser{}, link); st != http.StatusOK {
-			t.Errorf("real link after attacks: %d", st)
-		}
-	})
-
-	t.Run("missing or wrong CSRF is 403", func(t *testing.T) {
-		id, link := ch.newRequest(aliceToken, nil)
-		_, otherLink := ch.newRequest(aliceToken, nil)
-		b := &browser{}
-		_, _, _, field := ch.page(b, link)
-		_, _, _, otherField := ch.page(b, otherLink)
-		stranger := &browser{}
-		ch.page(stranger, link)
-		cases := map[string]struct {
-			b     *browser
-			field string
-		}{
-			"no cookie, no field":              {&browser{}, ""},
-			"field without cookie":             {&browser{}, field},
-			"cookie without field":             {b, ""},
-			"wrong field":                      {b, strings.Repeat("A", len(field))},
-			"field of another link":            {b, otherField},
-			"cookie of another browser":        {stranger, field},
-			"cookie copied into field (naive)": {b, b.cookie},
-		}
-		for name, c := range cases {
-			st, _, body := ch.post(c.b, link, "approve", c.field, nil)
-			if st != http.StatusForbidden || !strings.Contains(body, "answer from the consent page") {
-				t.Errorf("%s: %d %s", name, st, body)
+	}
+	for _, p := range []string{"/consent/" + id, "/consent/" + id + "/approve", "/consent/" + strings.Repeat("A", 43) + "/approve"} {
+		for _, m := range []string{"GET", "POST"} {
+			if st, _, _ := ch.do(m, p, nil, nil); st != http.StatusNotFound && st != http.StatusMethodNotAllowed {
+				t.Errorf("%s %s = %d, want 404: the consent-link routes must be gone", m, p, st)
 			}
 		}
-		if st, _, _, _ := ch.page(b, link); st != http.StatusOK {
-			t.Error("request was decided by a refused post")
-		}
-		if req, err := ch.svc.GetRequest(t.Context(), id); err != nil || req.Status != consent.RequestPending {
-			t.Errorf("request changed by refused posts: %+v %v", req, err)
-		}
-	})
-
-	t.Run("only URL-encoded forms are accepted", func(t *testing.T) {
-		_, link := ch.newRequest(aliceToken, nil)
-		b := &browser{}
-		_, _, _, field := ch.page(b, link)
-		for _, ct := range []string{"text/plain", "multipart/form-data; boundary=x", "application/json", ""} {
-			hdr := map[string]string{"Cookie": csrfCookieName + "=" + b.cookie}
-			if ct != "" {
-				hdr["Content-Type"] = ct
-			}
-			st, _, body := ch.doNoRedirect("POST", "/consent/"+link+"/approve", hdr, []byte("csrf="+url.QueryEscape(field)))
-			if st != http.StatusUnsupportedMediaType {
-				t.Errorf("Content-Type %q: %d %s", ct, st, body)
-			}
-		}
-	})
-
-	t.Run("approve after the claim window is 410", func(t *testing.T) {
-		_, link := ch.newRequest(aliceToken, nil)
-		b := &browser{}
-		_, _, _, field := ch.page(b, link)
-		ch.clock.Advance(consent.DefaultClaimWindow + time.Minute)
-		defer ch.clock.Advance(-(consent.DefaultClaimWindow + time.Minute))
-		if st, _, body := ch.post(b, link, "approve", field, nil); st != http.StatusGone || !strings.Contains(body, "expired") {
-			t.Errorf("approve: %d %s", st, body)
-		}
-		if st, hdr, body, _ := ch.page(b, link); st != http.StatusGone {
-			t.Errorf("GET: %d %s", st, body)
-		} else {
-			checkConsentHeaders(t, hdr, body)
-		}
-	})
-
-	t.Run("cancelled request is 410", func(t *testing.T) {
-		id, link := ch.newRequest(aliceToken, nil)
-		if st, _, body := ch.agent("DELETE", "/api/v1/access-requests/"+id, bearer(aliceToken), nil); st != http.StatusNoContent {
-			t.Fatalf("cancel: %d %s", st, body)
-		}
-		if st, _, body, _ := ch.page(&browser{}, link); st != http.StatusGone {
-			t.Errorf("GET: %d %s", st, body)
-		}
-		if st, _, body := ch.agent("DELETE", "/api/v1/access-requests/"+id, bearer(aliceToken), nil); st != http.StatusGone {
-			t.Errorf("second cancel: %d %s", st, body)
-		}
-	})
-
-	t.Run("longer duration than asked is refused", func(t *testing.T) {
-		_, link := ch.newRequest(aliceToken, nil) // 24h
-		b := &browser{}
-		_, _, _, field := ch.page(b, link)
-		for _, d := range []string{"48h", "until-revoked", "forever", "30m"} {
-			st, _, body := ch.post(b, link, "approve", field, url.Values{"duration": {d}})
-			if st != http.StatusBadRequest || !strings.Contains(body, "Allow access for") {
-				t.Errorf("duration %q: %d %s", d, st, body)
-			}
-		}
-		if st, _, _, _ := ch.page(b, link); st != http.StatusOK {
-			t.Error("page broke after refused approvals")
-		}
-	})
-
-	t.Run("markup in reasons is shown as text", func(t *testing.T) {
-		evil := `<script>alert(1)</script><img src=x onerror=alert(2)> "quoted" & more`
-		_, link := ch.newRequest(aliceToken, func(b map[string]any) { b["reason"] = evil })
-		st, _, body, _ := ch.page(&browser{}, link)
-		if st != http.StatusOK {
-			t.Fatalf("page: %d", st)
-		}
-		if strings.Contains(body, "<script>") || strings.Contains(body, "<img") {
-			t.Errorf("agent's reason rendered as markup: %s", body)
-		}
-		if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt; &#34;quoted&#34; &amp; more") {
-			t.Errorf("agent's reason not shown escaped: %s", body)
-		}
-		// And the customer's own deny reason, shown back on the state page.
-		ch.decide(link, "deny", url.Values{"reason": {evil}})
-		_, _, body, _ = ch.page(&browser{}, link)
-		if strings.Contains(body, "<script>") || strings.Contains(body, "<img") || !strings.Contains(body, "You denied access") {
-			t.Errorf("deny page: %s", body)
-		}
-	})
-
-	ch.checkNoTokenLeak(t)
+	}
+	r, err := ch.svc.GetRequest(t.Context(), id)
+	if err != nil || r.Status != consent.RequestPending || r.GrantID != "" {
+		t.Fatalf("after the agent's attempts the request is %+v (%v); want still pending", r, err)
+	}
+	if st, _, body := ch.agent("GET", "/api/v1/grants?ticketKey="+consentTicket, bearer(aliceToken), nil); st != 200 || string(body) != `{"grants":[]}` {
+		t.Errorf("grants after the agent's attempts: %d %s", st, body)
+	}
 }
 
-// requests lists a ticket's requests through the agent API.
-func (ch *consentHarness) requests(ticket string) []consent.AccessRequest {
-	ch.t.Helper()
-	st, _, body := ch.agent("GET", "/api/v1/access-requests?ticketKey="+ticket, bearer(aliceToken), nil)
+// TestSiteAdminApprovesForLessTime walks the customer's side: Atlassian loads the admin page
+// with a deep link, the page token lists and shows the request, the administrator approves
+// for less time than asked, and the agent sees who approved.
+func TestSiteAdminApprovesForLessTime(t *testing.T) {
+	ch := newConsentHarness(t)
+	id, _ := ch.newRequest(aliceToken, func(b map[string]any) { b["duration"] = "72h" })
+
+	st, hdr, body := ch.do("GET", ch.pageURL(siteAdminAccount, id, nil), nil, nil)
 	if st != http.StatusOK {
-		ch.t.Fatalf("list: %d %s", st, body)
+		t.Fatalf("admin page: %d %s", st, body)
 	}
-	var out struct{ Requests []consent.AccessRequest }
-	if err := json.Unmarshal(body, &out); err != nil {
+	csp := hdr.Get("Content-Security-Policy")
+	for _, want := range []string{"frame-ancestors https://*.atlassian.net", "script-src 'self'", "default-src 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if hdr.Get("X-Frame-Options") != "" || hdr.Get("Cache-Control") != "no-store" || hdr.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("page headers: %v", hdr)
+	}
+	if !strings.Contains(string(body), `<meta name="sb-request" content="`+id+`">`) {
+		t.Errorf("the page does not carry the deep-linked request: %s", body)
+	}
+	m := pageTokenRE.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no page token in %s", body)
+	}
+	page := string(m[1])
+	// The static files the page names are served, versioned and cacheable.
+	for _, name := range []string{"connect.js", "app.js", "app.css"} {
+		st, hdr, _ := ch.do("GET", ch.server.siteUI.url(name), nil, nil)
+		if st != 200 || !strings.Contains(hdr.Get("Cache-Control"), "immutable") {
+			t.Errorf("static %s: %d %v", name, st, hdr)
+		}
+	}
+
+	st, _, body = ch.siteCall(page, "GET", "/api/v1/site/access-requests", nil)
+	var list struct {
+		Items []struct{ ID, Status, Duration string }
+	}
+	json.Unmarshal(body, &list)
+	if st != 200 || len(list.Items) != 1 || list.Items[0].ID != id || list.Items[0].Status != "pending" {
+		t.Fatalf("list: %d %s", st, body)
+	}
+	if strings.Contains(string(body), "static:alice") {
+		t.Errorf("the customer sees the agent's internal subject: %s", body)
+	}
+	st, _, body = ch.siteCall(page, "GET", "/api/v1/site/access-requests/"+id, nil)
+	if st != 200 || !strings.Contains(string(body), `"maxDuration":"72h"`) || !strings.Contains(string(body), `"reason":"Export to CSV`) {
+		t.Fatalf("detail: %d %s", st, body)
+	}
+	if st, _, body := ch.siteCall(page, "POST", "/api/v1/site/access-requests/"+id+"/approve", map[string]string{"duration": "73h"}); st != 400 || !strings.Contains(string(body), "/duration") {
+		t.Errorf("approving longer than asked: %d %s", st, body)
+	}
+	st, _, body = ch.siteCall(page, "POST", "/api/v1/site/access-requests/"+id+"/approve", map[string]string{"duration": "4h"})
+	if st != 200 {
+		t.Fatalf("approve: %d %s", st, body)
+	}
+	var approved struct {
+		Grant struct {
+			ID, Status string
+			Start, End time.Time
+			ApprovedBy struct{ AccountID string }
+		}
+	}
+	json.Unmarshal(body, &approved)
+	g := approved.Grant
+	if g.Status != "active" || g.End.Sub(g.Start) != 4*time.Hour || g.ApprovedBy.AccountID != siteAdminAccount {
+		t.Errorf("grant: %s", body)
+	}
+	st, _, body = ch.agent("GET", "/api/v1/grants?ticketKey="+consentTicket, bearer(aliceToken), nil)
+	if st != 200 || !strings.Contains(string(body), `"approvedBy":{"kind":"customer","name":"site administrator","accountId":"`+siteAdminAccount+`"}`) {
+		t.Errorf("the agent does not see who approved: %d %s", st, body)
+	}
+	if c := ch.tickets.all(); !strings.Contains(c[len(c)-1].Body, "An administrator of your site (Atlassian account "+siteAdminAccount+") approved") {
+		t.Errorf("approval comment: %s", c[len(c)-1].Body)
+	}
+	// A second decision is refused, and the site revoke ends it.
+	if st, _, _ := ch.siteCall(page, "POST", "/api/v1/site/access-requests/"+id+"/deny", nil); st != http.StatusConflict {
+		t.Errorf("deny after approve: %d", st)
+	}
+	if st, _, body := ch.siteCall(page, "POST", "/api/v1/site/grants/"+g.ID+"/revoke", nil); st != 200 || !strings.Contains(string(body), `"status":"revoked"`) {
+		t.Errorf("revoke: %d %s", st, body)
+	}
+}
+
+// TestSiteDecisionRefusals covers who the site routes refuse and what an unreachable site
+// does: nothing changes.
+func TestSiteDecisionRefusals(t *testing.T) {
+	ch := newConsentHarness(t)
+	id, _ := ch.newRequest(aliceToken, nil)
+	approve := func(page string) (int, Problem) {
+		st, hdr, body := ch.siteCall(page, "POST", "/api/v1/site/access-requests/"+id+"/approve", nil)
+		if st == 200 {
+			return st, Problem{}
+		}
+		return st, decodeProblem(t, hdr, body)
+	}
+
+	if st, p := approve(ch.pageToken(siteUserAccount)); st != 403 || !strings.HasSuffix(p.Type, "not-site-admin") {
+		t.Errorf("non-admin: %d %+v", st, p)
+	}
+	// The administrator loads the page, then loses the permission before deciding.
+	page := ch.pageToken(siteAdminAccount)
+	if st, _, _ := ch.siteCall(page, "GET", "/api/v1/site/access-requests/"+id, nil); st != 200 {
+		t.Fatalf("detail as admin: %d", st)
+	}
+	ch.site.setAdmin(siteAdminAccount, false)
+	if st, _ := approve(page); st != 403 {
+		t.Errorf("admin who lost ADMINISTER: %d, want 403", st)
+	}
+	ch.site.setAdmin(siteAdminAccount, true)
+	ch.site.setDown(true)
+	if st, p := approve(ch.pageToken(siteAdminAccount)); st != 503 || p.Detail == "" {
+		t.Errorf("site unreachable: %d %+v", st, p)
+	}
+	ch.site.setDown(false)
+	if r, _ := ch.svc.GetRequest(t.Context(), id); r.Status != consent.RequestPending {
+		t.Fatalf("request after refused decisions: %s, want pending", r.Status)
+	}
+
+	// Page loads and page tokens that must not pass.
+	for name, u := range map[string]string{
+		"wrong qsh":    ch.pageURL(siteAdminAccount, "", func(c jwt.MapClaims) { c["qsh"] = "0000" }),
+		"context qsh":  ch.pageURL(siteAdminAccount, "", func(c jwt.MapClaims) { c["qsh"] = "context-qsh" }),
+		"no user":      ch.pageURL("", "", nil),
+		"expired load": ch.pageURL(siteAdminAccount, "", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }),
+	} {
+		if st, _, body := ch.do("GET", u, nil, nil); st != 401 {
+			t.Errorf("page load with %s: %d %s", name, st, body)
+		}
+	}
+	past, _ := pagetoken.New([]byte("httpapi-tests-page-token-key-0123456789"), 0, func() time.Time { return time.Now().Add(-time.Hour) })
+	expired, _, _ := past.Mint(consentTenant, siteAdminAccount, pagetoken.PurposeSiteAdmin)
+	otherPurpose, _, _ := ch.server.pageTokens.Mint(consentTenant, siteAdminAccount, "report-dialog")
+	for name, tok := range map[string]string{"expired page token": expired, "page token of another purpose": otherPurpose,
+		"context token": contextToken(t, consentTenant, consentSecret, siteAdminAccount, nil)} {
+		if st, _ := approve(tok); st != 401 {
+			t.Errorf("%s: %d, want 401", name, st)
+		}
+	}
+	if r, _ := ch.svc.GetRequest(t.Context(), id); r.Status != consent.RequestPending {
+		t.Fatalf("request after refused tokens: %s, want pending", r.Status)
+	}
+}
+
+// TestForgeAdminPageModule: the Forge admin page calls the same routes with a FIT. Only a FIT
+// from the configured admin-page module, naming a user, may use them; the site is asked
+// with the app system token Forge sent on the invocation.
+func TestForgeAdminPageModule(t *testing.T) {
+	iss := forgetest.NewIssuer(t)
+	ch := newConsentHarnessWith(t, []harnessOption{withForge(iss)})
+	ch.site.systemToken = "forge-system-token-for-tests"
+	// Forge sends the site's API through api.atlassian.com; here that is the local site.
+	ch.sites.Rewrite = func(string) string { return ch.site.srv.URL }
+	id, _ := ch.newRequest(aliceToken, nil)
+	fit := func(module, principal string) string {
+		return iss.Sign(forgetest.Claims{ModuleKey: module, ModuleType: "jira:adminPage", Principal: principal,
+			CloudID: "cloud-" + consentTenant})
+	}
+	call := func(tok, system, method, path string) (int, []byte) {
+		h := bearer(tok)
+		if system != "" {
+			h["X-Forge-Oauth-System"] = system
+		}
+		st, _, body := ch.do(method, path, h, nil)
+		return st, body
+	}
+	if st, body := call(fit("supportbridge-report", siteAdminAccount), ch.site.systemToken, "GET", "/api/v1/site/access-requests"); st != 403 {
+		t.Errorf("FIT of another module: %d %s", st, body)
+	}
+	if st, body := call(fit("support-access", ""), ch.site.systemToken, "GET", "/api/v1/site/access-requests"); st != 403 {
+		t.Errorf("FIT naming no user: %d %s", st, body)
+	}
+	if st, body := call(fit("support-access", siteAdminAccount), "", "GET", "/api/v1/site/access-requests"); st != 503 {
+		t.Errorf("FIT without the app system token: %d %s", st, body)
+	}
+	if st, body := call(fit("support-access", siteUserAccount), ch.site.systemToken, "POST", "/api/v1/site/access-requests/"+id+"/approve"); st != 403 {
+		t.Errorf("FIT of a non-admin: %d %s", st, body)
+	}
+	if st, body := call(fit("support-access", siteAdminAccount), ch.site.systemToken, "POST", "/api/v1/site/access-requests/"+id+"/approve"); st != 200 {
+		t.Fatalf("FIT of the admin page, admin: %d %s", st, body)
+	}
+	if r, _ := ch.svc.GetRequest(t.Context(), id); r.Status != consent.RequestApproved || r.DecidedBy.AccountID != siteAdminAccount {
+		t.Errorf("request after the Forge approval: %+v", r)
+	}
+}
+
+// TestCommentsEscapeTypedText: a reason crafted as Jira wiki markup stays text in the
+// public comment, so an agent cannot plant a link or markup that looks like ours.
+func TestCommentsEscapeTypedText(t *testing.T) {
+	ch := newConsentHarness(t)
+	reason := "Please approve here [click|https://evil.example/approve] {noformat}*now*{noformat} !https://evil.example/x.png!"
+	_, comment := ch.newRequest(aliceToken, func(b map[string]any) { b["reason"] = reason })
+	start := strings.Index(comment, "{noformat}\n")
+	end := strings.Index(comment[start+11:], "\n{noformat}")
+	if start < 0 || end < 0 {
+		t.Fatalf("the reason is not in a {noformat} block: %s", comment)
+	}
+	inside := comment[start+11 : start+11+end]
+	if strings.Contains(strings.ToLower(inside), "{noformat}") {
+		t.Errorf("the reason can close the {noformat} block: %q", inside)
+	}
+	if outside := comment[:start] + comment[start+11+end:]; strings.Contains(outside, "evil.example") {
+		t.Errorf("typed text escaped the block: %s", comment)
+	}
+}
+
+// TestEvidenceDetectsTampering rewrites Redis as an attacker with write access would, and
+// checks that the evidence pack reports each change instead of chainOk.
+func TestEvidenceDetectsTampering(t *testing.T) {
+	type tamper func(t *testing.T, rdb *redis.Client, stream, head string)
+	// rewrite re-chains every entry with rehash after edit, keeping each entry canonical (an
+	// attacker knows the encoding: it is documented), and moves the head to match.
+	rewrite := func(edit func(e string) string, rehash func(prev string, data []byte) string) tamper {
+		return func(t *testing.T, rdb *redis.Client, stream, head string) {
+			ctx := context.Background()
+			msgs, _ := rdb.XRange(ctx, stream, "-", "+").Result()
+			prev := strings.Repeat("0", 64)
+			rdb.Del(ctx, stream)
+			for _, m := range msgs {
+				e := edit(m.Values["e"].(string))
+				i := strings.Index(e, `"prevHash":"`) + len(`"prevHash":"`)
+				data := e[:i] + prev + e[i+64:]
+				h := rehash(prev, []byte(data))
+				rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: m.ID, Values: []any{"e", data, "h", h}})
+				prev = h
+			}
+			rdb.HSet(ctx, head, "seq", strconv.Itoa(len(msgs)), "hash", prev)
+		}
+	}
+	plainSHA := func(prev string, data []byte) string {
+		s := sha256.Sum256(append([]byte(prev), data...))
+		return hex.EncodeToString(s[:])
+	}
+	cases := map[string]tamper{
+		"entry edited in place": func(t *testing.T, rdb *redis.Client, stream, head string) {
+			ctx := context.Background()
+			msgs, _ := rdb.XRange(ctx, stream, "-", "+").Result()
+			m := msgs[1]
+			e := strings.Replace(m.Values["e"].(string), `"approved"`, `"denied"`, 1)
+			rdb.XDel(ctx, stream, m.ID)
+			rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: m.ID, Values: []any{"e", e, "h", m.Values["h"]}})
+		},
+		"tail deleted with its head": func(t *testing.T, rdb *redis.Client, stream, head string) {
+			ctx := context.Background()
+			msgs, _ := rdb.XRange(ctx, stream, "-", "+").Result()
+			last := msgs[len(msgs)-2]
+			for _, m := range msgs[len(msgs)-1:] {
+				rdb.XDel(ctx, stream, m.ID)
+			}
+			rdb.HSet(ctx, head, "seq", strings.TrimSuffix(last.ID, "-0"), "hash", last.Values["h"])
+		},
+		"chain wiped": func(t *testing.T, rdb *redis.Client, stream, head string) {
+			rdb.Del(context.Background(), stream, head)
+		},
+		"rewritten with a plain SHA-256 chain": rewrite(func(e string) string {
+			return strings.Replace(e, `"action":"approved"`, `"action":"denied"`, 1)
+		}, plainSHA),
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ch := newConsentHarness(t)
+			id, _ := ch.newRequest(aliceToken, nil)
+			ch.approve(id, "")
+			if ev := ch.evidence(); !ev.ChainOK {
+				t.Fatalf("evidence before tampering: %+v", ev.Verification)
+			}
+			rdb, err := redisstore.NewClient(config.Redis{URL: ch.cfg.Redis.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rdb.Close()
+			keys, _ := rdb.Keys(context.Background(), "*:audit").Result()
+			if len(keys) != 1 {
+				t.Fatalf("audit streams: %v", keys)
+			}
+			tc(t, rdb.(*redis.Client), keys[0], keys[0]+":head")
+			ev := ch.evidence()
+			if ev.ChainOK || ev.ChainBroken == "" {
+				t.Errorf("evidence after %s: chainOk %v (%+v)", name, ev.ChainOK, ev.Verification)
+			}
+		})
+	}
+}
+
+func (ch *consentHarness) evidence() consent.Evidence {
+	ch.t.Helper()
+	st, _, body := ch.agent("GET", "/api/v1/tickets/"+consentTicket+"/evidence", bearer(aliceToken), nil)
+	if st != 200 {
+		ch.t.Fatalf("evidence: %d %s", st, body)
+	}
+	var ev consent.Evidence
+	if err := json.Unmarshal(body, &ev); err != nil {
 		ch.t.Fatal(err)
 	}
-	return out.Requests
-}
-
-func flipCase(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		switch {
-		case 'a' <= c && c <= 'z':
-			b[i] = c - 32
-			return string(b)
-		case 'A' <= c && c <= 'Z':
-			b[i] = c + 32
-			return string(b)
-		}
-	}
-	return s + "x"
-}
-
-// TestConsentTokenNeverLogged runs a whole flow and checks the access log names the route
-// template, never the path that holds the token.
-func TestConsentTokenNeverLogged(t *testing.T) {
-	ch := newConsentHarness(t)
-	_, link := ch.newRequest(aliceToken, nil)
-	ch.decide(link, "approve", nil)
-	ch.decide(link, "revoke", nil)
-	ch.page(&browser{}, link+"x") // a token of the wrong length still matches the route
-	logs := ch.logs.String()
-	if !strings.Contains(logs, `"route":"/consent/:token/approve"`) {
-		t.Errorf("access log lacks the route template: %s", logs)
-	}
-	if strings.Contains(logs, link) || strings.Contains(logs, link[:20]) {
-		t.Errorf("the log holds the consent token: %s", logs)
-	}
-	ch.checkNoTokenLeak(t)
-}
-
-// TestConsentTokenNotLoggedForUnmatchedPaths: a mistyped consent URL (an extra segment, a
-// GET of a form action) matches no route, and the access log then logs the raw path, which
-// holds the token. The access log must redact it.
-func TestConsentTokenNotLoggedForUnmatchedPaths(t *testing.T) {
-	ch := newConsentHarness(t)
-	_, link := ch.newRequest(aliceToken, nil)
-	ch.do("GET", "/consent/"+link+"/nothing-here", nil, nil)
-	ch.do("GET", "/consent/"+link+"/approve", nil, nil)
-	if logs := ch.logs.String(); strings.Contains(logs, link[:20]) {
-		t.Errorf("the log holds the consent token: %s", logs)
-	}
+	return ev
 }
 
 // TestConsentUnconfigured keeps the routes answering sensibly in a deployment without
@@ -519,54 +508,13 @@ func TestConsentUnconfigured(t *testing.T) {
 		t.Errorf("agent route: %d %s", st, body)
 	}
 	decodeProblem(t, hdr, body)
-	if st, _, body := h.do("GET", "/consent/"+forgedToken(t), nil, nil); st != http.StatusServiceUnavailable || !strings.Contains(string(body), "<html") {
-		t.Errorf("consent page: %d %s", st, body)
+	if st, _, body := h.do("GET", "/api/v1/site/grants", bearer("x"), nil); st != http.StatusServiceUnavailable {
+		t.Errorf("site route: %d %s", st, body)
+	}
+	if st, _, body := h.do("GET", "/connect/support-access?jwt=x", nil, nil); st != http.StatusServiceUnavailable {
+		t.Errorf("admin page: %d %s", st, body)
 	}
 	if st, _, body := h.do("POST", "/webhooks/jira", nil, []byte(`{}`)); st != http.StatusServiceUnavailable {
 		t.Errorf("webhook: %d %s", st, body)
-	}
-}
-
-func TestDurationOptions(t *testing.T) {
-	parse := func(s string) consent.Duration {
-		d, err := consent.ParseDuration(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	for _, c := range []struct {
-		max  string
-		want string
-	}{
-		{"1h", "1h*"},
-		{"24h", "24h* 8h 4h 1h"},
-		{"36h", "36h* 24h 8h 4h 1h"},
-		{"720h", "720h* 336h 168h 72h 24h 8h 4h 1h"},
-		{"until-revoked", "until-revoked* 720h 336h 168h 72h 24h 8h 4h 1h"},
-	} {
-		var got []string
-		for _, o := range durationOptions(parse(c.max), parse(c.max)) {
-			v := o.Value
-			if o.Selected {
-				v += "*"
-			}
-			got = append(got, v)
-		}
-		if strings.Join(got, " ") != c.want {
-			t.Errorf("options for %s = %s, want %s", c.max, strings.Join(got, " "), c.want)
-		}
-	}
-}
-
-func TestTimeLeftWords(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		0: "no time", 20 * time.Second: "less than a minute", 45 * time.Minute: "45 minutes",
-		time.Hour: "1 hour", 90 * time.Minute: "1 hour 30 minutes", 49 * time.Hour: "2 days 1 hour",
-		72*time.Hour + 59*time.Second: "3 days",
-	} {
-		if got := timeLeftWords(d); got != want {
-			t.Errorf("timeLeftWords(%v) = %q, want %q", d, got, want)
-		}
 	}
 }

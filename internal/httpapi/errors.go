@@ -17,14 +17,16 @@ const problemTypeBase = "urn:supportbridge:problem:"
 // Problem is an RFC 9457 problem document. Detail is written for the caller and never holds
 // library error text.
 type Problem struct {
-	Type       string       `json:"type"`
-	Title      string       `json:"title"`
-	Status     int          `json:"status"`
-	Detail     string       `json:"detail,omitempty"`
-	Instance   string       `json:"instance,omitempty"`
-	RequestID  string       `json:"requestId,omitempty"`
-	Errors     []FieldError `json:"errors,omitempty"`
-	RetryAfter int          `json:"-"`
+	Type      string       `json:"type"`
+	Title     string       `json:"title"`
+	Status    int          `json:"status"`
+	Detail    string       `json:"detail,omitempty"`
+	Instance  string       `json:"instance,omitempty"`
+	RequestID string       `json:"requestId,omitempty"`
+	Errors    []FieldError `json:"errors,omitempty"`
+	// EndReason says why a grant is no longer active (expired, revoked_by_customer, …).
+	EndReason  string `json:"endReason,omitempty"`
+	RetryAfter int    `json:"-"`
 }
 
 // FieldError names one invalid field by its JSON path.

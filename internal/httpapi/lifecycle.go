@@ -342,10 +342,14 @@ func (s *Server) linkForgeInstallation(c *gin.Context, inv forge.Invocation) err
 	case err != nil:
 		return err
 	}
-	if t.ForgeInstallationID == inv.InstallationID && t.CloudID == inv.CloudID && t.Installed && t.ForgeAppID == inv.AppID {
+	if t.ForgeInstallationID == inv.InstallationID && t.CloudID == inv.CloudID && t.Installed && t.ForgeAppID == inv.AppID &&
+		(inv.EnvironmentID == "" || t.ForgeEnvironmentID == inv.EnvironmentID) {
 		return nil
 	}
 	t.ForgeInstallationID, t.ForgeAppID, t.CloudID = inv.InstallationID, inv.AppID, inv.CloudID
+	if inv.EnvironmentID != "" {
+		t.ForgeEnvironmentID = inv.EnvironmentID
+	}
 	if t.BaseURL == "" && inv.SiteURL != "" {
 		t.BaseURL = inv.SiteURL
 	}

@@ -4,8 +4,11 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
+	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/supportbridge/supportbridge/internal/config"
 	"github.com/supportbridge/supportbridge/internal/connect"
 	"github.com/supportbridge/supportbridge/internal/forge"
+	"github.com/supportbridge/supportbridge/internal/pagetoken"
 	"github.com/supportbridge/supportbridge/internal/report"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
@@ -59,6 +63,12 @@ type Options struct {
 	Emails EmailLookup
 	// Consent wires the agent, customer and webhook routes of log-access consent.
 	Consent ConsentDeps
+	// PageTokens mints and checks the tokens of the customer's admin page; nil refuses
+	// page tokens (Forge Invocation Tokens still work).
+	PageTokens *pagetoken.Signer
+	// SiteUI holds web/site-admin: page.html and the files it loads; nil leaves the
+	// Connect admin page unavailable.
+	SiteUI fs.FS
 	// SkipAppAuth switches app-route authentication off. Only the benchmark that prices
 	// authentication sets it.
 	SkipAppAuth bool
@@ -67,24 +77,30 @@ type Options struct {
 
 // Server holds the dependencies of the handlers.
 type Server struct {
-	cfg          config.Config
-	log          *slog.Logger
-	tenants      Tenants
-	install      *connect.InstallVerifier
-	context      *connect.ContextVerifier
-	forge        ForgeVerifier
-	ready        func(ctx context.Context) error
-	registry     *prometheus.Registry
-	metrics      *metrics
-	openapi      []byte
-	reports      ReportReader
-	intake       report.Intake
-	emails       EmailLookup
-	retrier      ReportRetrier
-	parser       *report.Parser
-	limits       report.Limits
-	bodyLimits   map[string]int64
-	consent      ConsentDeps
+	cfg        config.Config
+	log        *slog.Logger
+	tenants    Tenants
+	install    *connect.InstallVerifier
+	context    *connect.ContextVerifier
+	forge      ForgeVerifier
+	ready      func(ctx context.Context) error
+	registry   *prometheus.Registry
+	metrics    *metrics
+	openapi    []byte
+	reports    ReportReader
+	intake     report.Intake
+	emails     EmailLookup
+	retrier    ReportRetrier
+	parser     *report.Parser
+	limits     report.Limits
+	bodyLimits map[string]int64
+	consent    ConsentDeps
+	pageTokens *pagetoken.Signer
+	siteUI     *siteUI
+	// grantMaxBytes is shown on the admin page: how much one grant may read.
+	grantMaxBytes int64
+	// loopbackBase is true when the public base URL is a loopback host (local runs, tests).
+	loopbackBase bool
 	skipAppAuth  bool
 	now          func() time.Time
 	errorMappers []func(error) *Problem
@@ -112,7 +128,20 @@ func New(o Options) *Server {
 		cfg: o.Config, log: o.Logger, tenants: o.Tenants, forge: o.Forge, ready: o.Ready,
 		registry: o.Registry, openapi: o.OpenAPI, reports: o.Reports, skipAppAuth: o.SkipAppAuth,
 		intake: o.Intake, emails: o.Emails, consent: o.Consent, retrier: o.Retrier,
-		now: o.Now, basePath: base.Path, publicBase: base.String(),
+		now: o.Now, basePath: base.Path, publicBase: base.String(), pageTokens: o.PageTokens,
+		grantMaxBytes: cmp.Or(o.Config.GrantMaxBytes, 256<<20), loopbackBase: isLoopbackHost(base.Hostname()),
+	}
+	if o.SiteUI != nil {
+		ancestors := frameAncestors(o.Config.ConnectAllowedHosts)
+		if s.loopbackBase {
+			// Local runs and tests frame the page from a local host page.
+			ancestors += " 'self' http://localhost:* http://127.0.0.1:*"
+		}
+		ui, err := newSiteUI(o.SiteUI, base.Path, ancestors)
+		if err != nil {
+			panic(err) // the files are embedded in the binary: a broken set is a build defect
+		}
+		s.siteUI = ui
 	}
 	if s.reports == nil {
 		s.reports = noReports{}
@@ -152,3 +181,12 @@ func (s *Server) Handler() http.Handler { return s.Routes() }
 
 // requestURL is the URL the qsh is computed over: the path as the client sent it.
 func requestURL(c *gin.Context) *url.URL { return c.Request.URL }
+
+// isLoopbackHost reports whether host is localhost or a loopback address.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -46,3 +46,8 @@ func (t Tickets) TicketDone(ctx context.Context, key string) (bool, error) {
 	}
 	return st.Done, nil
 }
+
+// Comments returns the bodies of the ticket's public comments, oldest first.
+func (t Tickets) Comments(ctx context.Context, key string) ([]string, error) {
+	return t.Client.Comments(ctx, key)
+}

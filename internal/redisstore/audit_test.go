@@ -17,6 +17,9 @@ import (
 	"github.com/supportbridge/supportbridge/internal/redisstore/redistest"
 )
 
+// testKey keys the audit chains of these tests.
+var testKey = []byte("audit-chain-test-key-0123456789abcdef")
+
 // auditChain appends n entries for tenant, alternating two tickets, and returns them.
 func auditChain(t *testing.T, l *audit.Log, tenant string, n int) []audit.Entry {
 	t.Helper()
@@ -48,7 +51,7 @@ func verify(t *testing.T, l *audit.Log, tenant string) audit.VerifyResult {
 func TestAuditAppendListVerify(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
-	l := audit.New(NewAudit(rdb), nil)
+	l := audit.New(NewAudit(rdb), testKey, nil)
 	got := auditChain(t, l, "ck-1", 5)
 	auditChain(t, l, "ck-2", 3)
 
@@ -81,7 +84,7 @@ func TestAuditAppendListVerify(t *testing.T) {
 func TestAuditConcurrentAppendersKeepOneChain(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
-	l := audit.New(NewAudit(rdb), nil)
+	l := audit.New(NewAudit(rdb), testKey, nil)
 	var wg sync.WaitGroup
 	seqs := make(chan int64, 50)
 	for i := range 50 {
@@ -155,7 +158,7 @@ func TestAuditTamperingInRedisIsDetected(t *testing.T) {
 			rewriteStream(t, rdb, "ck-1", func(seq int64, e, h string) (string, string) {
 				if seq == 3 {
 					e = strings.Replace(e, `"bytes":"200"`, `"bytes":"2"`, 1)
-					h = audit.ChainHash(es[1].Hash, []byte(e))
+					h = audit.ChainHash(testKey, es[1].Hash, []byte(e))
 				}
 				return e, h
 			})
@@ -164,7 +167,7 @@ func TestAuditTamperingInRedisIsDetected(t *testing.T) {
 			rewriteStream(t, rdb, "ck-1", func(seq int64, e, h string) (string, string) {
 				if seq == 5 {
 					e = strings.Replace(e, `"bytes":"400"`, `"bytes":"4"`, 1)
-					h = audit.ChainHash(es[3].Hash, []byte(e))
+					h = audit.ChainHash(testKey, es[3].Hash, []byte(e))
 				}
 				return e, h
 			})
@@ -194,7 +197,7 @@ func TestAuditTamperingInRedisIsDetected(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rdb := redistest.Client(t)
-			l := audit.New(NewAudit(rdb), nil)
+			l := audit.New(NewAudit(rdb), testKey, nil)
 			entries := auditChain(t, l, "ck-1", 5)
 			auditChain(t, l, "ck-2", 2)
 			if res := verify(t, l, "ck-1"); !res.OK {
@@ -218,7 +221,7 @@ func TestAuditTamperingInRedisIsDetected(t *testing.T) {
 func TestAuditAppendStopsOnBrokenHead(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
-	l := audit.New(NewAudit(rdb), nil)
+	l := audit.New(NewAudit(rdb), testKey, nil)
 	auditChain(t, l, "ck-1", 3)
 	rdb.Del(ctx, auditHeadKey("ck-1"))
 	_, err := l.Append(ctx, audit.Entry{Tenant: "ck-1", Actor: audit.Actor{Kind: audit.ActorSystem}, Action: audit.ActionExpired})
@@ -236,7 +239,7 @@ func TestAuditDeleteTenant(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
 	store := NewAudit(rdb)
-	l := audit.New(store, nil)
+	l := audit.New(store, testKey, nil)
 	auditChain(t, l, "ck-1", 4)
 	auditChain(t, l, "ck-2", 2)
 	if err := store.DeleteTenant(ctx, "ck-1"); err != nil {
@@ -266,7 +269,7 @@ func TestAuditDeleteTenant(t *testing.T) {
 func TestAuditKeysShareTheTenantHashTag(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
-	auditChain(t, audit.New(NewAudit(rdb), nil), "weird{tenant}", 2)
+	auditChain(t, audit.New(NewAudit(rdb), testKey, nil), "weird{tenant}", 2)
 	keys, err := rdb.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +287,7 @@ func TestAuditKeysShareTheTenantHashTag(t *testing.T) {
 func TestAuditStoredEntriesHoldNoLogContent(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
-	l := audit.New(NewAudit(rdb), nil)
+	l := audit.New(NewAudit(rdb), testKey, nil)
 	line := "2026-03-01T09:00:00Z ERROR card=4111111111111111 " + strings.Repeat("x", audit.MaxDetailValueLen)
 	_, err := l.Append(ctx, audit.Entry{Tenant: "ck-1", Actor: audit.Actor{Kind: audit.ActorAgent}, Action: audit.ActionLogsRead,
 		Details: map[string]string{"sample": line}})
@@ -300,7 +303,7 @@ func TestAuditStoredEntriesHoldNoLogContent(t *testing.T) {
 func TestAuditUnavailable(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })
-	l := audit.New(NewAudit(rdb), nil)
+	l := audit.New(NewAudit(rdb), testKey, nil)
 	ctx := context.Background()
 	if _, err := l.Append(ctx, audit.Entry{Tenant: "ck", Actor: audit.Actor{Kind: audit.ActorSystem}, Action: audit.ActionExpired}); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Append: err = %v, want ErrUnavailable", err)
@@ -322,7 +325,7 @@ func TestAuditScriptsRunOnEmbeddedRedis(t *testing.T) {
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	l := audit.New(NewAudit(rdb), nil)
+	l := audit.New(NewAudit(rdb), testKey, nil)
 	auditChain(t, l, "ck-1", 4)
 	if res := verify(t, l, "ck-1"); !res.OK || res.Entries != 4 {
 		t.Errorf("Verify on miniredis = %+v", res)

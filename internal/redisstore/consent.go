@@ -23,17 +23,20 @@ import (
 // Layout, per tenant (all under the tenant's hash tag, so one script can change a request and
 // its grant together):
 //
-//	consent:req:<id>            hash {v: version, d: record JSON, tok: link-token hash}
+//	consent:req:<id>            hash {v: version, d: record JSON}; records of the old
+//	                            capability-link flow also had tok, removed by MigrateLegacy
 //	consent:grant:<id>          hash {v, d}: the grant's history, kept after it ends
 //	consent:grant:<id>:live     the active grant as JSON, PEXPIREAT its end; gone otherwise
 //	consent:grant:<id>:access   list of reads (JSON), oldest first
 //	consent:due                 zset "r:<id>" / "g:<id>" scored by when the scheduler must look
 //	consent:tickets             set of ticket keys with consent records
+//	consent:reqs, consent:grants  zsets of every request / grant id, scored by creation ms
 //	consent:ticket:<digest>:req / :grant   zsets of ids scored by creation time
 //
 // and global lookups, which are hints written before the records they point to and always
-// checked against them: sb:idx:consent-req:<id>, sb:idx:consent-grant:<id>,
-// sb:idx:consent-token:<hash> and sb:idx:consent-ticket:<digest> name the tenant;
+// checked against them: sb:idx:consent-req:<id>, sb:idx:consent-grant:<id> and
+// sb:idx:consent-ticket:<digest> name the tenant (sb:idx:consent-token:<hash> of the old flow
+// is deleted by MigrateLegacy);
 // sb:consent:tenants lists tenants for the scheduler; sb:lease:<name> holds leases.
 //
 // History records have no TTL: they are the evidence the customer is promised, and go only
@@ -93,10 +96,12 @@ func consentReqKey(tenant, id string) string {
 func consentGrantKey(tenant, id string) string {
 	return consentPrefix(tenant) + "grant:" + id
 }
-func consentLiveKey(tenant, id string) string   { return consentGrantKey(tenant, id) + ":live" }
-func consentAccessKey(tenant, id string) string { return consentGrantKey(tenant, id) + ":access" }
-func consentDueKey(tenant string) string        { return consentPrefix(tenant) + "due" }
-func consentTicketsKey(tenant string) string    { return consentPrefix(tenant) + "tickets" }
+func consentLiveKey(tenant, id string) string     { return consentGrantKey(tenant, id) + ":live" }
+func consentAccessKey(tenant, id string) string   { return consentGrantKey(tenant, id) + ":access" }
+func consentDueKey(tenant string) string          { return consentPrefix(tenant) + "due" }
+func consentTicketsKey(tenant string) string      { return consentPrefix(tenant) + "tickets" }
+func consentTenantReqsKey(tenant string) string   { return consentPrefix(tenant) + "reqs" }
+func consentTenantGrantsKey(tenant string) string { return consentPrefix(tenant) + "grants" }
 func consentTicketReqKey(tenant, t string) string {
 	return consentPrefix(tenant) + "ticket:" + consentDigest(t) + ":req"
 }
@@ -122,10 +127,11 @@ func consentDigest(s string) string {
 // the ones the caller read. Checking both before writing either is what makes an approval
 // (request decided + grant created) all or nothing, and two concurrent decisions exclusive.
 //
-// KEYS: request, grant, live grant, due, tickets, ticket requests, ticket grants.
+// KEYS: request, grant, live grant, due, tickets, ticket requests, ticket grants, tenant
+// requests, tenant grants.
 // ARGV: [1] has request, [2] expected version ("0" = must not exist), [3] new version,
 // [4] JSON, [5] due member, [6] due ms ("" = unschedule), [7] created ms, [8] id,
-// [9] token hash ("" = keep), [10] ticket;
+// [9] unused, [10] ticket;
 // [11] has grant, [12] expected, [13] new version, [14] JSON, [15] due member, [16] due ms,
 // [17] start ms, [18] id, [19] live JSON ("" = delete), [20] live expiry ms, [21] ticket.
 // Returns 1, or 0 on a version mismatch.
@@ -138,9 +144,9 @@ if ARGV[1] == '1' and not current(KEYS[1], ARGV[2]) then return 0 end
 if ARGV[11] == '1' and not current(KEYS[2], ARGV[12]) then return 0 end
 if ARGV[1] == '1' then
   redis.call('HSET', KEYS[1], 'v', ARGV[3], 'd', ARGV[4])
-  if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'tok', ARGV[9]) end
   if ARGV[2] == '0' then
     redis.call('ZADD', KEYS[6], ARGV[7], ARGV[8])
+    redis.call('ZADD', KEYS[8], ARGV[7], ARGV[8])
     redis.call('SADD', KEYS[5], ARGV[10])
   end
   if ARGV[6] == '' then redis.call('ZREM', KEYS[4], ARGV[5])
@@ -150,6 +156,7 @@ if ARGV[11] == '1' then
   redis.call('HSET', KEYS[2], 'v', ARGV[13], 'd', ARGV[14])
   if ARGV[12] == '0' then
     redis.call('ZADD', KEYS[7], ARGV[17], ARGV[18])
+    redis.call('ZADD', KEYS[9], ARGV[17], ARGV[18])
     redis.call('SADD', KEYS[5], ARGV[21])
   end
   if ARGV[16] == '' then redis.call('ZREM', KEYS[4], ARGV[15])
@@ -192,25 +199,23 @@ func consentMillis(t time.Time) string {
 	return strconv.FormatInt(t.UnixMilli(), 10)
 }
 
-// CreateRequest stores a new request with its token hash; the lookups go first, so a failure
-// halfway leaves only hints that point at nothing.
-func (s *Consent) CreateRequest(ctx context.Context, rec consent.RequestRecord, tokenHash [32]byte, due time.Time) error {
+// CreateRequest stores a new request; the lookups go first, so a failure halfway leaves only
+// hints that point at nothing.
+func (s *Consent) CreateRequest(ctx context.Context, rec consent.RequestRecord, due time.Time) error {
 	r := rec.Request
 	if rec.Version != 0 {
 		return errors.New("create request: version must be 0")
 	}
-	tok := hex.EncodeToString(tokenHash[:])
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.SAdd(ctx, consentTenantsKey, r.Tenant)
 		p.Set(ctx, consentReqIndexKey(r.ID), r.Tenant, 0)
-		p.Set(ctx, consentTokenIndexKey(tok), r.Tenant+"\n"+r.ID, 0)
 		p.Set(ctx, consentTicketIndexKey(r.TicketKey), r.Tenant, 0)
 		return nil
 	})
 	if err != nil {
 		return consentUnavailable("index request", err)
 	}
-	return s.write(ctx, consent.Change{Tenant: r.Tenant, Request: &rec, RequestDue: due}, tok)
+	return s.write(ctx, consent.Change{Tenant: r.Tenant, Request: &rec, RequestDue: due})
 }
 
 // Save applies a change atomically; see consent.Change.
@@ -223,10 +228,10 @@ func (s *Consent) Save(ctx context.Context, c consent.Change) error {
 			return consentUnavailable("index grant", err)
 		}
 	}
-	return s.write(ctx, c, "")
+	return s.write(ctx, c)
 }
 
-func (s *Consent) write(ctx context.Context, c consent.Change, tok string) error {
+func (s *Consent) write(ctx context.Context, c consent.Change) error {
 	t := c.Tenant
 	reqID, grantID, reqTicket, grantTicket := "_", "_", "", ""
 	args := make([]any, 21)
@@ -250,7 +255,7 @@ func (s *Consent) write(ctx context.Context, c consent.Change, tok string) error
 		}
 		reqID, reqTicket = r.Request.ID, r.Request.TicketKey
 		args[0], args[1], args[2], args[3] = "1", strconv.FormatInt(r.Version, 10), strconv.FormatInt(nr.Version, 10), string(b)
-		args[4], args[5], args[6], args[7], args[8], args[9] = "r:"+reqID, consentMillis(c.RequestDue), consentMillis(r.Request.CreatedAt), reqID, tok, reqTicket
+		args[4], args[5], args[6], args[7], args[9] = "r:"+reqID, consentMillis(c.RequestDue), consentMillis(r.Request.CreatedAt), reqID, reqTicket
 	}
 	if g := c.Grant; g != nil {
 		if g.Grant.Tenant != t {
@@ -283,6 +288,7 @@ func (s *Consent) write(ctx context.Context, c consent.Change, tok string) error
 		consentReqKey(t, reqID), consentGrantKey(t, grantID), consentLiveKey(t, grantID),
 		consentDueKey(t), consentTicketsKey(t),
 		consentTicketReqKey(t, reqTicket), consentTicketGrantKey(t, grantTicket),
+		consentTenantReqsKey(t), consentTenantGrantsKey(t),
 	}
 	n, err := s.save.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
@@ -312,51 +318,28 @@ func (s *Consent) tenantOf(ctx context.Context, idx string) (string, error) {
 	return t, nil
 }
 
-// RequestByToken finds a request by the hash of its link token.
-func (s *Consent) RequestByToken(ctx context.Context, tokenHash [32]byte) (consent.RequestRecord, error) {
-	tok := hex.EncodeToString(tokenHash[:])
-	v, err := s.tenantOf(ctx, consentTokenIndexKey(tok))
-	if err != nil {
-		return consent.RequestRecord{}, err
-	}
-	tenant, id, ok := strings.Cut(v, "\n")
-	if !ok {
-		return consent.RequestRecord{}, consent.ErrNotFound
-	}
-	rec, stored, err := s.loadRequest(ctx, tenant, id)
-	if err != nil {
-		return consent.RequestRecord{}, err
-	}
-	if stored != tok { // a stale or planted index entry
-		return consent.RequestRecord{}, consent.ErrNotFound
-	}
-	return rec, nil
-}
-
 // Request loads a request by id.
 func (s *Consent) Request(ctx context.Context, id string) (consent.RequestRecord, error) {
 	tenant, err := s.tenantOf(ctx, consentReqIndexKey(id))
 	if err != nil {
 		return consent.RequestRecord{}, err
 	}
-	rec, _, err := s.loadRequest(ctx, tenant, id)
-	return rec, err
+	return s.loadRequest(ctx, tenant, id)
 }
 
-func (s *Consent) loadRequest(ctx context.Context, tenant, id string) (consent.RequestRecord, string, error) {
-	vals, err := s.rdb.HMGet(ctx, consentReqKey(tenant, id), "v", "d", "tok").Result()
+func (s *Consent) loadRequest(ctx context.Context, tenant, id string) (consent.RequestRecord, error) {
+	vals, err := s.rdb.HMGet(ctx, consentReqKey(tenant, id), "v", "d").Result()
 	if err != nil {
-		return consent.RequestRecord{}, "", consentUnavailable("load request", err)
+		return consent.RequestRecord{}, consentUnavailable("load request", err)
 	}
 	rec, err := decodeRequest(vals[0], vals[1])
 	if err != nil {
-		return consent.RequestRecord{}, "", err
+		return consent.RequestRecord{}, err
 	}
 	if rec.Request.ID != id || rec.Request.Tenant != tenant {
-		return consent.RequestRecord{}, "", consent.ErrNotFound
+		return consent.RequestRecord{}, consent.ErrNotFound
 	}
-	tok, _ := vals[2].(string)
-	return rec, tok, nil
+	return rec, nil
 }
 
 func decodeRequest(v, d any) (consent.RequestRecord, error) {
@@ -637,7 +620,7 @@ func (s *Consent) DeleteTenant(ctx context.Context, tenant string) error {
 		keys = append(keys, consentTicketReqKey(tenant, t), consentTicketGrantKey(tenant, t))
 		global = append(global, consentTicketIndexKey(t))
 	}
-	keys = append(keys, consentDueKey(tenant), consentTicketsKey(tenant))
+	keys = append(keys, consentDueKey(tenant), consentTicketsKey(tenant), consentTenantReqsKey(tenant), consentTenantGrantsKey(tenant))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, keys...) // one slot, so one DEL
 		for _, k := range global {
@@ -650,4 +633,180 @@ func (s *Consent) DeleteTenant(ctx context.Context, tenant string) error {
 		return consentUnavailable("delete consent", err)
 	}
 	return nil
+}
+
+// maxPage bounds one page of a tenant's records.
+const maxPage = 100
+
+// pageCursor is where a page of a tenant's records starts: just after the member id with
+// score ms, in the newest-first order ZREVRANGE gives (score descending, then member
+// descending). It travels to clients as opaque text.
+type pageCursor struct {
+	ms int64
+	id string
+}
+
+func parsePageCursor(c string) (pageCursor, bool) {
+	if c == "" {
+		return pageCursor{ms: -1}, true
+	}
+	ms, id, ok := strings.Cut(c, ".")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil || n < 0 || len(id) == 0 || len(id) > 64 {
+		return pageCursor{}, false
+	}
+	return pageCursor{ms: n, id: id}, true
+}
+
+// page reads up to limit members of a newest-first zset after cursor, and the cursor of the
+// next page ("" at the end). A malformed cursor is consent.ErrNotFound.
+func (s *Consent) page(ctx context.Context, key, cursor string, limit int) ([]string, string, error) {
+	if limit <= 0 || limit > maxPage {
+		limit = maxPage
+	}
+	c, ok := parsePageCursor(cursor)
+	if !ok {
+		return nil, "", consent.ErrNotFound
+	}
+	max := "+inf"
+	if c.ms >= 0 {
+		max = strconv.FormatInt(c.ms, 10)
+	}
+	// Members sharing the cursor's score come first and some are behind it; ask for enough
+	// to skip them. Ids are random, so more than a handful per millisecond is not expected.
+	zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Max: max, Min: "-inf", Count: int64(limit + 64)}).Result()
+	if err != nil {
+		return nil, "", consentUnavailable("list records", err)
+	}
+	var ids []string
+	for _, z := range zs {
+		id, _ := z.Member.(string)
+		if c.ms >= 0 && int64(z.Score) == c.ms && id >= c.id {
+			continue
+		}
+		if len(ids) == limit {
+			last := ids[len(ids)-1]
+			return ids, strconv.FormatInt(lastScore(zs, last), 10) + "." + last, nil
+		}
+		ids = append(ids, id)
+	}
+	if len(zs) == limit+64 && len(ids) > 0 { // more may follow what was fetched
+		last := ids[len(ids)-1]
+		return ids, strconv.FormatInt(lastScore(zs, last), 10) + "." + last, nil
+	}
+	return ids, "", nil
+}
+
+func lastScore(zs []redis.Z, id string) int64 {
+	for _, z := range zs {
+		if m, _ := z.Member.(string); m == id {
+			return int64(z.Score)
+		}
+	}
+	return 0
+}
+
+// TenantRequests pages through a tenant's requests, newest first.
+func (s *Consent) TenantRequests(ctx context.Context, tenant, cursor string, limit int) ([]consent.RequestRecord, string, error) {
+	ids, next, err := s.page(ctx, consentTenantReqsKey(tenant), cursor, limit)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]consent.RequestRecord, 0, len(ids))
+	for _, id := range ids {
+		rec, err := s.loadRequest(ctx, tenant, id)
+		if errors.Is(err, consent.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, rec)
+	}
+	return out, next, nil
+}
+
+// TenantGrants pages through a tenant's grants, newest first.
+func (s *Consent) TenantGrants(ctx context.Context, tenant, cursor string, limit int) ([]consent.GrantRecord, string, error) {
+	ids, next, err := s.page(ctx, consentTenantGrantsKey(tenant), cursor, limit)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]consent.GrantRecord, 0, len(ids))
+	for _, id := range ids {
+		vals, err := s.rdb.HMGet(ctx, consentGrantKey(tenant, id), "v", "d").Result()
+		if err != nil {
+			return nil, "", consentUnavailable("load grant", err)
+		}
+		rec, err := decodeGrant(vals[0], vals[1])
+		if errors.Is(err, consent.ErrNotFound) || (err == nil && rec.Grant.Tenant != tenant) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, rec)
+	}
+	return out, next, nil
+}
+
+// MigrateLegacy indexes every request and grant in its tenant's lists (records written
+// before the lists existed have no entry there) and removes the capability-link tokens of the
+// old flow, hash and lookup alike, so no old link can find a request again. It returns the
+// requests that had a token and are still pending, for the service to withdraw with a
+// comment. Running it again finds nothing left to do.
+func (s *Consent) MigrateLegacy(ctx context.Context) ([]string, error) {
+	tenants, err := s.Tenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var pending []string
+	for _, tenant := range tenants {
+		tickets, err := s.TenantTickets(ctx, tenant)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range tickets {
+			for _, idx := range []struct{ from, to string }{
+				{consentTicketReqKey(tenant, t), consentTenantReqsKey(tenant)},
+				{consentTicketGrantKey(tenant, t), consentTenantGrantsKey(tenant)},
+			} {
+				zs, err := s.rdb.ZRangeWithScores(ctx, idx.from, 0, -1).Result()
+				if err != nil {
+					return nil, consentUnavailable("read ticket index", err)
+				}
+				if len(zs) > 0 {
+					if err := s.rdb.ZAddNX(ctx, idx.to, zs...).Err(); err != nil {
+						return nil, consentUnavailable("index records", err)
+					}
+				}
+			}
+			ids, err := s.rdb.ZRange(ctx, consentTicketReqKey(tenant, t), 0, -1).Result()
+			if err != nil {
+				return nil, consentUnavailable("read ticket index", err)
+			}
+			for _, id := range ids {
+				vals, err := s.rdb.HMGet(ctx, consentReqKey(tenant, id), "tok", "d").Result()
+				if err != nil {
+					return nil, consentUnavailable("read request", err)
+				}
+				tok, _ := vals[0].(string)
+				if tok == "" {
+					continue
+				}
+				if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+					p.Del(ctx, consentTokenIndexKey(tok))
+					p.HDel(ctx, consentReqKey(tenant, id), "tok")
+					return nil
+				}); err != nil {
+					return nil, consentUnavailable("remove consent link", err)
+				}
+				var rec consent.RequestRecord
+				if d, _ := vals[1].(string); json.Unmarshal([]byte(d), &rec) == nil && rec.Request.Status == consent.RequestPending {
+					pending = append(pending, id)
+				}
+			}
+		}
+	}
+	return pending, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -33,13 +34,12 @@ func TestConsentCompareAndSet(t *testing.T) {
 	s := NewConsent(redistest.Client(t))
 	now := time.Now().UTC().Round(0)
 	rec, grec := consentFixture(now, "ck-1", "ar_1", "gr_1")
-	tok := sha256.Sum256([]byte("token"))
-	if err := s.CreateRequest(ctx, rec, tok, rec.Request.ExpiresAt); err != nil {
+	if err := s.CreateRequest(ctx, rec, rec.Request.ExpiresAt); err != nil {
 		t.Fatalf("CreateRequest: %v", err)
 	}
-	got, err := s.RequestByToken(ctx, tok)
+	got, err := s.Request(ctx, "ar_1")
 	if err != nil || got.Version != 1 {
-		t.Fatalf("RequestByToken = %+v, %v", got, err)
+		t.Fatalf("Request = %+v, %v", got, err)
 	}
 	if diff := cmp.Diff(rec.Request, got.Request); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
@@ -94,7 +94,7 @@ func TestConsentConcurrentSaves(t *testing.T) {
 	s := NewConsent(redistest.Client(t))
 	now := time.Now().UTC()
 	rec, grec := consentFixture(now, "ck-1", "ar_1", "gr_1")
-	if err := s.CreateRequest(ctx, rec, sha256.Sum256([]byte("t")), now); err != nil {
+	if err := s.CreateRequest(ctx, rec, now); err != nil {
 		t.Fatal(err)
 	}
 	rec.Version = 1
@@ -159,32 +159,101 @@ func TestConsentLiveGrantExpiresHistoryStays(t *testing.T) {
 	}
 }
 
-func TestConsentTokenIndexIsCheckedAgainstRecord(t *testing.T) {
+// TestConsentMigrateLegacy runs the upgrade on records of the capability-link flow: a token
+// hash on the request and a global lookup from the hash. Afterwards no token resolves, the
+// pending request is reported for withdrawal (the decided one is not), the tenant lists know
+// every record, and a second run finds nothing to do.
+func TestConsentMigrateLegacy(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
 	s := NewConsent(rdb)
-	now := time.Now().UTC()
-	rec, _ := consentFixture(now, "ck-1", "ar_1", "gr_1")
-	if err := s.CreateRequest(ctx, rec, sha256.Sum256([]byte("real")), now); err != nil {
-		t.Fatal(err)
-	}
-	// Someone plants an index entry for a token of their choosing.
-	planted := sha256.Sum256([]byte("planted"))
-	if err := rdb.Set(ctx, consentTokenIndexKey(hexOf(planted)), "ck-1\nar_1", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.RequestByToken(ctx, planted); !errors.Is(err, consent.ErrNotFound) {
-		t.Errorf("RequestByToken(planted) = %v, want ErrNotFound", err)
-	}
-	if _, err := s.RequestByToken(ctx, sha256.Sum256([]byte("unknown"))); !errors.Is(err, consent.ErrNotFound) {
-		t.Errorf("RequestByToken(unknown) = %v, want ErrNotFound", err)
-	}
-	// The token itself is stored nowhere, only its hash.
-	keys, _ := rdb.Keys(ctx, "*").Result()
-	for _, k := range keys {
-		if strings.Contains(k, "real") {
-			t.Errorf("key %q contains the token", k)
+	now := time.Now().UTC().Round(0)
+	pend, _ := consentFixture(now, "ck-1", "ar_pending", "gr_x")
+	done, grec := consentFixture(now.Add(time.Second), "ck-1", "ar_done", "gr_done")
+	for _, rec := range []consent.RequestRecord{pend, done} {
+		if err := s.CreateRequest(ctx, rec, now); err != nil {
+			t.Fatal(err)
 		}
+	}
+	done.Version = 1
+	done.Request.Status = consent.RequestApproved
+	if err := s.Save(ctx, consent.Change{Tenant: "ck-1", Request: &done, Grant: &grec}); err != nil {
+		t.Fatal(err)
+	}
+	// What the old flow left: a token field and lookup per request, and no tenant lists.
+	for _, id := range []string{"ar_pending", "ar_done"} {
+		tok := hexOf(sha256.Sum256([]byte(id)))
+		rdb.HSet(ctx, consentReqKey("ck-1", id), "tok", tok)
+		rdb.Set(ctx, consentTokenIndexKey(tok), "ck-1\n"+id, 0)
+	}
+	rdb.Del(ctx, consentTenantReqsKey("ck-1"), consentTenantGrantsKey("ck-1"))
+
+	got, err := s.MigrateLegacy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"ar_pending"}, got); diff != "" {
+		t.Errorf("pending legacy requests (-want +got):\n%s", diff)
+	}
+	if keys, _ := rdb.Keys(ctx, "sb:idx:consent-token:*").Result(); len(keys) != 0 {
+		t.Errorf("token lookups survive the migration: %v", keys)
+	}
+	for _, id := range []string{"ar_pending", "ar_done"} {
+		if n, _ := rdb.HExists(ctx, consentReqKey("ck-1", id), "tok").Result(); n {
+			t.Errorf("request %s keeps its token hash", id)
+		}
+	}
+	reqs, next, err := s.TenantRequests(ctx, "ck-1", "", 10)
+	if err != nil || next != "" || len(reqs) != 2 || reqs[0].Request.ID != "ar_done" {
+		t.Errorf("TenantRequests after migration = %d records (first %v), next %q, %v; want both, newest first", len(reqs), reqs, next, err)
+	}
+	if gs, _, err := s.TenantGrants(ctx, "ck-1", "", 10); err != nil || len(gs) != 1 {
+		t.Errorf("TenantGrants after migration = %v, %v", gs, err)
+	}
+	if again, err := s.MigrateLegacy(ctx); err != nil || len(again) != 0 {
+		t.Errorf("second MigrateLegacy = %v, %v; want nothing", again, err)
+	}
+}
+
+// TestConsentTenantPages pages through more requests than a page holds, several created in
+// the same millisecond, and checks every one comes exactly once, newest first.
+func TestConsentTenantPages(t *testing.T) {
+	ctx := context.Background()
+	s := NewConsent(redistest.Client(t))
+	now := time.Now().UTC().Round(0)
+	var want []string
+	for i := range 23 {
+		id := fmt.Sprintf("ar_%02d", i)
+		rec, _ := consentFixture(now.Add(time.Duration(i/3)*time.Millisecond), "ck-1", id, "gr_x")
+		if err := s.CreateRequest(ctx, rec, now); err != nil {
+			t.Fatal(err)
+		}
+		want = append([]string{id}, want...)
+	}
+	other, _ := consentFixture(now, "ck-2", "ar_other", "gr_y")
+	if err := s.CreateRequest(ctx, other, now); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	cursor := ""
+	for range 10 {
+		recs, next, err := s.TenantRequests(ctx, "ck-1", cursor, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			got = append(got, r.Request.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pages (-want +got):\n%s", diff)
+	}
+	if _, _, err := s.TenantRequests(ctx, "ck-1", "garbage", 5); !errors.Is(err, consent.ErrNotFound) {
+		t.Errorf("bad cursor = %v, want ErrNotFound", err)
 	}
 }
 
@@ -203,7 +272,7 @@ func TestConsentKeysShareTenantTag(t *testing.T) {
 	s := NewConsent(rdb)
 	now := time.Now().UTC()
 	rec, grec := consentFixture(now, "ck-{odd}", "ar_1", "gr_1")
-	if err := s.CreateRequest(ctx, rec, sha256.Sum256([]byte("t")), now); err != nil {
+	if err := s.CreateRequest(ctx, rec, now); err != nil {
 		t.Fatal(err)
 	}
 	rec.Version = 1
@@ -228,7 +297,7 @@ func TestConsentDueAndTenants(t *testing.T) {
 	s := NewConsent(redistest.Client(t))
 	now := time.Now().UTC()
 	rec, grec := consentFixture(now, "ck-1", "ar_1", "gr_1")
-	if err := s.CreateRequest(ctx, rec, sha256.Sum256([]byte("t")), now.Add(time.Hour)); err != nil {
+	if err := s.CreateRequest(ctx, rec, now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	rec.Version = 1
@@ -290,7 +359,7 @@ func TestConsentDeleteTenant(t *testing.T) {
 	for _, tenant := range []string{"ck-1", "ck-2"} {
 		rec, grec := consentFixture(now, tenant, "ar_"+tenant, "gr_"+tenant)
 		rec.Request.TicketKey, grec.Grant.TicketKey = "SUP-"+tenant, "SUP-"+tenant
-		if err := s.CreateRequest(ctx, rec, sha256.Sum256([]byte(tenant)), now); err != nil {
+		if err := s.CreateRequest(ctx, rec, now); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Save(ctx, consent.Change{Tenant: tenant, Grant: &grec}); err != nil {
@@ -313,8 +382,8 @@ func TestConsentDeleteTenant(t *testing.T) {
 	if len(after) == 0 || len(after) >= len(before) {
 		t.Errorf("keys before %d, after %d", len(before), len(after))
 	}
-	if _, err := s.RequestByToken(ctx, sha256.Sum256([]byte("ck-1"))); !errors.Is(err, consent.ErrNotFound) {
-		t.Errorf("purged token still resolves: %v", err)
+	if _, err := s.Request(ctx, "ar_ck-1"); !errors.Is(err, consent.ErrNotFound) {
+		t.Errorf("purged request still resolves: %v", err)
 	}
 	if _, err := s.Grant(ctx, "gr_ck-2"); err != nil {
 		t.Errorf("the other tenant's grant is gone: %v", err)
@@ -336,7 +405,7 @@ func TestConsentUnavailable(t *testing.T) {
 		"Request":  func() error { _, err := s.Request(ctx, "ar_1"); return err }(),
 		"Grant":    func() error { _, err := s.Grant(ctx, "gr_1"); return err }(),
 		"Live":     func() error { _, err := s.LiveGrant(ctx, "gr_1"); return err }(),
-		"Create":   s.CreateRequest(ctx, consent.RequestRecord{Request: rec.Request}, [32]byte{}, now),
+		"Create":   s.CreateRequest(ctx, consent.RequestRecord{Request: rec.Request}, now),
 		"Save":     s.Save(ctx, consent.Change{Tenant: "ck", Request: &rec, Grant: &grec}),
 		"Due":      func() error { _, err := s.Due(ctx, "ck", now, 1); return err }(),
 		"Lease":    func() error { _, err := s.AcquireLease(ctx, "x", "y", time.Second); return err }(),
@@ -360,7 +429,7 @@ func TestConsentScriptsRunOnEmbeddedRedis(t *testing.T) {
 	now := time.Now().UTC()
 	m.SetTime(now)
 	rec, grec := consentFixture(now, "ck-1", "ar_1", "gr_1")
-	if err := s.CreateRequest(ctx, rec, sha256.Sum256([]byte("t")), now); err != nil {
+	if err := s.CreateRequest(ctx, rec, now); err != nil {
 		t.Fatalf("CreateRequest: %v", err)
 	}
 	stale := rec

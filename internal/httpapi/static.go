@@ -1,0 +1,95 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// siteUI is the customer's admin page: its HTML template and the static files it loads,
+// served under /static/<version>/<file>. The version is a hash of every file, so the files
+// can be cached for good and a new release is fetched at once; ES module imports between
+// the files stay relative and land in the same version.
+type siteUI struct {
+	page    *template.Template
+	files   map[string][]byte
+	version string
+	base    string // <base path>/static/<version>/
+	csp     string
+}
+
+// staticTypes are the files the page may load, by extension.
+var staticTypes = map[string]string{
+	".js":  "text/javascript; charset=utf-8",
+	".css": "text/css; charset=utf-8",
+	".svg": "image/svg+xml",
+}
+
+// newSiteUI reads the page template (page.html) and its static files from fsys.
+func newSiteUI(fsys fs.FS, basePath string, frameAncestors string) (*siteUI, error) {
+	page, err := template.ParseFS(fsys, "page.html")
+	if err != nil {
+		return nil, fmt.Errorf("site admin page: %w", err)
+	}
+	ui := &siteUI{page: page, files: map[string][]byte{}}
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("site admin files: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() || staticTypes[path.Ext(e.Name())] == "" {
+			continue
+		}
+		b, err := fs.ReadFile(fsys, e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("site admin file %s: %w", e.Name(), err)
+		}
+		ui.files[e.Name()] = b
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(ui.files[n]))
+		h.Write(ui.files[n])
+	}
+	ui.version = hex.EncodeToString(h.Sum(nil))[:12]
+	ui.base = strings.TrimRight(basePath, "/") + "/static/" + ui.version + "/"
+	// The page runs scripts and styles from our origin only (and Atlassian's all.js), talks
+	// to our API only, and may be framed by the customer's Atlassian site only.
+	ui.csp = "default-src 'none'; script-src 'self' https://connect-cdn.atl-paas.net; style-src 'self'; " +
+		"img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors " + frameAncestors
+	return ui, nil
+}
+
+// url is where file is served.
+func (ui *siteUI) url(file string) string { return ui.base + file }
+
+// static serves one file of the admin page. Only the current version exists: an old or
+// invented version is a 404, not a stale file.
+func (s *Server) static(c *gin.Context) {
+	ui := s.siteUI
+	if ui == nil || c.Param("version") != ui.version {
+		writeProblem(c, notFound("No such static file."))
+		return
+	}
+	name := c.Param("file")
+	b, ok := ui.files[name]
+	if !ok {
+		writeProblem(c, notFound("No such static file."))
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	h.Set("X-Content-Type-Options", "nosniff")
+	c.Data(http.StatusOK, staticTypes[path.Ext(name)], b)
+}
