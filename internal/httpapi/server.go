@@ -147,6 +147,17 @@ func (s *Server) tenantSecret(ctx context.Context, clientKey string) ([]byte, er
 	return t.SharedSecret.Bytes(), nil
 }
 
+// newEngine is the bare gin engine Routes adds to. Gin's trailing-slash and fixed-path
+// redirects answer before any middleware runs: no security headers, no access log line, no
+// metric, and a Location that echoes the client's path. Without them a near miss such as
+// /healthz/ is an ordinary 404 problem that passes through every middleware.
+func (s *Server) newEngine() *gin.Engine {
+	r := gin.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	return r
+}
+
 // Handler returns the router as an http.Handler.
 func (s *Server) Handler() http.Handler { return s.Routes() }
 
