@@ -37,7 +37,10 @@ const (
 
 // Config is the whole effective configuration.
 type Config struct {
-	HTTPAddr        string
+	HTTPAddr string
+	// MetricsAddr, when set, is the only listener that serves /metrics; the main router's
+	// /metrics then answers 404, so metrics need not be reachable where the API is.
+	MetricsAddr     string
 	PublicBaseURL   *url.URL
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
@@ -247,6 +250,14 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 		}
 		u.Path = strings.TrimSuffix(u.Path, "/")
 	}
+	c.MetricsAddr = l.str("SB_METRICS_ADDR", "")
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			l.fail("SB_METRICS_ADDR: %q is not a listen address like 127.0.0.1:9090 or :9090", c.MetricsAddr)
+		} else if c.MetricsAddr == c.HTTPAddr && port != "0" {
+			l.fail("SB_METRICS_ADDR: %q is also SB_HTTP_ADDR; give metrics a listener of their own", c.MetricsAddr)
+		}
+	}
 	c.MaxBodyBytes = l.integer("SB_MAX_BODY_BYTES", 1<<20)
 	c.ShutdownTimeout = l.duration("SB_SHUTDOWN_TIMEOUT", 20*time.Second)
 	if lv := l.str("SB_LOG_LEVEL", "info"); c.LogLevel.UnmarshalText([]byte(lv)) != nil {
@@ -423,6 +434,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTPAddr),
+		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("public_base_url", u(c.PublicBaseURL)),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),

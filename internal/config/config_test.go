@@ -100,3 +100,17 @@ func TestDevDefaults(t *testing.T) {
 		t.Errorf("http on loopback must be allowed: %v", err)
 	}
 }
+
+func TestMetricsAddr(t *testing.T) {
+	env := serveEnv()
+	env["SB_METRICS_ADDR"] = "127.0.0.1:9090"
+	if c, err := Load(ModeServe, getenv(env)); err != nil || c.MetricsAddr != "127.0.0.1:9090" {
+		t.Fatalf("MetricsAddr = %q, %v", c.MetricsAddr, err)
+	}
+	for _, bad := range []string{"9090", "http://127.0.0.1:9090", ":8080"} {
+		env["SB_METRICS_ADDR"] = bad
+		if _, err := Load(ModeServe, getenv(env)); err == nil || !strings.Contains(err.Error(), "SB_METRICS_ADDR") {
+			t.Errorf("SB_METRICS_ADDR=%q: err = %v, want a problem", bad, err)
+		}
+	}
+}

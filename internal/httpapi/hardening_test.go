@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -50,5 +53,67 @@ func TestTrailingSlashIsAPlainNotFound(t *testing.T) {
 	_, _, b := h.do("GET", "/metrics", nil, nil)
 	if !strings.Contains(string(b), `route="unmatched",status="404"`) {
 		t.Errorf("the near miss was not counted:\n%.2000s", b)
+	}
+}
+
+// Invented methods and paths must not become label values: each would be a new series, and
+// 300 requests with 60 KB methods once made /metrics 307 MB.
+func TestMetricsLabelsComeFromNoClient(t *testing.T) {
+	h := newHarness(t)
+	_, _, before := h.do("GET", "/metrics", nil, nil)
+	for i := range 40 {
+		method := fmt.Sprintf("X%d%s", i, strings.Repeat("M", 8<<10))
+		h.do(method, fmt.Sprintf("/healthz?i=%d", i), nil, nil)
+		h.do(method, fmt.Sprintf("/invented/%d/%s", i, strings.Repeat("p", 1<<10)), nil, nil)
+		h.do("get", "/healthz", nil, nil) // methods are case-sensitive: not GET
+	}
+	_, _, after := h.do("GET", "/metrics", nil, nil)
+	if grew := len(after) - len(before); grew > 16<<10 {
+		t.Errorf("/metrics grew by %d bytes after 120 requests", grew)
+	}
+	labels := regexp.MustCompile(`supportbridge_http_request_duration_seconds_count\{method="([^"]*)",route="([^"]*)",status="[0-9]+"\}`)
+	found := labels.FindAllStringSubmatch(string(after), -1)
+	if len(found) == 0 {
+		t.Fatalf("no request series in /metrics:\n%.2000s", after)
+	}
+	routes := map[string]bool{"unmatched": true}
+	for _, r := range h.server.Routes().Routes() {
+		routes[r.Path] = true
+	}
+	sawOther := false
+	for _, m := range found {
+		switch m[1] {
+		case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE":
+		case "OTHER":
+			sawOther = true
+		default:
+			t.Errorf("method label %.40q comes from the client", m[1])
+		}
+		if !routes[m[2]] {
+			t.Errorf("route label %.40q is not a route template", m[2])
+		}
+	}
+	if !sawOther {
+		t.Error("invented methods were not counted as OTHER")
+	}
+	if strings.Contains(h.logs.String(), "MMMMMMMM") {
+		t.Error("the access log holds an invented method")
+	}
+}
+
+// With SB_METRICS_ADDR the main router's /metrics is a plain 404; metrics are served by
+// MetricsHandler on the separate listener only.
+func TestMetricsOnSeparateListener(t *testing.T) {
+	h := newHarness(t, func(env map[string]string, _ *Options) { env["SB_METRICS_ADDR"] = "127.0.0.1:0" })
+	h.do("GET", "/healthz", nil, nil)
+	st, hdr, b := h.do("GET", "/metrics", nil, nil)
+	if st != http.StatusNotFound {
+		t.Fatalf("main /metrics: status %d, want 404", st)
+	}
+	decodeProblem(t, hdr, b)
+	rec := httptest.NewRecorder()
+	h.server.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `route="/healthz"`) {
+		t.Errorf("metrics handler: %d\n%.2000s", rec.Code, rec.Body.String())
 	}
 }
