@@ -40,7 +40,11 @@ type Config struct {
 	HTTPAddr string
 	// MetricsAddr, when set, is the only listener that serves /metrics; the main router's
 	// /metrics then answers 404, so metrics need not be reachable where the API is.
-	MetricsAddr     string
+	MetricsAddr string
+	// TrustedProxies are the CIDRs (or addresses) whose X-Forwarded-For and X-Real-IP are
+	// believed for the client address; empty trusts none, so a client cannot choose the
+	// address the access log records.
+	TrustedProxies  []string
 	PublicBaseURL   *url.URL
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
@@ -258,6 +262,16 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 			l.fail("SB_METRICS_ADDR: %q is also SB_HTTP_ADDR; give metrics a listener of their own", c.MetricsAddr)
 		}
 	}
+	c.TrustedProxies = list(l.getenv("SB_TRUSTED_PROXIES"))
+	for _, p := range c.TrustedProxies {
+		if _, n, err := net.ParseCIDR(p); err == nil {
+			if ones, _ := n.Mask.Size(); ones == 0 {
+				l.fail("SB_TRUSTED_PROXIES: %q trusts every address; name the proxies' networks", p)
+			}
+		} else if net.ParseIP(p) == nil {
+			l.fail("SB_TRUSTED_PROXIES: %q is not a CIDR such as 10.0.0.0/8 or an IP address", p)
+		}
+	}
 	c.MaxBodyBytes = l.integer("SB_MAX_BODY_BYTES", 1<<20)
 	c.ShutdownTimeout = l.duration("SB_SHUTDOWN_TIMEOUT", 20*time.Second)
 	if lv := l.str("SB_LOG_LEVEL", "info"); c.LogLevel.UnmarshalText([]byte(lv)) != nil {
@@ -435,6 +449,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("public_base_url", u(c.PublicBaseURL)),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),

@@ -114,3 +114,21 @@ func TestMetricsAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	env := serveEnv()
+	if c, err := Load(ModeServe, getenv(env)); err != nil || len(c.TrustedProxies) != 0 {
+		t.Fatalf("default TrustedProxies = %v, %v; want none", c.TrustedProxies, err)
+	}
+	env["SB_TRUSTED_PROXIES"] = "10.0.0.0/8, 192.168.1.10,fd00::/8"
+	c, err := Load(ModeServe, getenv(env))
+	if err != nil || strings.Join(c.TrustedProxies, " ") != "10.0.0.0/8 192.168.1.10 fd00::/8" {
+		t.Fatalf("TrustedProxies = %v, %v", c.TrustedProxies, err)
+	}
+	env["SB_TRUSTED_PROXIES"] = "10.0.0.0/33,proxy.internal,0.0.0.0/0,::/0"
+	_, err = Load(ModeServe, getenv(env))
+	cerr, ok := AsError(err)
+	if !ok || len(cerr.Problems) != 4 {
+		t.Fatalf("err = %v, want four SB_TRUSTED_PROXIES problems", err)
+	}
+}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -116,4 +117,40 @@ func TestMetricsOnSeparateListener(t *testing.T) {
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `route="/healthz"`) {
 		t.Errorf("metrics handler: %d\n%.2000s", rec.Code, rec.Body.String())
 	}
+}
+
+// The access log's client address is the peer's unless the peer is a trusted proxy: by
+// default no X-Forwarded-For or X-Real-IP is believed.
+func TestClientIPNotSpoofable(t *testing.T) {
+	spoof := map[string]string{"X-Forwarded-For": "203.0.113.7", "X-Real-IP": "203.0.113.8"}
+	remote := func(t *testing.T, h *harness) string {
+		t.Helper()
+		h.do("GET", "/healthz", spoof, nil)
+		for _, line := range strings.Split(h.logs.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "http_request" {
+				s, _ := m["remote"].(string)
+				return s
+			}
+		}
+		t.Fatalf("no access log line:\n%s", h.logs.String())
+		return ""
+	}
+	t.Run("default trusts no proxy", func(t *testing.T) {
+		if got := remote(t, newHarness(t)); got != "127.0.0.1" {
+			t.Errorf("remote = %q, want the peer 127.0.0.1", got)
+		}
+	})
+	t.Run("trusted proxy", func(t *testing.T) {
+		h := newHarness(t, func(env map[string]string, _ *Options) { env["SB_TRUSTED_PROXIES"] = "10.0.0.0/8, 127.0.0.1/32" })
+		if got := remote(t, h); got != "203.0.113.7" {
+			t.Errorf("remote = %q, want 203.0.113.7 from the trusted proxy's X-Forwarded-For", got)
+		}
+	})
+	t.Run("other proxies stay untrusted", func(t *testing.T) {
+		h := newHarness(t, func(env map[string]string, _ *Options) { env["SB_TRUSTED_PROXIES"] = "10.0.0.0/8" })
+		if got := remote(t, h); got != "127.0.0.1" {
+			t.Errorf("remote = %q, want the peer 127.0.0.1", got)
+		}
+	})
 }

@@ -155,6 +155,13 @@ func (s *Server) newEngine() *gin.Engine {
 	r := gin.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
+	// Gin believes X-Forwarded-For from every peer by default, so any client could choose
+	// the address the access log records. Only SB_TRUSTED_PROXIES (validated by config) are
+	// believed; without it, none.
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		s.log.Error("trusted_proxies_refused", "error", err)
+		_ = r.SetTrustedProxies(nil)
+	}
 	return r
 }
 
