@@ -239,7 +239,13 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 	dev := mode == ModeDev
 	var c Config
 
-	c.HTTPAddr = l.str("SB_HTTP_ADDR", ":8080")
+	// dev serves a demo tenant whose secret sits in a temp file, and agent tokens beside it:
+	// it listens on loopback only unless SB_HTTP_ADDR says otherwise.
+	defAddr := ":8080"
+	if dev {
+		defAddr = "127.0.0.1:8080"
+	}
+	c.HTTPAddr = l.str("SB_HTTP_ADDR", defAddr)
 	defBase := ""
 	if dev {
 		defBase = "http://localhost" + portOf(c.HTTPAddr)

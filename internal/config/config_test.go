@@ -132,3 +132,21 @@ func TestTrustedProxies(t *testing.T) {
 		t.Fatalf("err = %v, want four SB_TRUSTED_PROXIES problems", err)
 	}
 }
+
+// dev mode holds a demo tenant with a known secret: it must not listen on every interface
+// unless told to.
+func TestDevListensOnLoopback(t *testing.T) {
+	c, err := Load(ModeDev, getenv(map[string]string{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.PublicBaseURL.String() != "http://localhost:8080" {
+		t.Errorf("dev HTTPAddr = %q, base %s; want 127.0.0.1:8080, http://localhost:8080", c.HTTPAddr, c.PublicBaseURL)
+	}
+	if c, _ := Load(ModeDev, getenv(map[string]string{"SB_HTTP_ADDR": ":9000"})); c.HTTPAddr != ":9000" {
+		t.Errorf("SB_HTTP_ADDR ignored in dev: %q", c.HTTPAddr)
+	}
+	if c, _ := Load(ModeServe, getenv(serveEnv())); c.HTTPAddr != ":8080" {
+		t.Errorf("serve HTTPAddr = %q, want :8080", c.HTTPAddr)
+	}
+}
