@@ -210,6 +210,14 @@ func (l *loader) url(name, def string, required bool) *url.URL {
 	return u
 }
 
+// requireHTTPS refuses a plain-http URL unless it names this machine, the rule
+// SB_PUBLIC_BASE_URL follows too. A nil u (unset or already refused) passes.
+func (l *loader) requireHTTPS(name string, u *url.URL) {
+	if u != nil && u.Scheme != "https" && !IsLoopback(u.Hostname()) {
+		l.fail("%s: %q must use https (http is allowed only on loopback hosts)", name, u.Redacted())
+	}
+}
+
 func list(v string) []string {
 	var out []string
 	for _, p := range strings.Split(v, ",") {
@@ -418,6 +426,23 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 		l.fail("SB_ROLE: %q is not one of all, api, worker", c.Delivery.Role)
 	}
 	c.Consent = Consent{ClaimWindow: l.duration("SB_CONSENT_CLAIM_WINDOW", 72*time.Hour)}
+
+	if !dev {
+		// These carry the JSM API token, or return the keys every token is checked with:
+		// over plain http anyone on the path reads the one or swaps the other. dev keeps its
+		// local http sandboxes, which are on loopback anyway.
+		l.requireHTTPS("SB_JSM_BASE_URL", c.JSM.BaseURL)
+		l.requireHTTPS("SB_CONNECT_KEYS_URL", c.ConnectKeysURL)
+		l.requireHTTPS("SB_FORGE_JWKS_URL", c.ForgeJWKSURL)
+		l.requireHTTPS("SB_AGENT_OIDC_JWKS_URL", c.AgentOIDCJWKSURL)
+		if c.AgentOIDCIssuer != "" {
+			if u, err := url.Parse(c.AgentOIDCIssuer); err != nil || u.Host == "" {
+				l.fail("SB_AGENT_OIDC_ISSUER: %q is not an absolute https URL", c.AgentOIDCIssuer)
+			} else {
+				l.requireHTTPS("SB_AGENT_OIDC_ISSUER", u)
+			}
+		}
+	}
 
 	if len(l.problems) > 0 {
 		return c, &Error{Problems: l.problems}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,5 +149,54 @@ func TestDevListensOnLoopback(t *testing.T) {
 	}
 	if c, _ := Load(ModeServe, getenv(serveEnv())); c.HTTPAddr != ":8080" {
 		t.Errorf("serve HTTPAddr = %q, want :8080", c.HTTPAddr)
+	}
+}
+
+// The JSM API token and the keys every token is checked with must not travel over plain
+// http, except to this machine; dev keeps its local http sandboxes.
+func TestServeRequiresHTTPS(t *testing.T) {
+	plain := map[string]string{
+		"SB_JSM_BASE_URL":        "http://vendor.atlassian.net",
+		"SB_CONNECT_KEYS_URL":    "http://keys.example.com",
+		"SB_FORGE_JWKS_URL":      "http://forge.example.com/jwks.json",
+		"SB_AGENT_OIDC_ISSUER":   "http://idp.example.com",
+		"SB_AGENT_OIDC_AUDIENCE": "supportbridge",
+		"SB_AGENT_OIDC_JWKS_URL": "http://idp.example.com/jwks",
+	}
+	env := serveEnv()
+	for k, v := range plain {
+		env[k] = v
+	}
+	_, err := Load(ModeServe, getenv(env))
+	cerr, ok := AsError(err)
+	if !ok {
+		t.Fatalf("err = %v, want *Error", err)
+	}
+	joined := strings.Join(cerr.Problems, "\n")
+	for name := range plain {
+		if name != "SB_AGENT_OIDC_AUDIENCE" && !strings.Contains(joined, name+": ") {
+			t.Errorf("no https problem for %s:\n%s", name, joined)
+		}
+	}
+	if len(cerr.Problems) != 5 {
+		t.Errorf("got %d problems, want 5 (all at once):\n%s", len(cerr.Problems), joined)
+	}
+
+	for _, host := range []string{"localhost", "127.0.0.1", "127.8.9.10", "[::1]"} {
+		env := serveEnv()
+		for k, v := range plain {
+			if u, err := url.Parse(v); err == nil && u.Host != "" {
+				u.Host = host + ":8443"
+				v = u.String()
+			}
+			env[k] = v
+		}
+		if _, err := Load(ModeServe, getenv(env)); err != nil {
+			t.Errorf("http on loopback host %s: %v", host, err)
+		}
+	}
+
+	if _, err := Load(ModeDev, getenv(plain)); err != nil {
+		t.Errorf("dev with http URLs: %v", err)
 	}
 }
