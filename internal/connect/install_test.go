@@ -358,6 +358,7 @@ func TestKeyFetcherCacheIsBounded(t *testing.T) {
 	}
 	ks := newKeyServer(t, pems)
 	f := NewKeyFetcher(ks.baseURL(t), ks.Client(), time.Second)
+	f.fetchLimit = 2 * maxCachedKeys // this test is about the cache, not the rate limit
 	for i := range maxCachedKeys + 1 {
 		if _, err := f.Key(context.Background(), "k"+strconv.Itoa(i)); err != nil {
 			t.Fatalf("Key k%d: %v", i, err)

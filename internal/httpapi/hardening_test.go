@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // A near-miss path must go through every middleware like any other 404: gin's redirects
@@ -153,4 +155,31 @@ func TestClientIPNotSpoofable(t *testing.T) {
 			t.Errorf("remote = %q, want the peer 127.0.0.1", got)
 		}
 	})
+}
+
+// Forged install tokens with fresh kids must not each cost a request to Atlassian's key
+// server: fetches are rate limited, and a throttled kid (which may be genuine) is a 503 so
+// that Atlassian retries.
+func TestForgedInstallKIDsAreThrottled(t *testing.T) {
+	h := newHarness(t)
+	statuses := map[int]int{}
+	for i := range 30 {
+		tok := h.installToken("POST", "/connect/installed", "client-kid", func(_ jwt.MapClaims, tok *jwt.Token) {
+			tok.Header["kid"] = fmt.Sprintf("forged-%d", i)
+		})
+		st, hdr, b := h.do("POST", "/connect/installed", map[string]string{"Authorization": "JWT " + tok}, installBody("client-kid", secretA, nil))
+		statuses[st]++
+		if st == http.StatusServiceUnavailable && hdr.Get("Retry-After") == "" {
+			t.Errorf("503 without Retry-After: %s", b)
+		}
+	}
+	h.mu.Lock()
+	hits := *h.keyHits
+	h.mu.Unlock()
+	if hits > 5 {
+		t.Errorf("30 forged kids made %d key-server fetches, want at most 5", hits)
+	}
+	if statuses[401]+statuses[503] != 30 {
+		t.Errorf("statuses = %v, want only 401 and 503", statuses)
+	}
 }
