@@ -23,6 +23,10 @@ type Principal struct {
 
 const principalKey = "sb.principal"
 
+// errNoConnectSecret means a Connect token names a tenant that has no Connect installation
+// (a Forge-only site), so there is no secret to check it with: the token is refused.
+var errNoConnectSecret = errors.New("tenant has no Connect shared secret")
+
 func principal(c *gin.Context) Principal {
 	p, _ := c.Get(principalKey)
 	pr, _ := p.(Principal)
@@ -102,6 +106,8 @@ func authProblem(err error) *Problem {
 		return unauthorized("The app is uninstalled from this site.")
 	case errors.Is(err, tenant.ErrNotFound):
 		return unauthorized("Unknown tenant: the app is not installed on this site.")
+	case errors.Is(err, errNoConnectSecret):
+		return unauthorized("The app is installed on this site through Forge only; send a Forge Invocation Token (Authorization: Bearer …).")
 	}
 	return nil
 }

@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/supportbridge/supportbridge/internal/forge"
+	"github.com/supportbridge/supportbridge/internal/forge/forgetest"
 )
 
 // A near-miss path must go through every middleware like any other 404: gin's redirects
@@ -181,5 +184,32 @@ func TestForgedInstallKIDsAreThrottled(t *testing.T) {
 	}
 	if statuses[401]+statuses[503] != 30 {
 		t.Errorf("statuses = %v, want only 401 and 503", statuses)
+	}
+}
+
+// A Connect token whose iss is a Forge-only tenant (no shared secret) is refused with 401,
+// not a 500 logged at ERROR.
+func TestConnectTokenForForgeOnlyTenant(t *testing.T) {
+	iss := forgetest.NewIssuer(t)
+	h := newHarness(t, withForge(iss))
+	sys := iss.Sign(forgetest.Claims{})
+	if st, _, b := h.do("POST", "/forge/lifecycle", map[string]string{"Authorization": "Bearer " + sys}, forgeEvent(forge.EventInstalled, forgetest.InstallationID, forgetest.CloudID)); st != 204 {
+		t.Fatalf("forge installed: %d %s", st, b)
+	}
+	for _, secret := range []string{"", "any-secret-the-caller-likes-000"} {
+		tok := contextToken(t, forgetest.CloudID, secret, "acct", nil)
+		st, hdr, b := h.do("GET", "/api/v1/reports/x", map[string]string{"Authorization": "JWT " + tok}, nil)
+		if st != http.StatusUnauthorized {
+			t.Fatalf("secret %q: status %d (%s), want 401", secret, st, b)
+		}
+		decodeProblem(t, hdr, b)
+	}
+	enable := contextToken(t, forgetest.CloudID, "x", "", func(c jwt.MapClaims) { c["qsh"] = qshOf("POST", "/connect/disabled") })
+	body := installBody(forgetest.CloudID, "", func(m map[string]any) { delete(m, "sharedSecret") })
+	if st, _, b := h.do("POST", "/connect/disabled", map[string]string{"Authorization": "JWT " + enable}, body); st != http.StatusUnauthorized {
+		t.Errorf("/connect/disabled: status %d (%s), want 401", st, b)
+	}
+	if strings.Contains(h.logs.String(), `"level":"ERROR"`) {
+		t.Errorf("refusing a token was logged as an error:\n%s", h.logs.String())
 	}
 }

@@ -138,11 +138,15 @@ func New(o Options) *Server {
 }
 
 // tenantSecret feeds the Connect verifier from the cached directory, so a verified request
-// costs no Redis round trip.
+// costs no Redis round trip. A Forge-only tenant (keyed by its cloud id) has no shared
+// secret: a Connect token naming it is the caller's mistake or a probe, not broken data.
 func (s *Server) tenantSecret(ctx context.Context, clientKey string) ([]byte, error) {
 	t, err := s.tenants.Get(ctx, clientKey)
 	if err != nil {
 		return nil, err
+	}
+	if t.SharedSecret.IsZero() {
+		return nil, errNoConnectSecret
 	}
 	return t.SharedSecret.Bytes(), nil
 }
