@@ -213,3 +213,60 @@ func TestConnectTokenForForgeOnlyTenant(t *testing.T) {
 		t.Errorf("refusing a token was logged as an error:\n%s", h.logs.String())
 	}
 }
+
+// A site administrator who disables the app stops it from filing reports; enabling it again
+// restores it. Freshly installed tenants are enabled.
+func TestDisabledTenantIsRefused(t *testing.T) {
+	iss := forgetest.NewIssuer(t)
+	h := newHarness(t, withForge(iss))
+	install := h.installToken("POST", "/connect/installed", "client-off", nil)
+	if st, _, b := h.do("POST", "/connect/installed", map[string]string{"Authorization": "JWT " + install},
+		installBody("client-off", secretA, func(m map[string]any) { m["cloudId"] = forgetest.CloudID })); st != 204 {
+		t.Fatalf("install: %d %s", st, b)
+	}
+	if st, _, b := h.do("POST", "/forge/lifecycle", map[string]string{"Authorization": "Bearer " + iss.Sign(forgetest.Claims{})},
+		forgeEvent(forge.EventInstalled, forgetest.InstallationID, forgetest.CloudID)); st != 204 {
+		t.Fatalf("forge installed: %d %s", st, b)
+	}
+	tok := "JWT " + contextToken(t, "client-off", secretA, "acct", nil)
+	fit := "Bearer " + iss.Sign(forgetest.Claims{Principal: "acct"})
+	report := []byte(`{"summary":"It broke","description":"Clicking save does nothing."}`)
+	lifecycle := func(event string) {
+		t.Helper()
+		path := "/connect/" + event
+		auth := contextToken(t, "client-off", secretA, "", func(c jwt.MapClaims) { c["qsh"] = qshOf("POST", path) })
+		body := installBody("client-off", "", func(m map[string]any) { delete(m, "sharedSecret"); m["eventType"] = event })
+		if st, _, b := h.do("POST", path, map[string]string{"Authorization": "JWT " + auth}, body); st != 204 {
+			t.Fatalf("%s: %d %s", event, st, b)
+		}
+	}
+	if st, _, b := h.do("GET", "/api/v1/reports/x", map[string]string{"Authorization": tok}, nil); st != 404 {
+		t.Fatalf("freshly installed tenant: %d %s", st, b)
+	}
+
+	lifecycle("disabled")
+	for _, r := range []struct {
+		method, path, auth string
+		body               []byte
+	}{
+		{"GET", "/api/v1/reports/x", tok, nil},
+		{"POST", "/api/v1/reports", tok, report},
+		{"GET", "/api/v1/reports/x", fit, nil},
+		{"POST", "/api/v1/reports", fit, report},
+	} {
+		st, hdr, b := h.do(r.method, r.path, map[string]string{"Authorization": r.auth}, r.body)
+		if st != http.StatusForbidden {
+			t.Fatalf("%s %s (%.6s) while disabled: %d %s, want 403", r.method, r.path, r.auth, st, b)
+		}
+		if p := decodeProblem(t, hdr, b); p.Type != problemTypeBase+"app-disabled" {
+			t.Errorf("type = %q, want app-disabled", p.Type)
+		}
+	}
+
+	lifecycle("enabled")
+	for _, auth := range []string{tok, fit} {
+		if st, _, b := h.do("GET", "/api/v1/reports/x", map[string]string{"Authorization": auth}, nil); st != 404 {
+			t.Errorf("after enabled (%.6s): %d %s, want 404", auth, st, b)
+		}
+	}
+}
