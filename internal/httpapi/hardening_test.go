@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -268,5 +269,26 @@ func TestDisabledTenantIsRefused(t *testing.T) {
 		if st, _, b := h.do("GET", "/api/v1/reports/x", map[string]string{"Authorization": auth}, nil); st != 404 {
 			t.Errorf("after enabled (%.6s): %d %s, want 404", auth, st, b)
 		}
+	}
+}
+
+// Context tokens live minutes at Atlassian; one that claims to live for years, or does not
+// say when it was issued, is refused.
+func TestLongLivedContextTokenRefused(t *testing.T) {
+	h := newHarness(t)
+	h.install("client-life", secretA)
+	for name, mutate := range map[string]func(jwt.MapClaims){
+		"exp 10^12": func(c jwt.MapClaims) { c["exp"] = int64(1e12) },
+		"no iat":    func(c jwt.MapClaims) { delete(c, "iat") },
+		"two hours": func(c jwt.MapClaims) { c["exp"] = time.Now().Add(2 * time.Hour).Unix() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			tok := contextToken(t, "client-life", secretA, "acct", mutate)
+			st, hdr, b := h.do("GET", "/api/v1/reports/x", map[string]string{"Authorization": "JWT " + tok}, nil)
+			if st != http.StatusUnauthorized {
+				t.Fatalf("status %d (%s), want 401", st, b)
+			}
+			decodeProblem(t, hdr, b)
+		})
 	}
 }
