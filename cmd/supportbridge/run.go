@@ -372,17 +372,46 @@ func serve(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, lo
 	if dev.listening != nil {
 		dev.listening(ln.Addr().String())
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+
+	// SB_METRICS_ADDR gives metrics a listener of their own (the main router's /metrics then
+	// answers 404), so they can stay off the address the internet reaches.
+	var ms *http.Server
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			hs.Close()
+			return fmt.Errorf("listen on %s: %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.server.MetricsHandler())
+		ms = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		log.Info("metrics_listening", "addr", mln.Addr().String())
+		go func() { errc <- ms.Serve(mln) }()
+	}
 
 	select {
 	case err := <-errc:
+		hs.Close()
+		if ms != nil {
+			ms.Close()
+		}
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting_down", "timeout", cfg.ShutdownTimeout)
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
+	if ms != nil {
+		ms.Close() // a scrape in flight loses nothing that the next scrape does not bring
+	}
 	err = hs.Shutdown(shutCtx)
 	stopBackground()
 	bg.Wait()

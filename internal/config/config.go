@@ -37,7 +37,14 @@ const (
 
 // Config is the whole effective configuration.
 type Config struct {
-	HTTPAddr        string
+	HTTPAddr string
+	// MetricsAddr, when set, is the only listener that serves /metrics; the main router's
+	// /metrics then answers 404, so metrics need not be reachable where the API is.
+	MetricsAddr string
+	// TrustedProxies are the CIDRs (or addresses) whose X-Forwarded-For and X-Real-IP are
+	// believed for the client address; empty trusts none, so a client cannot choose the
+	// address the access log records.
+	TrustedProxies  []string
 	PublicBaseURL   *url.URL
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
@@ -208,6 +215,14 @@ func (l *loader) url(name, def string, required bool) *url.URL {
 	return u
 }
 
+// requireHTTPS refuses a plain-http URL unless it names this machine, the rule
+// SB_PUBLIC_BASE_URL follows too. A nil u (unset or already refused) passes.
+func (l *loader) requireHTTPS(name string, u *url.URL) {
+	if u != nil && u.Scheme != "https" && !IsLoopback(u.Hostname()) {
+		l.fail("%s: %q must use https (http is allowed only on loopback hosts)", name, u.Redacted())
+	}
+}
+
 func list(v string) []string {
 	var out []string
 	for _, p := range strings.Split(v, ",") {
@@ -237,7 +252,13 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 	dev := mode == ModeDev
 	var c Config
 
-	c.HTTPAddr = l.str("SB_HTTP_ADDR", ":8080")
+	// dev serves a demo tenant whose secret sits in a temp file, and agent tokens beside it:
+	// it listens on loopback only unless SB_HTTP_ADDR says otherwise.
+	defAddr := ":8080"
+	if dev {
+		defAddr = "127.0.0.1:8080"
+	}
+	c.HTTPAddr = l.str("SB_HTTP_ADDR", defAddr)
 	defBase := ""
 	if dev {
 		defBase = "http://localhost" + portOf(c.HTTPAddr)
@@ -251,6 +272,24 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 			l.fail("SB_PUBLIC_BASE_URL: %q must not have a query or fragment", u.String())
 		}
 		u.Path = strings.TrimSuffix(u.Path, "/")
+	}
+	c.MetricsAddr = l.str("SB_METRICS_ADDR", "")
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			l.fail("SB_METRICS_ADDR: %q is not a listen address like 127.0.0.1:9090 or :9090", c.MetricsAddr)
+		} else if c.MetricsAddr == c.HTTPAddr && port != "0" {
+			l.fail("SB_METRICS_ADDR: %q is also SB_HTTP_ADDR; give metrics a listener of their own", c.MetricsAddr)
+		}
+	}
+	c.TrustedProxies = list(l.getenv("SB_TRUSTED_PROXIES"))
+	for _, p := range c.TrustedProxies {
+		if _, n, err := net.ParseCIDR(p); err == nil {
+			if ones, _ := n.Mask.Size(); ones == 0 {
+				l.fail("SB_TRUSTED_PROXIES: %q trusts every address; name the proxies' networks", p)
+			}
+		} else if net.ParseIP(p) == nil {
+			l.fail("SB_TRUSTED_PROXIES: %q is not a CIDR such as 10.0.0.0/8 or an IP address", p)
+		}
 	}
 	c.MaxBodyBytes = l.integer("SB_MAX_BODY_BYTES", 1<<20)
 	c.ShutdownTimeout = l.duration("SB_SHUTDOWN_TIMEOUT", 20*time.Second)
@@ -398,6 +437,23 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 	}
 	c.Consent = Consent{ClaimWindow: l.duration("SB_CONSENT_CLAIM_WINDOW", 72*time.Hour)}
 
+	if !dev {
+		// These carry the JSM API token, or return the keys every token is checked with:
+		// over plain http anyone on the path reads the one or swaps the other. dev keeps its
+		// local http sandboxes, which are on loopback anyway.
+		l.requireHTTPS("SB_JSM_BASE_URL", c.JSM.BaseURL)
+		l.requireHTTPS("SB_CONNECT_KEYS_URL", c.ConnectKeysURL)
+		l.requireHTTPS("SB_FORGE_JWKS_URL", c.ForgeJWKSURL)
+		l.requireHTTPS("SB_AGENT_OIDC_JWKS_URL", c.AgentOIDCJWKSURL)
+		if c.AgentOIDCIssuer != "" {
+			if u, err := url.Parse(c.AgentOIDCIssuer); err != nil || u.Host == "" {
+				l.fail("SB_AGENT_OIDC_ISSUER: %q is not an absolute https URL", c.AgentOIDCIssuer)
+			} else {
+				l.requireHTTPS("SB_AGENT_OIDC_ISSUER", u)
+			}
+		}
+	}
+
 	if len(l.problems) > 0 {
 		return c, &Error{Problems: l.problems}
 	}
@@ -433,6 +489,8 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTPAddr),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("public_base_url", u(c.PublicBaseURL)),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,5 +99,104 @@ func TestDevDefaults(t *testing.T) {
 	}
 	if _, err := Load(ModeDev, getenv(map[string]string{"SB_PUBLIC_BASE_URL": "http://127.0.0.1:1"})); err != nil {
 		t.Errorf("http on loopback must be allowed: %v", err)
+	}
+}
+
+func TestMetricsAddr(t *testing.T) {
+	env := serveEnv()
+	env["SB_METRICS_ADDR"] = "127.0.0.1:9090"
+	if c, err := Load(ModeServe, getenv(env)); err != nil || c.MetricsAddr != "127.0.0.1:9090" {
+		t.Fatalf("MetricsAddr = %q, %v", c.MetricsAddr, err)
+	}
+	for _, bad := range []string{"9090", "http://127.0.0.1:9090", ":8080"} {
+		env["SB_METRICS_ADDR"] = bad
+		if _, err := Load(ModeServe, getenv(env)); err == nil || !strings.Contains(err.Error(), "SB_METRICS_ADDR") {
+			t.Errorf("SB_METRICS_ADDR=%q: err = %v, want a problem", bad, err)
+		}
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	env := serveEnv()
+	if c, err := Load(ModeServe, getenv(env)); err != nil || len(c.TrustedProxies) != 0 {
+		t.Fatalf("default TrustedProxies = %v, %v; want none", c.TrustedProxies, err)
+	}
+	env["SB_TRUSTED_PROXIES"] = "10.0.0.0/8, 192.168.1.10,fd00::/8"
+	c, err := Load(ModeServe, getenv(env))
+	if err != nil || strings.Join(c.TrustedProxies, " ") != "10.0.0.0/8 192.168.1.10 fd00::/8" {
+		t.Fatalf("TrustedProxies = %v, %v", c.TrustedProxies, err)
+	}
+	env["SB_TRUSTED_PROXIES"] = "10.0.0.0/33,proxy.internal,0.0.0.0/0,::/0"
+	_, err = Load(ModeServe, getenv(env))
+	cerr, ok := AsError(err)
+	if !ok || len(cerr.Problems) != 4 {
+		t.Fatalf("err = %v, want four SB_TRUSTED_PROXIES problems", err)
+	}
+}
+
+// dev mode holds a demo tenant with a known secret: it must not listen on every interface
+// unless told to.
+func TestDevListensOnLoopback(t *testing.T) {
+	c, err := Load(ModeDev, getenv(map[string]string{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.PublicBaseURL.String() != "http://localhost:8080" {
+		t.Errorf("dev HTTPAddr = %q, base %s; want 127.0.0.1:8080, http://localhost:8080", c.HTTPAddr, c.PublicBaseURL)
+	}
+	if c, _ := Load(ModeDev, getenv(map[string]string{"SB_HTTP_ADDR": ":9000"})); c.HTTPAddr != ":9000" {
+		t.Errorf("SB_HTTP_ADDR ignored in dev: %q", c.HTTPAddr)
+	}
+	if c, _ := Load(ModeServe, getenv(serveEnv())); c.HTTPAddr != ":8080" {
+		t.Errorf("serve HTTPAddr = %q, want :8080", c.HTTPAddr)
+	}
+}
+
+// The JSM API token and the keys every token is checked with must not travel over plain
+// http, except to this machine; dev keeps its local http sandboxes.
+func TestServeRequiresHTTPS(t *testing.T) {
+	plain := map[string]string{
+		"SB_JSM_BASE_URL":        "http://vendor.atlassian.net",
+		"SB_CONNECT_KEYS_URL":    "http://keys.example.com",
+		"SB_FORGE_JWKS_URL":      "http://forge.example.com/jwks.json",
+		"SB_AGENT_OIDC_ISSUER":   "http://idp.example.com",
+		"SB_AGENT_OIDC_AUDIENCE": "supportbridge",
+		"SB_AGENT_OIDC_JWKS_URL": "http://idp.example.com/jwks",
+	}
+	env := serveEnv()
+	for k, v := range plain {
+		env[k] = v
+	}
+	_, err := Load(ModeServe, getenv(env))
+	cerr, ok := AsError(err)
+	if !ok {
+		t.Fatalf("err = %v, want *Error", err)
+	}
+	joined := strings.Join(cerr.Problems, "\n")
+	for name := range plain {
+		if name != "SB_AGENT_OIDC_AUDIENCE" && !strings.Contains(joined, name+": ") {
+			t.Errorf("no https problem for %s:\n%s", name, joined)
+		}
+	}
+	if len(cerr.Problems) != 5 {
+		t.Errorf("got %d problems, want 5 (all at once):\n%s", len(cerr.Problems), joined)
+	}
+
+	for _, host := range []string{"localhost", "127.0.0.1", "127.8.9.10", "[::1]"} {
+		env := serveEnv()
+		for k, v := range plain {
+			if u, err := url.Parse(v); err == nil && u.Host != "" {
+				u.Host = host + ":8443"
+				v = u.String()
+			}
+			env[k] = v
+		}
+		if _, err := Load(ModeServe, getenv(env)); err != nil {
+			t.Errorf("http on loopback host %s: %v", host, err)
+		}
+	}
+
+	if _, err := Load(ModeDev, getenv(plain)); err != nil {
+		t.Errorf("dev with http URLs: %v", err)
 	}
 }

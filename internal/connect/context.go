@@ -90,6 +90,9 @@ func (v *ContextVerifier) Verify(ctx context.Context, token string, method strin
 	if err := jwt.NewValidator(timeOptions(v.Now)...).Validate(c); err != nil {
 		return Identity{}, fromJWTError(err)
 	}
+	if err := checkLifetime(c); err != nil {
+		return Identity{}, err
+	}
 
 	secret, err := v.Secrets(ctx, c.Issuer)
 	if err != nil {

@@ -81,6 +81,10 @@ func TestContextVerifierAPIRoutes(t *testing.T) {
 		{name: "expired", token: signHS256(t, testSecret, nil, claimsWith(contextClaims(), "exp", testNow.Add(-time.Minute).Unix())), reason: reasonExpired},
 		{name: "missing exp", token: signHS256(t, testSecret, nil, claimsWith(contextClaims(), "exp", nil)), reason: reasonMissingExp},
 		{name: "iat in future", token: signHS256(t, testSecret, nil, claimsWith(contextClaims(), "iat", testNow.Add(time.Minute).Unix())), reason: reasonIssuedInFuture},
+		{name: "missing iat", token: signHS256(t, testSecret, nil, claimsWith(contextClaims(), "iat", nil)), reason: reasonMissingIat},
+		{name: "lifetime of exactly an hour", token: signHS256(t, testSecret, nil, claimsWith(contextClaims(), "exp", testNow.Add(-10*time.Second+time.Hour).Unix()))},
+		{name: "lifetime over an hour", token: signHS256(t, testSecret, nil, claimsWith(contextClaims(), "exp", testNow.Add(-9*time.Second+time.Hour).Unix())), reason: reasonLifetime},
+		{name: "exp 10^12", token: signHS256(t, testSecret, nil, claimsWith(contextClaims(), "exp", int64(1e12))), reason: reasonLifetime},
 		{name: "tampered claims", token: tamper(t, signHS256(t, testSecret, nil, contextClaims())), reason: reasonSignature},
 	}
 	for _, tt := range tests {
@@ -99,6 +103,26 @@ func TestContextVerifierAPIRoutes(t *testing.T) {
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("identity (-want +got):\n%s", diff)
 			}
+		})
+	}
+}
+
+// Module URL and lifecycle tokens (exact qsh) are bounded like context tokens.
+func TestContextVerifierModuleTokenLifetime(t *testing.T) {
+	u := mustURL(t, "https://sb.example.com"+PathReportDialog+"?lic=none")
+	for name, tc := range map[string]struct {
+		k      string
+		v      any
+		reason string
+	}{
+		"exp 10^12":   {"exp", int64(1e12), reasonLifetime},
+		"missing iat": {"iat", nil, reasonMissingIat},
+	} {
+		t.Run(name, func(t *testing.T) {
+			v, _ := newContextVerifier(t)
+			c := claimsWith(contextClaims(), "qsh", QSH("GET", u, ""))
+			_, err := v.Verify(context.Background(), signHS256(t, testSecret, nil, claimsWith(c, tc.k, tc.v)), "GET", u, false)
+			wantReason(t, err, tc.reason)
 		})
 	}
 }

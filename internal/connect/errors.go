@@ -46,6 +46,8 @@ const (
 	reasonQSH            = "qsh does not match the request"
 	reasonContextQSH     = "qsh must be context-qsh"
 	reasonMissingExp     = "missing exp"
+	reasonMissingIat     = "missing iat"
+	reasonLifetime       = "token lifetime (exp - iat) exceeds 1 hour"
 	reasonExpired        = "token expired"
 	reasonIssuedInFuture = "token issued in the future"
 	reasonNotYetValid    = "token not valid yet"
@@ -69,6 +71,24 @@ func timeOptions(now func() time.Time) []jwt.ParserOption {
 		jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(now),
 	}
+}
+
+// maxLifetime bounds exp - iat. Atlassian's tokens live minutes (context tokens 15, install
+// callbacks 3); a token that claims to live longer was not minted by Atlassian's libraries,
+// and a leaked one must not stay good for years.
+const maxLifetime = time.Hour
+
+// checkLifetime refuses tokens without iat, whose lifetime cannot be told, and tokens whose
+// exp lies more than maxLifetime after iat. Call it after the time checks, which make exp
+// mandatory.
+func checkLifetime(c *claims) error {
+	if c.IssuedAt == nil {
+		return invalid(reasonMissingIat)
+	}
+	if c.ExpiresAt != nil && c.ExpiresAt.Sub(c.IssuedAt.Time) > maxLifetime {
+		return invalid(reasonLifetime)
+	}
+	return nil
 }
 
 // fromJWTError turns a jwt/v5 error into a reason without echoing the library's text.

@@ -87,6 +87,9 @@ func (v *InstallVerifier) Verify(ctx context.Context, authHeader string, method 
 	if err := jwt.NewValidator(timeOptions(v.Now)...).Validate(c); err != nil {
 		return InstallClaims{}, fromJWTError(err)
 	}
+	if err := checkLifetime(c); err != nil {
+		return InstallClaims{}, err
+	}
 
 	key, err := v.Keys.Key(ctx, hdr.Kid)
 	if err != nil {

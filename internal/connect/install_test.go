@@ -116,6 +116,8 @@ func TestInstallVerifier(t *testing.T) {
 		{name: "missing exp", header: "JWT " + signRS256(t, fx.key, testKID, with("exp", nil)), reason: reasonMissingExp},
 		{name: "exp not a number", header: "JWT " + signRS256(t, fx.key, testKID, with("exp", "soon")), reason: reasonMalformed},
 		{name: "iat in future", header: "JWT " + signRS256(t, fx.key, testKID, with("iat", testNow.Add(time.Minute).Unix())), reason: reasonIssuedInFuture},
+		{name: "missing iat", header: "JWT " + signRS256(t, fx.key, testKID, with("iat", nil)), reason: reasonMissingIat},
+		{name: "lifetime over an hour", header: "JWT " + signRS256(t, fx.key, testKID, with("exp", testNow.Add(2*time.Hour).Unix())), reason: reasonLifetime},
 		{name: "nbf in future", header: "JWT " + signRS256(t, fx.key, testKID, with("nbf", testNow.Add(time.Minute).Unix())), reason: reasonNotYetValid},
 	}
 	for _, tt := range tests {
@@ -358,6 +360,7 @@ func TestKeyFetcherCacheIsBounded(t *testing.T) {
 	}
 	ks := newKeyServer(t, pems)
 	f := NewKeyFetcher(ks.baseURL(t), ks.Client(), time.Second)
+	f.fetchLimit = 2 * maxCachedKeys // this test is about the cache, not the rate limit
 	for i := range maxCachedKeys + 1 {
 		if _, err := f.Key(context.Background(), "k"+strconv.Itoa(i)); err != nil {
 			t.Fatalf("Key k%d: %v", i, err)

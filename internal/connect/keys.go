@@ -25,21 +25,45 @@ const (
 	minRSABits = 2048
 	// defaultKeyTimeout applies when NewKeyFetcher is given no timeout.
 	defaultKeyTimeout = 5 * time.Second
+	// The kid comes from an unauthenticated token, so every fresh kid would otherwise cost a
+	// request to Atlassian. At most keyFetchLimit fetches start per keyFetchWindow, whatever
+	// their kids; Atlassian uses a handful of keys, each cached after its first fetch.
+	keyFetchLimit  = 5
+	keyFetchWindow = time.Minute
+	// A kid the key server has no usable key for is remembered for missingKIDTTL, so
+	// repeating one forged token costs one fetch; maxMissingKIDs bounds that memory.
+	missingKIDTTL  = time.Minute
+	maxMissingKIDs = 1024
 )
 
 // KeyFetcher fetches the public keys Atlassian signs install and uninstall callbacks with,
 // from <base>/<kid> (connect-install-keys.atlassian.com in production, a local key server in
-// tests). A kid's key never changes, so successes are cached; failures are not, so a key
-// server outage heals by itself.
+// tests). A kid's key never changes, so successes are cached; an answer that there is no
+// usable key is remembered for a minute; outages are not remembered, so they heal by
+// themselves. Fetches are rate limited, so forged tokens with ever new kids cannot turn
+// into a stream of requests to Atlassian.
 type KeyFetcher struct {
 	base    *url.URL
 	client  *http.Client
 	timeout time.Duration
+	now     func() time.Time
+
+	// fetchLimit fetches may start per fetchWindow; tests change them.
+	fetchLimit  int
+	fetchWindow time.Duration
 
 	mu       sync.Mutex
 	cache    map[string]*rsa.PublicKey
 	order    []string // insertion order of cache, oldest first, for eviction
 	inflight map[string]*keyCall
+	missing  map[string]missingKID // kids without a usable key, until the entry expires
+	started  []time.Time           // start times of the fetches in the current window
+}
+
+// missingKID remembers why a kid has no key, and until when.
+type missingKID struct {
+	err   error
+	until time.Time
 }
 
 // keyCall is one fetch shared by every caller asking for the same kid meanwhile, so a burst
@@ -65,17 +89,21 @@ func NewKeyFetcher(baseURL *url.URL, client *http.Client, timeout time.Duration)
 		base = &b
 	}
 	return &KeyFetcher{
-		base:     base,
-		client:   client,
-		timeout:  timeout,
-		cache:    map[string]*rsa.PublicKey{},
-		inflight: map[string]*keyCall{},
+		base:        base,
+		client:      client,
+		timeout:     timeout,
+		now:         time.Now,
+		fetchLimit:  keyFetchLimit,
+		fetchWindow: keyFetchWindow,
+		cache:       map[string]*rsa.PublicKey{},
+		inflight:    map[string]*keyCall{},
+		missing:     map[string]missingKID{},
 	}
 }
 
 // Key returns the RSA public key for kid. Errors wrap ErrKeyUnavailable when the key server
-// could not answer (retry later) and ErrInvalidToken when it answered that there is no such
-// usable key (the token is bad).
+// could not answer or the fetch rate limit is reached (retry later: the kid may be genuine)
+// and ErrInvalidToken when it answered that there is no such usable key (the token is bad).
 func (f *KeyFetcher) Key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	if !validKID(kid) {
 		return nil, invalid(reasonInvalidKID)
@@ -89,8 +117,20 @@ func (f *KeyFetcher) Key(ctx context.Context, kid string) (*rsa.PublicKey, error
 		f.mu.Unlock()
 		return k, nil
 	}
+	now := f.now()
+	if m, ok := f.missing[kid]; ok {
+		if now.Before(m.until) {
+			f.mu.Unlock()
+			return nil, m.err
+		}
+		delete(f.missing, kid)
+	}
 	c, ok := f.inflight[kid]
 	if !ok {
+		if !f.mayFetchLocked(now) {
+			f.mu.Unlock()
+			return nil, fmt.Errorf("%w: too many key fetches for unknown kids; retry later", ErrKeyUnavailable)
+		}
 		c = &keyCall{done: make(chan struct{})}
 		f.inflight[kid] = c
 		// The fetch outlives the first caller's cancellation, because others may be
@@ -107,18 +147,47 @@ func (f *KeyFetcher) Key(ctx context.Context, kid string) (*rsa.PublicKey, error
 	}
 }
 
+// mayFetchLocked reports whether a fetch may start at now, and counts it if so.
+func (f *KeyFetcher) mayFetchLocked(now time.Time) bool {
+	i := 0
+	for i < len(f.started) && !now.Before(f.started[i].Add(f.fetchWindow)) {
+		i++
+	}
+	f.started = f.started[i:]
+	if len(f.started) >= f.fetchLimit {
+		return false
+	}
+	f.started = append(f.started, now)
+	return true
+}
+
 func (f *KeyFetcher) fetchShared(ctx context.Context, kid string, c *keyCall) {
 	c.key, c.err = f.fetch(ctx, kid)
 
 	f.mu.Lock()
 	delete(f.inflight, kid)
-	if c.err == nil {
+	switch {
+	case c.err == nil:
 		if len(f.order) >= maxCachedKeys {
 			delete(f.cache, f.order[0])
 			f.order = f.order[1:]
 		}
 		f.cache[kid] = c.key
 		f.order = append(f.order, kid)
+	case errors.Is(c.err, ErrInvalidToken):
+		// The server answered: no usable key by this id. Outages are not remembered.
+		now := f.now()
+		if len(f.missing) >= maxMissingKIDs {
+			for k, m := range f.missing {
+				if !now.Before(m.until) {
+					delete(f.missing, k)
+				}
+			}
+			if len(f.missing) >= maxMissingKIDs {
+				clear(f.missing) // only forged kids fill it; forgetting them costs rate-limited fetches
+			}
+		}
+		f.missing[kid] = missingKID{err: c.err, until: now.Add(missingKIDTTL)}
 	}
 	f.mu.Unlock()
 	close(c.done)

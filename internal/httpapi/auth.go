@@ -23,6 +23,10 @@ type Principal struct {
 
 const principalKey = "sb.principal"
 
+// errNoConnectSecret means a Connect token names a tenant that has no Connect installation
+// (a Forge-only site), so there is no secret to check it with: the token is refused.
+var errNoConnectSecret = errors.New("tenant has no Connect shared secret")
+
 func principal(c *gin.Context) Principal {
 	p, _ := c.Get(principalKey)
 	pr, _ := p.(Principal)
@@ -30,7 +34,11 @@ func principal(c *gin.Context) Principal {
 }
 
 // appAuth authenticates app-facing routes: a Connect context token ("Authorization: JWT",
-// qsh "context-qsh") or a Forge Invocation Token ("Authorization: Bearer").
+// qsh "context-qsh") or a Forge Invocation Token ("Authorization: Bearer"). A tenant whose
+// site administrator disabled the app (POST /connect/disabled) is refused with 403
+// app-disabled until it is enabled again. Tenants start enabled: the installed callback and
+// a Forge installation set Enabled (Atlassian sends "enabled" right after "installed", and
+// Forge has no disable event), so only an explicit disable turns a tenant off.
 func (s *Server) appAuth() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if s.skipAppAuth {
@@ -62,6 +70,14 @@ func (s *Server) authenticateApp(c *gin.Context) (Principal, error) {
 		if err != nil {
 			return Principal{}, err
 		}
+		// The verifier just read this tenant through the directory, so this is a memory hit.
+		t, err := s.tenants.Get(ctx, id.ClientKey)
+		if err != nil {
+			return Principal{}, err
+		}
+		if !t.Enabled {
+			return Principal{}, appDisabled()
+		}
 		return Principal{TenantKey: id.ClientKey, AccountID: id.AccountID, Via: "connect"}, nil
 	case strings.EqualFold(scheme, "Bearer"):
 		if s.forge == nil {
@@ -77,6 +93,9 @@ func (s *Server) authenticateApp(c *gin.Context) (Principal, error) {
 		}
 		if t.ForgeInstallationID != "" && inv.InstallationID != "" && t.ForgeInstallationID != inv.InstallationID && t.InstallationID != inv.InstallationID {
 			return Principal{}, unauthorized("The token's installation does not belong to this site's tenant.")
+		}
+		if !t.Enabled {
+			return Principal{}, appDisabled()
 		}
 		return Principal{TenantKey: t.ClientKey, AccountID: inv.Principal, Via: "forge"}, nil
 	default:
@@ -102,6 +121,8 @@ func authProblem(err error) *Problem {
 		return unauthorized("The app is uninstalled from this site.")
 	case errors.Is(err, tenant.ErrNotFound):
 		return unauthorized("Unknown tenant: the app is not installed on this site.")
+	case errors.Is(err, errNoConnectSecret):
+		return unauthorized("The app is installed on this site through Forge only; send a Forge Invocation Token (Authorization: Bearer …).")
 	}
 	return nil
 }

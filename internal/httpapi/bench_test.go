@@ -119,7 +119,8 @@ func BenchmarkAuthCost(b *testing.B) {
 	authed.install("bench-tenant", secretA)
 	open := newHarness(b, quietLogs, func(_ map[string]string, o *Options) { o.SkipAppAuth = true })
 	token := "JWT " + contextToken(b, "bench-tenant", secretA, "acct-bench", func(c jwt.MapClaims) {
-		c["exp"] = time.Now().Add(time.Hour).Unix()
+		now := time.Now() // iat and exp from one reading: tokens may live at most an hour
+		c["iat"], c["exp"] = now.Unix(), now.Add(time.Hour).Unix()
 	})
 	compare(b, "auth", authed.srv.URL+"/api/v1/reports/missing", http.Header{"Authorization": {token}}, http.StatusNotFound,
 		"noauth", open.srv.URL+"/api/v1/reports/missing", http.Header{}, http.StatusNotFound)
@@ -212,7 +213,8 @@ func benchIntake(b *testing.B, floor bool) {
 	})
 	h.install("bench-tenant", secretA)
 	token := "JWT " + contextToken(b, "bench-tenant", secretA, "acct-bench", func(c jwt.MapClaims) {
-		c["exp"] = time.Now().Add(time.Hour).Unix()
+		now := time.Now() // iat and exp from one reading: tokens may live at most an hour
+		c["iat"], c["exp"] = now.Unix(), now.Add(time.Hour).Unix()
 	})
 	body := benchReport()
 

@@ -58,6 +58,13 @@ func forbidden(detail string) *Problem {
 	return problem(http.StatusForbidden, "forbidden", "Not allowed", detail)
 }
 
+// appDisabled answers app calls of a tenant whose site administrator disabled the app: the
+// token is fine, the site does not want the app to act.
+func appDisabled() *Problem {
+	return problem(http.StatusForbidden, "app-disabled", "App disabled",
+		"The app is disabled on this site; a site administrator can enable it again under Manage apps.")
+}
+
 func notFound(detail string) *Problem {
 	return problem(http.StatusNotFound, "not-found", "Not found", detail)
 }

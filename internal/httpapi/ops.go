@@ -36,9 +36,22 @@ func readinessDetail(err error) string {
 	return "A dependency does not answer."
 }
 
+// metricsHandler serves /metrics on the main router, unless SB_METRICS_ADDR moved metrics to
+// a listener of their own: then the route stays (it is part of the contract) and answers 404,
+// so the API's public address does not expose them.
 func (s *Server) metricsHandler() gin.HandlerFunc {
-	h := promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
-	return gin.WrapH(h)
+	if s.cfg.MetricsAddr != "" {
+		return func(c *gin.Context) {
+			writeProblem(c, notFound("No route matches this path.")) // as for any unknown path
+		}
+	}
+	return gin.WrapH(s.MetricsHandler())
+}
+
+// MetricsHandler serves the registry in the Prometheus exposition format, for the separate
+// metrics listener of SB_METRICS_ADDR.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
 }
 
 func (s *Server) openAPI(c *gin.Context) {

@@ -7,7 +7,7 @@ import (
 // Routes builds the router. Every route of the service is listed here, and openapi.yaml
 // describes exactly these (a test keeps the two equal).
 func (s *Server) Routes() *gin.Engine {
-	r := gin.New()
+	r := s.newEngine()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	r.Use(withRequestID(), s.accessLog(), s.recoverPanics(), s.measure(), securityHeaders(), limitBody(s.cfg.MaxBodyBytes, s.bodyLimits))

@@ -167,13 +167,35 @@ func New(o Options) *Server {
 }
 
 // tenantSecret feeds the Connect verifier from the cached directory, so a verified request
-// costs no Redis round trip.
+// costs no Redis round trip. A Forge-only tenant (keyed by its cloud id) has no shared
+// secret: a Connect token naming it is the caller's mistake or a probe, not broken data.
 func (s *Server) tenantSecret(ctx context.Context, clientKey string) ([]byte, error) {
 	t, err := s.tenants.Get(ctx, clientKey)
 	if err != nil {
 		return nil, err
 	}
+	if t.SharedSecret.IsZero() {
+		return nil, errNoConnectSecret
+	}
 	return t.SharedSecret.Bytes(), nil
+}
+
+// newEngine is the bare gin engine Routes adds to. Gin's trailing-slash and fixed-path
+// redirects answer before any middleware runs: no security headers, no access log line, no
+// metric, and a Location that echoes the client's path. Without them a near miss such as
+// /healthz/ is an ordinary 404 problem that passes through every middleware.
+func (s *Server) newEngine() *gin.Engine {
+	r := gin.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	// Gin believes X-Forwarded-For from every peer by default, so any client could choose
+	// the address the access log records. Only SB_TRUSTED_PROXIES (validated by config) are
+	// believed; without it, none.
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		s.log.Error("trusted_proxies_refused", "error", err)
+		_ = r.SetTrustedProxies(nil)
+	}
+	return r
 }
 
 // Handler returns the router as an http.Handler.
