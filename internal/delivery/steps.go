@@ -80,7 +80,8 @@ func (w *Worker) timed(step string, f func() error) error {
 
 // record writes r and mirrors it in d, so the attempt goes on from what is durable.
 func (w *Worker) record(ctx context.Context, d *report.Delivery, r report.StepRecord, step string) error {
-	if err := w.store.Record(ctx, d.Job, d.Fence, r); err != nil {
+	tries, err := w.store.Record(ctx, d.Job, d.Fence, r)
+	if err != nil {
 		return err
 	}
 	p := &d.Progress
@@ -103,9 +104,8 @@ func (w *Worker) record(ctx context.Context, d *report.Delivery, r report.StepRe
 	for _, s := range r.Settled {
 		delete(p.Pending, s)
 	}
-	if r.Progressed() {
-		d.Tries = 0
-	}
+	// The store's count, not r.Progressed(): a step recorded again is no progress.
+	d.Tries = tries
 	if step != "" {
 		w.hook(step)
 	}

@@ -45,7 +45,9 @@ type Store interface {
 
 	Begin(ctx context.Context, job report.Job) (report.Delivery, error)
 	Attempt(ctx context.Context, job report.Job, fence int64) (int, error)
-	Record(ctx context.Context, job report.Job, fence int64, r report.StepRecord) error
+	// Record answers the tries since a step last finished, which only a record the report
+	// did not have yet resets.
+	Record(ctx context.Context, job report.Job, fence int64, r report.StepRecord) (int, error)
 	Attachment(ctx context.Context, tenantKey, reportID, attachmentID string) ([]byte, error)
 	Delivered(ctx context.Context, job report.Job, fence int64) error
 	Failed(ctx context.Context, job report.Job, fence int64, reason string) error
@@ -87,7 +89,8 @@ type Options struct {
 	// Concurrency is how many reports are delivered at once; default 8.
 	Concurrency int
 	// MaxAttempts bounds the attempts of a report without progress: an attempt that finishes
-	// a step resets the count, so a slow but advancing delivery is not given up. Default 8.
+	// a step not finished before resets the count, so a slow but advancing delivery is not
+	// given up, while one that keeps redoing the same step is. Default 8.
 	MaxAttempts int
 	// SearchPatience is how long after an ambiguous create (or comment) the worker keeps
 	// searching for its marker before writing again; at least 30s, default 45s, because

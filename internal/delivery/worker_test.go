@@ -340,6 +340,53 @@ func TestGivesUpAfterMaxAttemptsWithoutProgress(t *testing.T) {
 	}
 }
 
+// A ticket whose link to the tenant cannot be written (here: every write of it loses its
+// answer) must not be retried forever. Each attempt finds the ticket again and records it
+// again, which is no progress, so the report fails after MaxAttempts with a bounded number
+// of JSM calls, instead of resetting its tries with every record.
+func TestTicketThatCannotBeLinkedFailsAfterMaxAttempts(t *testing.T) {
+	hook := &loseAnswers{prefixes: []string{"sb:ticket:"}}
+	e := newEnv(t, envConfig{redisHook: hook})
+	reg := prometheus.NewRegistry()
+	opts := e.options(reg)
+	opts.MaxAttempts = 4
+	w := delivery.NewWorker(opts)
+	start(t, w)
+
+	id := e.enqueue(t, submission("dana@customer.example", "", nil))
+	const searchBound = 4 * 20 // MaxAttempts × the searches one attempt may make
+	searches := func() int { return e.calls(http.MethodGet, "/rest/api/3/search/jql") }
+	deadline := time.Now().Add(30 * time.Second)
+	var st report.Status
+	for {
+		var err error
+		st, err = e.store.Status(context.Background(), testTenant, id)
+		if err == nil && st.State == report.StateFailed {
+			break
+		}
+		if n := searches(); n > searchBound || time.Now().After(deadline) {
+			t.Fatalf("report still %s after %d marker searches and %d lost link writes; want failed after 4 attempts",
+				st.State, n, hook.lost.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !strings.Contains(st.Reason, "gave up after 4 attempts") {
+		t.Errorf("reason = %q", st.Reason)
+	}
+	if got := e.calls(http.MethodPost, createPath); got != 1 {
+		t.Errorf("%d creates, want 1: later attempts find the ticket by its marker", got)
+	}
+	if got := searches(); got > searchBound {
+		t.Errorf("%d marker searches, want at most %d", got, searchBound)
+	}
+	if hook.lost.Load() == 0 {
+		t.Error("no link write was ever failed: the test injected nothing")
+	}
+	if err := w.Healthy(); err != nil {
+		t.Errorf("Healthy = %v; a storage problem is not a JSM configuration error", err)
+	}
+}
+
 func TestWrongCredentialsMakeTheWorkerUnhealthy(t *testing.T) {
 	e := newEnv(t, envConfig{jsm: func(c *jsm.Config) { c.APIToken = secret.New("revoked-token") }})
 	w := delivery.NewWorker(e.options(prometheus.NewRegistry()))

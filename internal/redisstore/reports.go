@@ -77,8 +77,9 @@ type Reports struct {
 	// enqueueBatch shares round trips between concurrent one-step enqueues.
 	enqueueBatch *scriptBatcher
 
-	// staged makes Enqueue take the staged path. It is set for Cluster clients and on
-	// demand, and once the server refuses the one-step script.
+	// staged makes Enqueue take the staged path, and Record link a ticket before recording
+	// it instead of in the same script. It is set for Cluster clients and on demand, and
+	// once the server refuses a multi-slot script.
 	staged atomic.Bool
 
 	// crashAfter, set by tests only, makes Enqueue stop dead after the named step ("admit"

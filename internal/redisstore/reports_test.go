@@ -588,8 +588,8 @@ func TestDeliveryLifecycle(t *testing.T) {
 		}
 		clock.Advance(time.Second)
 		rec := report.StepRecord{AccountID: "qm:acc", Pending: []string{"create"}}
-		if err := s.Record(ctx, d.Job, d.Fence, rec); err != nil {
-			t.Fatal(err)
+		if tries, err := s.Record(ctx, d.Job, d.Fence, rec); err != nil || tries != 0 {
+			t.Fatalf("Record = %d, %v; want 0 tries after a new step", tries, err)
 		}
 		if tries, err := s.Attempt(ctx, d.Job, d.Fence); err != nil || tries != 1 {
 			t.Errorf("Attempt = %d, %v; want 1 (the customer step reset the tries)", tries, err)
@@ -615,7 +615,7 @@ func TestDeliveryLifecycle(t *testing.T) {
 		if d2.Fence != 2 || d2.Attempts != 3 {
 			t.Errorf("fence %d attempts %d, want 2 and 3", d2.Fence, d2.Attempts)
 		}
-		if err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{TicketKey: "SUP-9"}); !errors.Is(err, report.ErrSuperseded) {
+		if _, err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{TicketKey: "SUP-9"}); !errors.Is(err, report.ErrSuperseded) {
 			t.Errorf("Record with the old fence: %v, want ErrSuperseded", err)
 		}
 		if ok, err := s.Touch(ctx, "w1", d.Job); err != nil || ok {
@@ -625,7 +625,7 @@ func TestDeliveryLifecycle(t *testing.T) {
 			t.Errorf("Touch by the owner = %v, %v; want true", ok, err)
 		}
 
-		err = s.Record(ctx, d2.Job, d2.Fence, report.StepRecord{
+		_, err = s.Record(ctx, d2.Job, d2.Fence, report.StepRecord{
 			TicketKey: "SUP-1", TicketURL: "https://desk.example/SUP-1", Settled: []string{"create"},
 			Uploads: map[string]report.Upload{"f1": {TempID: "temp1", At: clock.Now()}}, Done: []string{"attach:f1"},
 		})
@@ -679,7 +679,7 @@ func TestFailedReportGoesToDeadLettersAndCanBeRetried(t *testing.T) {
 		}
 		id := mustEnqueue(t, s, submission(tenantA, "u1", "", "abc"), noLimits)
 		d := take(t, s, "w1")
-		if err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{AccountID: "qm:acc"}); err != nil {
+		if _, err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{AccountID: "qm:acc"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Retry(ctx, tenantA, id); !errors.Is(err, report.ErrNotFailed) {
@@ -723,6 +723,65 @@ func TestFailedReportGoesToDeadLettersAndCanBeRetried(t *testing.T) {
 		// The old entry, moved to the dead letters, cannot be begun again.
 		if _, err := s.Begin(ctx, d.Job); !errors.Is(err, report.ErrSettled) {
 			t.Errorf("Begin of the old entry: %v, want ErrSettled", err)
+		}
+	})
+}
+
+// A recorded ticket is linked to the report's tenant in the same write, and recording a
+// step again is no progress: the tries keep counting, so a delivery that can only repeat
+// itself still runs out of attempts.
+func TestRecordLinksTheTicketAndRepeatsAreNoProgress(t *testing.T) {
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, rdb, _ := newReports(t, staged)
+		ctx := context.Background()
+		if err := s.EnsureGroup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mustEnqueue(t, s, submission(tenantA, "u1", ""), noLimits)
+		d := take(t, s, "w1")
+		if tries, err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{AccountID: "qm:acc"}); err != nil || tries != 0 {
+			t.Fatalf("Record customer = %d, %v; want 0", tries, err)
+		}
+		if _, err := s.Attempt(ctx, d.Job, d.Fence); err != nil {
+			t.Fatal(err)
+		}
+		ticket := report.StepRecord{TicketKey: "SUP-7", TicketURL: "https://desk.example/SUP-7", Settled: []string{"create"}}
+		if tries, err := s.Record(ctx, d.Job, d.Fence, ticket); err != nil || tries != 0 {
+			t.Fatalf("Record ticket = %d, %v; want 0", tries, err)
+		}
+		if got, err := NewTickets(rdb).TenantOf(ctx, "SUP-7"); err != nil || got != tenantA {
+			t.Errorf("TenantOf = %q, %v; want %q", got, err, tenantA)
+		}
+		for want := 1; want <= 3; want++ {
+			if _, err := s.Attempt(ctx, d.Job, d.Fence); err != nil {
+				t.Fatal(err)
+			}
+			// The same ticket and customer once more (an answer lost on the way back), and a
+			// pending mark: none of it is a step the report did not have.
+			again := ticket
+			again.AccountID, again.Pending = "qm:acc", []string{"comment"}
+			if tries, err := s.Record(ctx, d.Job, d.Fence, again); err != nil || tries != want {
+				t.Fatalf("Record again = %d, %v; want %d tries", tries, err, want)
+			}
+		}
+		if tries, err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{Done: []string{"comment"}}); err != nil || tries != 0 {
+			t.Errorf("Record of a new step = %d, %v; want 0", tries, err)
+		}
+
+		// Another tenant's report cannot record (or take over) the ticket.
+		idB := mustEnqueue(t, s, submission(tenantB, "u2", ""), noLimits)
+		dB := take(t, s, "w1")
+		if dB.ReportID != idB {
+			t.Fatalf("took %s, want %s", dB.ReportID, idB)
+		}
+		if _, err := s.Record(ctx, dB.Job, dB.Fence, ticket); err == nil {
+			t.Error("Record of another tenant's ticket: nil error")
+		}
+		if st, _ := s.Status(ctx, tenantB, idB); st.TicketKey != "" {
+			t.Errorf("refused record stored ticket %q", st.TicketKey)
+		}
+		if got, _ := NewTickets(rdb).TenantOf(ctx, "SUP-7"); got != tenantA {
+			t.Errorf("ticket relinked to %q", got)
 		}
 	})
 }
