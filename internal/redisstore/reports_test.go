@@ -311,6 +311,44 @@ func TestIdempotencyKey(t *testing.T) {
 	})
 }
 
+// An Idempotency-Key is chosen by the user's app, so it names a request of that user only:
+// another user of the tenant who sends the same key has filed a report of their own, which
+// must be stored and queued, not answered with the first user's id and dropped.
+func TestIdempotencyKeyIsPerUser(t *testing.T) {
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, _, _ := newReports(t, staged)
+		ctx := context.Background()
+		first := mustEnqueue(t, s, submission(tenantA, "u1", "key-1"), noLimits)
+		second, replayed, err := s.Enqueue(ctx, submission(tenantA, "u2", "key-1"), noLimits)
+		if err != nil || replayed || second == "" || second == first {
+			t.Fatalf("other user, same key = %q, %v, %v; want a report of its own (first is %q)", second, replayed, err, first)
+		}
+		for _, c := range []struct{ user, want string }{{"u1", first}, {"u2", second}} {
+			id, replayed, err := s.Enqueue(ctx, submission(tenantA, c.user, "key-1"), noLimits)
+			if err != nil || !replayed || id != c.want {
+				t.Errorf("%s repeats = %q, %v, %v; want %q replayed", c.user, id, replayed, err, c.want)
+			}
+		}
+		if got := xlen(t, s); got != 2 {
+			t.Errorf("queue length = %d, want 2", got)
+		}
+		for _, id := range []string{first, second} {
+			if st, err := s.Status(ctx, tenantA, id); err != nil || st.State != report.StateQueued {
+				t.Errorf("Status(%s) = %+v, %v; want queued", id, st, err)
+			}
+		}
+		// While the queue is full a repeat is still answered, and only with the user's own report.
+		full := report.Limits{MaxQueueLength: 1}
+		if id, replayed, err := s.Enqueue(ctx, submission(tenantA, "u2", "key-1"), full); err != nil || !replayed || id != second {
+			t.Errorf("u2 repeats while full = %q, %v, %v; want %q replayed", id, replayed, err, second)
+		}
+		var over *report.OverloadedError
+		if id, _, err := s.Enqueue(ctx, submission(tenantA, "u3", "key-1"), full); !errors.As(err, &over) {
+			t.Errorf("u3 while full = %q, %v; want OverloadedError, not another user's report", id, err)
+		}
+	})
+}
+
 // Only the staged path can stop half-way; the repeat meets it on either path (replicas of a
 // rolling upgrade, or a Cluster-to-single-node move, may differ).
 func TestIdempotencyKeyWhileFirstIsStillBeingStored(t *testing.T) {
