@@ -740,6 +740,17 @@ func (s *Reports) CacheCustomer(ctx context.Context, tenantKey, email, accountID
 	return nil
 }
 
+// ForgetCustomer drops the cached accountId of email when it is still accountID: JSM
+// refused a request raised on behalf of that account (deleted or merged since it was
+// cached), so the next lookup must ask JSM again.
+func (s *Reports) ForgetCustomer(ctx context.Context, tenantKey, email, accountID string) error {
+	err := forgetCustomerScript.Run(ctx, s.rdb, []string{customerKey(tenantKey, s.customerMAC(email))}, accountID).Err()
+	if err != nil {
+		return unavailable("forget cached customer", err)
+	}
+	return nil
+}
+
 func randomID() string {
 	var b [16]byte
 	rand.Read(b[:])

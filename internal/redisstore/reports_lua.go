@@ -358,3 +358,12 @@ if #p == 0 then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 return 1
 `)
+
+// forgetCustomerScript (tenant) drops a customer-cache entry only while it still names the
+// account that was refused, so an entry another worker refreshed meanwhile is kept.
+//
+// KEYS: customer. ARGV: accountId.
+var forgetCustomerScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)

@@ -881,6 +881,27 @@ func TestCustomerCache(t *testing.T) {
 	}
 }
 
+// ForgetCustomer drops an entry JSM refused, but not one another worker has refreshed since.
+func TestForgetCustomerDropsOnlyTheRefusedAccount(t *testing.T) {
+	s, _, _ := newReports(t, false)
+	ctx := context.Background()
+	if err := s.CacheCustomer(ctx, tenantA, "dana@customer.example", "qm:fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ForgetCustomer(ctx, tenantA, "Dana@customer.example", "qm:stale"); err != nil {
+		t.Fatal(err)
+	}
+	if id, ok, _ := s.CachedCustomer(ctx, tenantA, "dana@customer.example"); !ok || id != "qm:fresh" {
+		t.Errorf("after forgetting another account: %q, %v; want the refreshed entry kept", id, ok)
+	}
+	if err := s.ForgetCustomer(ctx, tenantA, "dana@customer.example", "qm:fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if id, ok, _ := s.CachedCustomer(ctx, tenantA, "dana@customer.example"); ok {
+		t.Errorf("after forgetting it: %q still cached", id)
+	}
+}
+
 func TestEnqueueRejectsBadIDs(t *testing.T) {
 	bothPaths(t, func(t *testing.T, staged bool) {
 		s, rdb, _ := newReports(t, staged)
