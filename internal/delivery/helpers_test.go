@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/supportbridge/supportbridge/internal/delivery"
 	"github.com/supportbridge/supportbridge/internal/jsm"
@@ -170,6 +172,8 @@ type envConfig struct {
 	// the benchmark: validation costs CPU the worker would be measured for, and the tests
 	// already validate every call the worker makes.
 	unvalidated bool
+	// redisHook, when set, sees every command the store sends, to inject Redis failures.
+	redisHook redis.Hook
 }
 
 func newEnv(t testing.TB, cfg envConfig) *env {
@@ -222,7 +226,11 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := redisstore.NewReports(redistest.Client(t), redisstore.ReportsOptions{
+	rdb := redistest.Client(t)
+	if cfg.redisHook != nil {
+		rdb.AddHook(cfg.redisHook)
+	}
+	store := redisstore.NewReports(rdb, redisstore.ReportsOptions{
 		Now: now, CustomerKey: []byte("customer-cache-key-for-tests-000"),
 	})
 	return &env{sb: sb, store: store, client: client, wire: w, clock: clock, jsmConfig: jc}
@@ -443,4 +451,58 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// loseAnswers is a go-redis hook that lets every command touching a key with one of the
+// prefixes run on the server and then reports it failed to the caller, as a connection
+// that breaks after the write does: the worst case for a store whose writes must be
+// repeatable. It counts the commands it failed.
+type loseAnswers struct {
+	prefixes []string
+	lost     atomic.Int64
+}
+
+var errAnswerLost = errors.New("test: connection lost before the answer")
+
+func (h *loseAnswers) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *loseAnswers) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err == nil && h.touches(cmd) {
+			h.lost.Add(1)
+			cmd.SetErr(errAnswerLost)
+			return errAnswerLost
+		}
+		return err
+	}
+}
+
+func (h *loseAnswers) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			if cmd.Err() == nil && h.touches(cmd) {
+				h.lost.Add(1)
+				cmd.SetErr(errAnswerLost)
+				err = errAnswerLost
+			}
+		}
+		return err
+	}
+}
+
+func (h *loseAnswers) touches(cmd redis.Cmder) bool {
+	for _, a := range cmd.Args() {
+		s, ok := a.(string)
+		if !ok {
+			continue
+		}
+		for _, p := range h.prefixes {
+			if strings.HasPrefix(s, p) {
+				return true
+			}
+		}
+	}
+	return false
 }

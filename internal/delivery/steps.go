@@ -80,7 +80,8 @@ func (w *Worker) timed(step string, f func() error) error {
 
 // record writes r and mirrors it in d, so the attempt goes on from what is durable.
 func (w *Worker) record(ctx context.Context, d *report.Delivery, r report.StepRecord, step string) error {
-	if err := w.store.Record(ctx, d.Job, d.Fence, r); err != nil {
+	tries, err := w.store.Record(ctx, d.Job, d.Fence, r)
+	if err != nil {
 		return err
 	}
 	p := &d.Progress
@@ -103,9 +104,8 @@ func (w *Worker) record(ctx context.Context, d *report.Delivery, r report.StepRe
 	for _, s := range r.Settled {
 		delete(p.Pending, s)
 	}
-	if r.Progressed() {
-		d.Tries = 0
-	}
+	// The store's count, not r.Progressed(): a step recorded again is no progress.
+	d.Tries = tries
 	if step != "" {
 		w.hook(step)
 	}
@@ -183,8 +183,32 @@ func (w *Worker) createRequest(ctx context.Context, d *report.Delivery) error {
 		// FindByMarker can only find what carries the marker.
 		desc = withTail(desc, "\n\nsupportbridge reference: "+marker)
 	}
-	if err := w.record(ctx, d, report.StepRecord{Pending: []string{stepCreate}}, ""); err != nil {
+	t, err := w.create(ctx, d, desc)
+	var je *jsm.Error
+	if errors.As(err, &je) && je.Status == http.StatusBadRequest && je.Subject != jsm.SubjectConfig {
+		// Refused for this report's data, not for the desk's configuration. The likely
+		// cause that a retry can fix is the customer: cached, or recorded by an earlier
+		// attempt, before the account was deleted or merged. Look it up afresh and create
+		// once more; a second refusal fails this report, and only it.
+		w.log.Info("create refused for report data, refreshing customer",
+			"report_id", d.ReportID, "subject", je.Subject.String())
+		if err := w.refreshCustomer(ctx, d); err != nil {
+			return err
+		}
+		t, err = w.create(ctx, d, desc)
+	}
+	if err != nil {
 		return err
+	}
+	return w.record(ctx, d, report.StepRecord{TicketKey: t.Key, TicketURL: t.WebURL, Settled: []string{stepCreate}}, "create")
+}
+
+// create sends one create, marked pending first. An ambiguous outcome is resolved by
+// searching for the marker; a definite failure clears the mark and is returned.
+func (w *Worker) create(ctx context.Context, d *report.Delivery, desc string) (jsm.Ticket, error) {
+	marker := d.Report.Marker
+	if err := w.record(ctx, d, report.StepRecord{Pending: []string{stepCreate}}, ""); err != nil {
+		return jsm.Ticket{}, err
 	}
 	sent := w.now()
 	t, err := w.jsm.CreateRequest(ctx, jsm.NewRequest{
@@ -197,16 +221,34 @@ func (w *Worker) createRequest(ctx context.Context, d *report.Delivery) error {
 		var serr error
 		t, found, serr = w.search(ctx, marker, sent)
 		if serr != nil {
-			return serr
+			return jsm.Ticket{}, serr
 		}
 		if !found {
-			return err // the pending mark stays: the next attempt looks once more, then creates
+			return jsm.Ticket{}, err // the pending mark stays: the next attempt looks once more, then creates
 		}
 	} else if err != nil {
 		w.settle(ctx, d, stepCreate)
+		return jsm.Ticket{}, err
+	}
+	return t, nil
+}
+
+// refreshCustomer replaces the report's customer by a fresh lookup in JSM, bypassing and
+// then correcting the cache, after JSM refused a request raised on behalf of the old one.
+func (w *Worker) refreshCustomer(ctx context.Context, d *report.Delivery) error {
+	email := d.Report.Email
+	if err := w.store.ForgetCustomer(ctx, d.TenantKey, email, d.Progress.AccountID); err != nil {
 		return err
 	}
-	return w.record(ctx, d, report.StepRecord{TicketKey: t.Key, TicketURL: t.WebURL, Settled: []string{stepCreate}}, "create")
+	id, err := w.jsm.ResolveCustomer(ctx, email, "")
+	w.noteJSM("resolve customer", err)
+	if err != nil {
+		return err
+	}
+	if err := w.store.CacheCustomer(ctx, d.TenantKey, email, id); err != nil {
+		w.log.Warn("customer not cached", "report_id", d.ReportID, "error", err)
+	}
+	return w.record(ctx, d, report.StepRecord{AccountID: id}, "customer")
 }
 
 // search looks for marker until SearchPatience after sent has passed. It reports found

@@ -45,13 +45,17 @@ type Store interface {
 
 	Begin(ctx context.Context, job report.Job) (report.Delivery, error)
 	Attempt(ctx context.Context, job report.Job, fence int64) (int, error)
-	Record(ctx context.Context, job report.Job, fence int64, r report.StepRecord) error
+	// Record answers the tries since a step last finished, which only a record the report
+	// did not have yet resets.
+	Record(ctx context.Context, job report.Job, fence int64, r report.StepRecord) (int, error)
 	Attachment(ctx context.Context, tenantKey, reportID, attachmentID string) ([]byte, error)
 	Delivered(ctx context.Context, job report.Job, fence int64) error
 	Failed(ctx context.Context, job report.Job, fence int64, reason string) error
 
 	CachedCustomer(ctx context.Context, tenantKey, email string) (string, bool, error)
 	CacheCustomer(ctx context.Context, tenantKey, email, accountID string) error
+	// ForgetCustomer drops the cached accountId of email if it is still accountID.
+	ForgetCustomer(ctx context.Context, tenantKey, email, accountID string) error
 }
 
 // JSM is the part of *jsm.Client the worker calls.
@@ -87,7 +91,8 @@ type Options struct {
 	// Concurrency is how many reports are delivered at once; default 8.
 	Concurrency int
 	// MaxAttempts bounds the attempts of a report without progress: an attempt that finishes
-	// a step resets the count, so a slow but advancing delivery is not given up. Default 8.
+	// a step not finished before resets the count, so a slow but advancing delivery is not
+	// given up, while one that keeps redoing the same step is. Default 8.
 	MaxAttempts int
 	// SearchPatience is how long after an ambiguous create (or comment) the worker keeps
 	// searching for its marker before writing again; at least 30s, default 45s, because
@@ -210,7 +215,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // Healthy reports whether the worker runs and JSM accepts its configuration. It returns an
 // error for some minutes after JSM answered a status that only an operator can fix (401,
-// 403, 404, or 400 to a create), unless a create has succeeded since.
+// 403, 404, or a 400 to a create whose error names the service desk or the request type),
+// unless a create has succeeded since. A 400 about one report's data (its customer, its
+// summary) fails that report only: one bad report must not take a replica out of service.
 func (w *Worker) Healthy() error {
 	if !w.running.Load() {
 		return errors.New("delivery worker is not running")
@@ -238,13 +245,15 @@ func (w *Worker) noteJSM(op string, err error) {
 }
 
 // configStatus tells answers that no report could ever get past (credentials, permissions,
-// desk, request type, project) from those about one report's data.
+// desk, request type, project) from those about one report's data. A create's 400 counts
+// only when its error names the desk or the request type; a marker search's query holds
+// nothing of the report but a checked marker, so its 400 is about the project.
 func configStatus(e *jsm.Error) bool {
 	switch e.Status {
 	case 401, 403, 404:
 		return true
 	case 400:
-		return e.Op == "create request" || e.Op == "find by marker"
+		return (e.Op == "create request" && e.Subject == jsm.SubjectConfig) || e.Op == "find by marker"
 	}
 	return false
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -311,6 +312,85 @@ func TestWrongRequestTypeFailsFastAndCanBeRetried(t *testing.T) {
 	}
 }
 
+// A cached customer whose account JSM no longer knows (deleted or merged since) makes the
+// create answer 400. That is this report's data, not the desk's configuration: the worker
+// drops the stale cache entry, looks the customer up again and creates once more, and the
+// replica stays ready.
+func TestStaleCachedCustomerIsLookedUpAgain(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	w := delivery.NewWorker(e.options(prometheus.NewRegistry()))
+	sub := submission("dana@customer.example", "", nil)
+	ctx := context.Background()
+	const stale = "557058:0000-account-deleted-since"
+	if err := e.store.CacheCustomer(ctx, testTenant, sub.Report.Email, stale); err != nil {
+		t.Fatal(err)
+	}
+	start(t, w)
+	id := e.enqueue(t, sub)
+	req := e.checkDelivered(t, id, sub)
+	if req.ReporterAccountID == stale {
+		t.Errorf("raised on behalf of the stale account")
+	}
+	if got, ok, err := e.store.CachedCustomer(ctx, testTenant, sub.Report.Email); err != nil || !ok || got != req.ReporterAccountID {
+		t.Errorf("cache = %q, %v, %v; want the fresh account %q", got, ok, err, req.ReporterAccountID)
+	}
+	if got := e.calls(http.MethodPost, createPath); got != 2 {
+		t.Errorf("%d creates, want 2: the refused one and one with the fresh customer", got)
+	}
+	if err := w.Healthy(); err != nil {
+		t.Errorf("Healthy = %v; one report's customer is not a configuration error", err)
+	}
+}
+
+// A summary of 255 characters is 255 runes to Go but may be twice as many UTF-16 units,
+// which is what Jira counts: it must be shortened, not refused (and not taken for a wrong
+// desk configuration).
+func TestEmojiSummaryIsDelivered(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	w := delivery.NewWorker(e.options(prometheus.NewRegistry()))
+	start(t, w)
+	sub := submission("dana@customer.example", "", nil)
+	sub.Report.Summary = strings.Repeat("🔥", 255)
+	id := e.enqueue(t, sub)
+	req := e.checkDelivered(t, id, sub)
+	if n := len(utf16.Encode([]rune(req.Summary))); n > 255 {
+		t.Errorf("summary of %d UTF-16 units", n)
+	}
+	if err := w.Healthy(); err != nil {
+		t.Errorf("Healthy = %v", err)
+	}
+}
+
+// A create refused for the report's own data fails that report only, after one retry with
+// a fresh customer: the replica stays ready and the next report is delivered.
+func TestDataRefusalFailsOnlyThatReport(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	reg := prometheus.NewRegistry()
+	w := delivery.NewWorker(e.options(reg))
+	start(t, w)
+
+	bad := submission("dana@customer.example", "", nil)
+	// The test renderer puts the summary in the description, which JSM caps.
+	bad.Report.Summary = strings.Repeat("x", 40000)
+	badID := e.enqueue(t, bad)
+	st := e.waitFor(t, badID, report.StateFailed)
+	if !strings.Contains(st.Reason, "400") {
+		t.Errorf("reason = %q", st.Reason)
+	}
+	if got := e.calls(http.MethodPost, createPath); got != 2 {
+		t.Errorf("%d creates, want 2: one retry with a fresh customer, then fail", got)
+	}
+	if err := w.Healthy(); err != nil {
+		t.Errorf("Healthy = %v; one report's data is not a configuration error", err)
+	}
+	eventually(t, "the failure counted", func() bool {
+		return metric(t, reg, "supportbridge_delivery_reports_failed_total", map[string]string{"why": "permanent"}) == 1
+	})
+
+	good := submission("erin@customer.example", "", nil)
+	e.checkDelivered(t, e.enqueue(t, good), good)
+}
+
 func TestGivesUpAfterMaxAttemptsWithoutProgress(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	e.sb.SetFaults(jsmsandbox.Faults{ErrorRate: 1, ErrorStatuses: []int{http.StatusServiceUnavailable}, RetryAfter: time.Second})
@@ -337,6 +417,53 @@ func TestGivesUpAfterMaxAttemptsWithoutProgress(t *testing.T) {
 	}
 	if dead, _ := e.store.DeadLetters(context.Background(), 10); len(dead) != 1 {
 		t.Errorf("dead letters = %+v", dead)
+	}
+}
+
+// A ticket whose link to the tenant cannot be written (here: every write of it loses its
+// answer) must not be retried forever. Each attempt finds the ticket again and records it
+// again, which is no progress, so the report fails after MaxAttempts with a bounded number
+// of JSM calls, instead of resetting its tries with every record.
+func TestTicketThatCannotBeLinkedFailsAfterMaxAttempts(t *testing.T) {
+	hook := &loseAnswers{prefixes: []string{"sb:ticket:"}}
+	e := newEnv(t, envConfig{redisHook: hook})
+	reg := prometheus.NewRegistry()
+	opts := e.options(reg)
+	opts.MaxAttempts = 4
+	w := delivery.NewWorker(opts)
+	start(t, w)
+
+	id := e.enqueue(t, submission("dana@customer.example", "", nil))
+	const searchBound = 4 * 20 // MaxAttempts × the searches one attempt may make
+	searches := func() int { return e.calls(http.MethodGet, "/rest/api/3/search/jql") }
+	deadline := time.Now().Add(30 * time.Second)
+	var st report.Status
+	for {
+		var err error
+		st, err = e.store.Status(context.Background(), testTenant, id)
+		if err == nil && st.State == report.StateFailed {
+			break
+		}
+		if n := searches(); n > searchBound || time.Now().After(deadline) {
+			t.Fatalf("report still %s after %d marker searches and %d lost link writes; want failed after 4 attempts",
+				st.State, n, hook.lost.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !strings.Contains(st.Reason, "gave up after 4 attempts") {
+		t.Errorf("reason = %q", st.Reason)
+	}
+	if got := e.calls(http.MethodPost, createPath); got != 1 {
+		t.Errorf("%d creates, want 1: later attempts find the ticket by its marker", got)
+	}
+	if got := searches(); got > searchBound {
+		t.Errorf("%d marker searches, want at most %d", got, searchBound)
+	}
+	if hook.lost.Load() == 0 {
+		t.Error("no link write was ever failed: the test injected nothing")
+	}
+	if err := w.Healthy(); err != nil {
+		t.Errorf("Healthy = %v; a storage problem is not a JSM configuration error", err)
 	}
 }
 

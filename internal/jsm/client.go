@@ -204,8 +204,8 @@ type call struct {
 }
 
 // do runs c and decodes a 2xx JSON answer into out (when not nil). Any other outcome is
-// an *Error classified by status or transport failure alone; error bodies are discarded
-// unread because they may echo personal data.
+// an *Error classified by status or transport failure; of an error body only a 400's is
+// read, for its Subject, and none of its text is kept because it may echo personal data.
 func (c *Client) do(ctx context.Context, cl call, out any) error {
 	if err := ctx.Err(); err != nil {
 		return &Error{Op: cl.op, Kind: Transient, cause: err}
@@ -254,7 +254,14 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		slog.Int("status", resp.StatusCode), slog.Duration("elapsed", c.now().Sub(start)))
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return statusError(cl.op, resp.Response, writeOnceCall, c.now())
+		e := statusError(cl.op, resp.Response, writeOnceCall, c.now())
+		if resp.StatusCode == http.StatusBadRequest {
+			// Read only to learn what was refused (the desk, the customer, a field); none
+			// of the text is kept, since it may echo personal data.
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
+			e.Subject = subjectOf(body)
+		}
+		return e
 	}
 	if out == nil {
 		return nil

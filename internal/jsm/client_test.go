@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -163,6 +164,59 @@ func TestCreateRequestRaisesOnBehalf(t *testing.T) {
 	want := []string{id, "Export fails", "h3. Steps\n# open\n# export\n\nsb-marker-7Q2", "10", "11"}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("request (-got +want):\n%s", diff)
+	}
+}
+
+// A 400 to a create says what JSM refused, so the worker can tell a wrong desk setting
+// (every report fails) from one report's customer or fields; the body's text is not kept.
+func TestCreateRefusalsNameTheirSubject(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		req  func(id string) NewRequest
+		want Subject
+	}{
+		{"wrong request type", func(c *Config) { c.RequestTypeID = "99" },
+			func(id string) NewRequest { return NewRequest{Summary: "s", Description: "d", RaiseOnBehalfOf: id} }, SubjectConfig},
+		{"account deleted since it was cached", nil,
+			func(string) NewRequest {
+				return NewRequest{Summary: "s", Description: "d", RaiseOnBehalfOf: "557058:0000-deleted"}
+			}, SubjectCustomer},
+		{"description too long", nil,
+			func(id string) NewRequest {
+				return NewRequest{Summary: "s", Description: strings.Repeat("x", 40000), RaiseOnBehalfOf: id}
+			}, SubjectInput},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, jsmsandbox.Options{}, tt.edit)
+			id := e.customer(t, "hal@customer.example")
+			_, err := e.c.CreateRequest(context.Background(), tt.req(id))
+			var je *Error
+			if !errors.As(err, &je) || je.Status != http.StatusBadRequest || je.Kind != Permanent || je.Subject != tt.want {
+				t.Fatalf("err = %#v; want a Permanent 400 about %v", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "557058") {
+				t.Errorf("error text %q repeats the response body", err)
+			}
+		})
+	}
+}
+
+// Jira's 255-character summary limit counts UTF-16 code units: a title of 255 emoji is
+// shortened to fit instead of being refused.
+func TestCreateRequestFitsEmojiSummary(t *testing.T) {
+	e := newEnv(t, jsmsandbox.Options{}, nil)
+	id := e.customer(t, "ivy@customer.example")
+	_, err := e.c.CreateRequest(context.Background(), NewRequest{
+		Summary: strings.Repeat("😀", 255), Description: "d", RaiseOnBehalfOf: id,
+	})
+	if err != nil {
+		t.Fatalf("CreateRequest: %v", err)
+	}
+	got := e.sb.Requests()[0].Summary
+	if n := len(utf16.Encode([]rune(got))); n > maxSummary || !strings.HasSuffix(got, "😀…") {
+		t.Errorf("summary has %d UTF-16 units: %q", n, got)
 	}
 }
 

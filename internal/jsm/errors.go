@@ -3,11 +3,13 @@ package jsm
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -44,15 +46,48 @@ func (k Kind) String() string {
 // found by email, for example while Atlassian's search has not caught up yet.
 var ErrConflict = errors.New("jsm: conflict")
 
-// Error is every failure this package returns. Its text names the operation and the HTTP
-// status only: Atlassian's error bodies can echo request data (email addresses, field
-// values), so they are never read into an error.
+// Subject is what the error body of a 400 answer names: what JSM refused. It is all that is
+// kept of the body.
+type Subject int
+
+const (
+	// SubjectUnknown means the answer was not a 400, or its body named nothing recognised.
+	SubjectUnknown Subject = iota
+	// SubjectConfig is the service desk or the request type: no report can get past it
+	// until an operator fixes the configuration.
+	SubjectConfig
+	// SubjectCustomer is the account a request is raised on behalf of (it may have been
+	// deleted or merged since it was looked up).
+	SubjectCustomer
+	// SubjectInput is a field of the one request (its summary, its description).
+	SubjectInput
+)
+
+// String names the subject for error texts and logs.
+func (s Subject) String() string {
+	switch s {
+	case SubjectConfig:
+		return "desk configuration"
+	case SubjectCustomer:
+		return "customer"
+	case SubjectInput:
+		return "request fields"
+	}
+	return "unknown"
+}
+
+// Error is every failure this package returns. Its text names the operation, the HTTP
+// status and, for a 400, what the answer was about (Subject): Atlassian's error bodies can
+// echo request data (email addresses, field values), so no text of theirs is kept.
 type Error struct {
 	Op         string        // what was attempted, e.g. "create request"
 	Status     int           // HTTP status of the last attempt; 0 when no response arrived
 	RetryAfter time.Duration // the server's Retry-After, when it sent one
 	Kind       Kind
-	cause      error // transport error without its URL, or a validation error
+	// Subject is what a 400 answer's errorMessage, i18n key or errors fields name; it tells
+	// a broken configuration (every report fails) from one report's data (only it fails).
+	Subject Subject
+	cause   error // transport error without its URL, or a validation error
 }
 
 // Error says what failed without any response body.
@@ -60,6 +95,8 @@ func (e *Error) Error() string {
 	switch {
 	case e.Status != 0 && e.RetryAfter > 0:
 		return fmt.Sprintf("jsm %s: status %d (%s, retry after %s)", e.Op, e.Status, e.Kind, e.RetryAfter)
+	case e.Status != 0 && e.Subject != SubjectUnknown:
+		return fmt.Sprintf("jsm %s: status %d (%s, about the %s)", e.Op, e.Status, e.Kind, e.Subject)
 	case e.Status != 0:
 		return fmt.Sprintf("jsm %s: status %d (%s)", e.Op, e.Status, e.Kind)
 	case e.cause != nil:
@@ -116,6 +153,71 @@ func statusError(op string, resp *http.Response, writeOnce bool, now time.Time) 
 	// 3xx (we never follow redirects: a moved site is a configuration fix) and other 4xx
 	// stay Permanent.
 	return e
+}
+
+// maxErrorBodyBytes bounds how much of a 400's body is read to find its Subject; JSM's error
+// bodies are a few hundred bytes.
+const maxErrorBodyBytes = 64 << 10
+
+// subjectOf reads what a 400's body names. JSM answers {"errorMessage", "i18nErrorMessage":
+// {"i18nKey"}}, Jira {"errorMessages": [...], "errors": {field: message}}. Field names and
+// i18n keys are stable identifiers and are read first; the English messages are a fallback,
+// since Atlassian rewords them without notice. A customer is checked before the desk
+// because messages about a customer often mention the desk too ("not a customer of this
+// service desk"), while a desk or request-type problem never names a user.
+func subjectOf(body []byte) Subject {
+	var b struct {
+		ErrorMessage string `json:"errorMessage"`
+		I18n         struct {
+			Key string `json:"i18nKey"`
+		} `json:"i18nErrorMessage"`
+		ErrorMessages []string          `json:"errorMessages"`
+		Errors        map[string]string `json:"errors"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return SubjectUnknown
+	}
+	fields := make([]string, 0, len(b.Errors))
+	msgs := append([]string{b.ErrorMessage}, b.ErrorMessages...)
+	for f, m := range b.Errors {
+		fields = append(fields, strings.ToLower(f))
+		msgs = append(msgs, m)
+	}
+	key := strings.ToLower(b.I18n.Key)
+	text := strings.ToLower(strings.Join(msgs, "\n"))
+	has := func(s string, words ...string) bool {
+		for _, w := range words {
+			if strings.Contains(s, w) {
+				return true
+			}
+		}
+		return false
+	}
+	anyField := func(words ...string) bool {
+		for _, f := range fields {
+			if has(f, words...) {
+				return true
+			}
+		}
+		return false
+	}
+	customer := []string{"raiseonbehalfof", "reporter", "participant", "customer", "user", "account"}
+	desk := []string{"servicedesk", "service.desk", "service desk", "service project", "requesttype", "request.type", "request type"}
+	switch {
+	case anyField(customer...) || has(key, customer...):
+		return SubjectCustomer
+	case anyField(desk...) || has(key, desk...):
+		return SubjectConfig
+	case len(fields) > 0:
+		return SubjectInput
+	case has(text, customer...):
+		return SubjectCustomer
+	case has(text, desk...):
+		return SubjectConfig
+	case text != "" || key != "":
+		return SubjectInput
+	}
+	return SubjectUnknown
 }
 
 // transportError classifies a call that got no HTTP answer. The cause is kept without the

@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"unicode/utf8"
+	"unicode/utf16"
 )
 
 // NewRequest is a customer request to raise.
@@ -35,7 +35,8 @@ type Status struct {
 	Done     bool   // the request is resolved or closed
 }
 
-// maxSummary is Jira's limit on the summary field, in characters.
+// maxSummary is Jira's limit on the summary field, in characters as Java counts them:
+// UTF-16 code units, so an emoji counts two.
 const maxSummary = 255
 
 var (
@@ -96,14 +97,29 @@ func (c *Client) CreateRequest(ctx context.Context, r NewRequest) (Ticket, error
 }
 
 // cleanSummary fits user text into Jira's summary field, which rejects line breaks and
-// more than 255 characters; a report must not fail over its title.
+// more than 255 UTF-16 code units; a report must not fail over its title. The cut falls
+// between characters, never inside one or between the halves of a surrogate pair.
 func cleanSummary(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) <= maxSummary {
-		return s
+	used := 0
+	for i, r := range s {
+		if used += utf16.RuneLen(r); used > maxSummary {
+			return cutUTF16(s[:i], maxSummary-1) + "…" // the ellipsis is one unit
+		}
 	}
-	r := []rune(s)
-	return string(r[:maxSummary-1]) + "…"
+	return s
+}
+
+// cutUTF16 returns the longest prefix of s, whole characters only, of at most n UTF-16
+// code units.
+func cutUTF16(s string, n int) string {
+	used := 0
+	for i, r := range s {
+		if used += utf16.RuneLen(r); used > n {
+			return s[:i]
+		}
+	}
+	return s
 }
 
 // FindByMarker looks for the request whose text contains marker. Jira's search is

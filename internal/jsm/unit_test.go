@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/supportbridge/supportbridge/internal/secret"
 )
@@ -142,6 +144,34 @@ func TestStatusError(t *testing.T) {
 	}
 }
 
+// What a 400 is about decides whether one report fails or /readyz turns red, so the
+// bodies JSM and Jira answer are read for what they name: field names and i18n keys first,
+// the English text as a fallback.
+func TestSubjectOf(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       Subject
+	}{
+		{"desk by key", `{"errorMessage":"The service desk does not exist.","i18nErrorMessage":{"i18nKey":"sd.service.desk.not.found","parameters":[]}}`, SubjectConfig},
+		{"request type by key", `{"errorMessage":"x","i18nErrorMessage":{"i18nKey":"sd.request.type.not.found","parameters":[]}}`, SubjectConfig},
+		{"request type by field", `{"errorMessages":[],"errors":{"requestTypeId":"invalid"}}`, SubjectConfig},
+		{"field not on the request type", `{"errorMessage":"Your request could not be created. Field 'x' is not valid for this request type.","i18nErrorMessage":{"i18nKey":"sd.validation.request.creation.failure","parameters":[]}}`, SubjectConfig},
+		{"unknown account", `{"errorMessage":"raiseOnBehalfOf names an account that does not exist.","i18nErrorMessage":{"i18nKey":"sd.request.create.invalid.user","parameters":[]}}`, SubjectCustomer},
+		{"not a customer of this service desk", `{"errorMessage":"The customer is not a customer of this service desk."}`, SubjectCustomer},
+		{"reporter by field", `{"errorMessages":[],"errors":{"reporter":"The reporter specified is not a user."}}`, SubjectCustomer},
+		{"summary too long", `{"errorMessage":"Your request could not be created. Please check the fields have been correctly filled in. Summary must be less than 255 characters.","i18nErrorMessage":{"i18nKey":"sd.validation.request.creation.failure","parameters":[]}}`, SubjectInput},
+		{"summary by field", `{"errorMessages":[],"errors":{"summary":"Summary must be less than 255 characters."}}`, SubjectInput},
+		{"empty", ``, SubjectUnknown},
+		{"not JSON", `<html>Bad Request</html>`, SubjectUnknown},
+		{"empty object", `{}`, SubjectUnknown},
+	}
+	for _, tt := range tests {
+		if got := subjectOf([]byte(tt.body)); got != tt.want {
+			t.Errorf("%s: subjectOf = %v; want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
 func TestErrorTextHasNoURL(t *testing.T) {
 	err := transportError("search users", &url.Error{Op: "Get", URL: "https://x/rest?query=ann@example.com", Err: io.EOF}, false)
 	if strings.Contains(err.Error(), "ann@example.com") || strings.Contains(err.Error(), "https://x") {
@@ -175,6 +205,18 @@ func TestCleanSummaryAndFilename(t *testing.T) {
 	long := strings.Repeat("é", 300)
 	if got := cleanSummary(long); len([]rune(got)) != maxSummary {
 		t.Errorf("cleanSummary of 300 runes has %d runes; want %d", len([]rune(got)), maxSummary)
+	}
+	// Jira counts UTF-16 code units: 255 emoji are 510 of them. The cut never splits a
+	// surrogate pair, wherever it falls.
+	for _, in := range []string{strings.Repeat("😀", 255), "a" + strings.Repeat("😀", 254), strings.Repeat("😀", 127) + "a"} {
+		got := cleanSummary(in)
+		units := len(utf16.Encode([]rune(got)))
+		if units > maxSummary || !utf8.ValidString(got) || strings.ContainsRune(got, utf8.RuneError) {
+			t.Errorf("cleanSummary(%d runes) = %d UTF-16 units, valid %v", len([]rune(in)), units, utf8.ValidString(got))
+		}
+		if fits := len(utf16.Encode([]rune(in))) <= maxSummary; fits && got != in || !fits && units < maxSummary-1 {
+			t.Errorf("cleanSummary(%q) = %q (%d units)", in, got, units)
+		}
 	}
 	for in, want := range map[string]string{
 		`C:\Users\ann\log.txt`:  "log.txt",

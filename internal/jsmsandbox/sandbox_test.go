@@ -198,6 +198,8 @@ func TestCreateRequestRejects(t *testing.T) {
 		{"no summary", func(_, f map[string]any) { delete(f, "summary") }},
 		{"summary with a newline", func(_, f map[string]any) { f["summary"] = "two\nlines" }},
 		{"summary too long", func(_, f map[string]any) { f["summary"] = strings.Repeat("x", 256) }},
+		// Jira counts UTF-16 code units, as Java does: 255 emoji are 510 characters to it.
+		{"summary too long in UTF-16", func(_, f map[string]any) { f["summary"] = strings.Repeat("😀", 128) }},
 		{"description not a string", func(_, f map[string]any) { f["description"] = map[string]any{"type": "doc"} }},
 		{"field not on the request type", func(_, f map[string]any) { f["customfield_10010"] = "x" }},
 	}

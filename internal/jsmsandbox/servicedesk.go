@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -21,7 +22,7 @@ import (
 // clients is the status and the error shape, since JSM's wording changes without notice.
 
 const (
-	maxSummaryRunes     = 255   // Jira's limit on the summary field
+	maxSummaryUnits     = 255   // Jira's limit on the summary field, in UTF-16 code units (Java chars)
 	maxTextRunes        = 32767 // Jira's limit on description and comment bodies
 	maxTemporaryFiles   = 60    // attachTemporaryFile's documented limit per call
 	defaultPageLimit    = 50
@@ -278,7 +279,8 @@ func requestFields(values map[string]json.RawMessage) (summary, description, pro
 		return "", "", "Summary is required."
 	case strings.ContainsAny(summary, "\r\n"):
 		return "", "", "The summary is invalid because it contains newline characters."
-	case utf8.RuneCountInString(summary) > maxSummaryRunes:
+	case len(utf16.Encode([]rune(summary))) > maxSummaryUnits:
+		// Jira counts a Java String's length: an emoji is two characters.
 		return "", "", "Summary must be less than 255 characters."
 	case utf8.RuneCountInString(description) > maxTextRunes:
 		return "", "", "Description: the entered text is too long. It exceeds the allowed limit of 32,767 characters."

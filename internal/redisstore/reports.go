@@ -77,8 +77,9 @@ type Reports struct {
 	// enqueueBatch shares round trips between concurrent one-step enqueues.
 	enqueueBatch *scriptBatcher
 
-	// staged makes Enqueue take the staged path. It is set for Cluster clients and on
-	// demand, and once the server refuses the one-step script.
+	// staged makes Enqueue take the staged path, and Record link a ticket before recording
+	// it instead of in the same script. It is set for Cluster clients and on demand, and
+	// once the server refuses a multi-slot script.
 	staged atomic.Bool
 
 	// crashAfter, set by tests only, makes Enqueue stop dead after the named step ("admit"
@@ -171,11 +172,10 @@ func (s *Reports) intentsKey() string { return "sb:" + s.queueTag + ":intents" }
 
 func reportKey(tenantKey, id string) string      { return reportKeyOf(tenantTag(tenantKey), id) }
 func reportFilesKey(tenantKey, id string) string { return reportFilesKeyOf(tenantTag(tenantKey), id) }
-func idemKey(tenantKey, key string) string       { return idemKeyOf(tenantTag(tenantKey), key) }
 func rateTenantKey(tenantKey string) string      { return rateTenantKeyOf(tenantTag(tenantKey)) }
 func reportKeyOf(tag, id string) string          { return "sb:" + tag + ":report:" + id }
 func reportFilesKeyOf(tag, id string) string     { return "sb:" + tag + ":report:" + id + ":files" }
-func idemKeyOf(tag, key string) string           { return "sb:" + tag + ":idem:" + sha256Hex(key) }
+func idemKeyOf(tag, user, key string) string     { return "sb:" + tag + ":idem:" + userScoped(user, key) }
 func rateUserKeyOf(tag, user string) string      { return "sb:" + tag + ":rl:user:" + sha256Hex(user) }
 func rateTenantKeyOf(tag string) string          { return "sb:" + tag + ":rl:tenant" }
 func reportIndexKey(id string) string            { return "sb:idx:filed-by:" + id }
@@ -197,6 +197,13 @@ func (s *Reports) TenantOfReport(ctx context.Context, id string) (string, error)
 
 func customerKey(tenantKey, mac string) string {
 	return "sb:" + tenantTag(tenantKey) + ":customer:" + mac
+}
+
+// userScoped hashes a user and a key chosen by that user's app together, unambiguously
+// (no pair of strings can pass for another user's), so the key names one user's request.
+func userScoped(user, key string) string {
+	b, _ := json.Marshal([]string{user, key})
+	return sha256Hex(string(b))
 }
 
 func sha256Hex(s string) string {
@@ -248,8 +255,9 @@ func unavailable(op string, err error) error {
 }
 
 // Enqueue stores and queues a report, all or nothing (see Reports). With an idempotency key
-// seen before it returns the first report's id and replayed=true, or ErrIdempotencyInFlight
-// while that first report is still being stored. A report id, when the caller sets one,
+// the same user (the report's accountId) sent before it returns the first report's id and
+// replayed=true, or ErrIdempotencyInFlight while that first report is still being stored;
+// another user's report with the same key is a report of its own. A report id, when the caller sets one,
 // must be new (report.NewID): a report found under it is taken for this call's own earlier
 // attempt.
 func (s *Reports) Enqueue(ctx context.Context, sub report.Submission, lim report.Limits) (string, bool, error) {
@@ -328,7 +336,7 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	if res[0] != "ok" {
 		// An idempotent repeat is still answered while overloaded: it adds nothing.
 		if sub.IdempotencyKey != "" {
-			if id, replayed, err := s.lookupIdempotent(ctx, r.TenantKey, sub.IdempotencyKey, sub.BodyHash); err != nil || id != "" {
+			if id, replayed, err := s.lookupIdempotent(ctx, r.TenantKey, tkeys[2], sub.BodyHash); err != nil || id != "" {
 				return id, replayed, err
 			}
 		}
@@ -488,6 +496,11 @@ func (s *Reports) publishIndexed(ctx context.Context, in intent, lim report.Limi
 	return publishAnswer(res, s.overloadRA)
 }
 
+// tenantReportKeys are the keys of r in its tenant's slot. The idempotency record and the
+// user's rate window belong to the reporting user (the accountId from the verified token,
+// or the email for a report without one): an Idempotency-Key is chosen by the user's app,
+// so another user of the tenant who happens to send the same key is another request, not a
+// repeat of the first user's.
 func (s *Reports) tenantReportKeys(r report.Report, idem string) []string {
 	user := r.AccountID
 	if user == "" {
@@ -496,7 +509,7 @@ func (s *Reports) tenantReportKeys(r report.Report, idem string) []string {
 	tag := tenantTag(r.TenantKey) // hashed once for the five keys
 	return []string{
 		reportKeyOf(tag, r.ID), reportFilesKeyOf(tag, r.ID),
-		idemKeyOf(tag, idem), rateUserKeyOf(tag, user), rateTenantKeyOf(tag),
+		idemKeyOf(tag, user, idem), rateUserKeyOf(tag, user), rateTenantKeyOf(tag),
 	}
 }
 
@@ -544,9 +557,10 @@ func (s *Reports) dropIntent(ctx context.Context, in intent) error {
 	return nil
 }
 
-// lookupIdempotent answers a repeat without writing: ("", false, nil) when key is unknown.
+// lookupIdempotent answers a repeat without writing: ("", false, nil) when the
+// idempotency record at key (see tenantReportKeys) is unknown.
 func (s *Reports) lookupIdempotent(ctx context.Context, tenantKey, key, bodyHash string) (string, bool, error) {
-	rec, err := s.rdb.Get(ctx, idemKey(tenantKey, key)).Result()
+	rec, err := s.rdb.Get(ctx, key).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
 	}
@@ -722,6 +736,17 @@ func (s *Reports) CachedCustomer(ctx context.Context, tenantKey, email string) (
 func (s *Reports) CacheCustomer(ctx context.Context, tenantKey, email, accountID string) error {
 	if err := s.rdb.Set(ctx, customerKey(tenantKey, s.customerMAC(email)), accountID, s.customerTTL).Err(); err != nil {
 		return unavailable("write customer cache", err)
+	}
+	return nil
+}
+
+// ForgetCustomer drops the cached accountId of email when it is still accountID: JSM
+// refused a request raised on behalf of that account (deleted or merged since it was
+// cached), so the next lookup must ask JSM again.
+func (s *Reports) ForgetCustomer(ctx context.Context, tenantKey, email, accountID string) error {
+	err := forgetCustomerScript.Run(ctx, s.rdb, []string{customerKey(tenantKey, s.customerMAC(email))}, accountID).Err()
+	if err != nil {
+		return unavailable("forget cached customer", err)
 	}
 	return nil
 }

@@ -228,22 +228,44 @@ redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
 return redis.call('HINCRBY', KEYS[1], 'tries', 1)
 `)
 
-// recordScript (tenant, fenced) writes step records. A finished step resets the tries.
+// recordScript (tenant, fenced) writes step records and, given a tenant, links the ticket
+// to it in the same step, so a recorded ticket is never left unlinked (consent requests on
+// it would be refused) and a retried record finds the link already there. A record that
+// adds a step record the report did not have yet resets the tries; writing one again (a
+// retry after a lost answer, a re-upload) does not, so a delivery that keeps recording the
+// same steps still runs out of attempts.
 //
-// KEYS: report. ARGV: fence, now, progressed, nset, then nset field/value pairs, then
-// fields to delete.
+// KEYS: report, then the ticket link when ARGV[4] is not empty (single server only: the
+// link is in another slot). ARGV: fence, now, nset, the tenant to link the ticket to (or empty), then nset
+// field/value pairs, then fields to delete. Answers the tries after the write, -1 when the
+// fence is stale, -2 when the ticket is linked to another tenant (nothing is written).
 var recordScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then return 0 end
-local nset = tonumber(ARGV[4])
+if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then return -1 end
+local link = ARGV[4]
+local linked = false
+if link ~= '' then
+  local cur = redis.call('GET', KEYS[2])
+  if cur and cur ~= link then return -2 end
+  linked = cur ~= false
+end
+local nset = tonumber(ARGV[3])
 local i = 5
+local progressed = false
 for _ = 1, nset do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  local f = ARGV[i]
+  if (f == 'customer' or f == 'ticketKey' or string.sub(f, 1, 7) == 'upload:'
+      or string.sub(f, 1, 5) == 'done:')
+    and redis.call('HEXISTS', KEYS[1], f) == 0 then
+    progressed = true
+  end
+  redis.call('HSET', KEYS[1], f, ARGV[i + 1])
   i = i + 2
 end
 for j = i, #ARGV do redis.call('HDEL', KEYS[1], ARGV[j]) end
-if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'tries', 0) end
+if link ~= '' and not linked then redis.call('SET', KEYS[2], link) end
+if progressed then redis.call('HSET', KEYS[1], 'tries', 0) end
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
-return 1
+return tonumber(redis.call('HGET', KEYS[1], 'tries') or '0')
 `)
 
 // deliveredScript (tenant, fenced) marks a report delivered and forgets what only the
@@ -335,4 +357,13 @@ local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #p == 0 then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 return 1
+`)
+
+// forgetCustomerScript (tenant) drops a customer-cache entry only while it still names the
+// account that was refused, so an entry another worker refreshed meanwhile is kept.
+//
+// KEYS: customer. ARGV: accountId.
+var forgetCustomerScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 `)

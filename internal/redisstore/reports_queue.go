@@ -194,8 +194,14 @@ func (s *Reports) Attempt(ctx context.Context, job report.Job, fence int64) (int
 	return n, nil
 }
 
-// Record writes step records of a delivery held with fence, in one atomic write.
-func (s *Reports) Record(ctx context.Context, job report.Job, fence int64, r report.StepRecord) error {
+// Record writes step records of a delivery held with fence, in one atomic write, and
+// returns the tries since a step last finished. A record with a ticket also links the
+// ticket to the tenant (consent requests on it are bound to the tenant whose user raised
+// it): on a single server in the same script, so the two cannot diverge; on Cluster, where
+// the link lives in another slot, before the record, so a recorded ticket is always linked.
+// Only a record the report did not have yet resets the tries: writing the same one again
+// (its answer was lost, or the link failed) is no progress, so the attempts stay bounded.
+func (s *Reports) Record(ctx context.Context, job report.Job, fence int64, r report.StepRecord) (int, error) {
 	now := ms(s.now())
 	var set []any
 	if r.AccountID != "" {
@@ -213,30 +219,37 @@ func (s *Reports) Record(ctx context.Context, job report.Job, fence int64, r rep
 	for _, step := range r.Pending {
 		set = append(set, "pending:"+step, now)
 	}
-	progressed := "0"
-	if r.Progressed() {
-		progressed = "1"
+	keys := []string{reportKey(job.TenantKey, job.ReportID)}
+	link := ""
+	if r.TicketKey != "" && !s.staged.Load() {
+		keys, link = append(keys, ticketKey(r.TicketKey)), job.TenantKey
 	}
-	args := append([]any{fence, now, progressed, len(set) / 2}, set...)
+	args := append([]any{fence, now, len(set) / 2, link}, set...)
 	for _, step := range r.Settled {
 		args = append(args, "pending:"+step)
 	}
-	n, err := recordScript.Run(ctx, s.rdb, []string{reportKey(job.TenantKey, job.ReportID)}, args...).Int()
-	if err != nil {
-		return unavailable("record delivery step", err)
-	}
-	if n == 0 {
-		return report.ErrSuperseded
-	}
-	if r.TicketKey != "" {
-		// The ticket now belongs to this tenant: consent requests on it are bound to the
-		// tenant whose user raised it. The link is in another slot, so it follows the record;
-		// a retried step writes it again.
+	if r.TicketKey != "" && link == "" {
 		if err := NewTickets(s.rdb).Link(ctx, r.TicketKey, job.TenantKey); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	n, err := recordScript.Run(ctx, s.rdb, keys, args...).Int()
+	if link != "" && redis.HasErrorPrefix(err, "CROSSSLOT") {
+		// A sharding proxy after all: it refused the script before running it, so nothing
+		// was written. Link first from now on, as on Cluster.
+		s.staged.Store(true)
+		return s.Record(ctx, job, fence, r)
+	}
+	if err != nil {
+		return 0, unavailable("record delivery step", err)
+	}
+	switch n {
+	case -1:
+		return 0, report.ErrSuperseded
+	case -2:
+		return 0, fmt.Errorf("link ticket %s: already linked to another tenant", r.TicketKey)
+	}
+	return n, nil
 }
 
 // Attachment returns the bytes of one stored attachment of a report.

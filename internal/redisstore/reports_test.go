@@ -311,6 +311,44 @@ func TestIdempotencyKey(t *testing.T) {
 	})
 }
 
+// An Idempotency-Key is chosen by the user's app, so it names a request of that user only:
+// another user of the tenant who sends the same key has filed a report of their own, which
+// must be stored and queued, not answered with the first user's id and dropped.
+func TestIdempotencyKeyIsPerUser(t *testing.T) {
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, _, _ := newReports(t, staged)
+		ctx := context.Background()
+		first := mustEnqueue(t, s, submission(tenantA, "u1", "key-1"), noLimits)
+		second, replayed, err := s.Enqueue(ctx, submission(tenantA, "u2", "key-1"), noLimits)
+		if err != nil || replayed || second == "" || second == first {
+			t.Fatalf("other user, same key = %q, %v, %v; want a report of its own (first is %q)", second, replayed, err, first)
+		}
+		for _, c := range []struct{ user, want string }{{"u1", first}, {"u2", second}} {
+			id, replayed, err := s.Enqueue(ctx, submission(tenantA, c.user, "key-1"), noLimits)
+			if err != nil || !replayed || id != c.want {
+				t.Errorf("%s repeats = %q, %v, %v; want %q replayed", c.user, id, replayed, err, c.want)
+			}
+		}
+		if got := xlen(t, s); got != 2 {
+			t.Errorf("queue length = %d, want 2", got)
+		}
+		for _, id := range []string{first, second} {
+			if st, err := s.Status(ctx, tenantA, id); err != nil || st.State != report.StateQueued {
+				t.Errorf("Status(%s) = %+v, %v; want queued", id, st, err)
+			}
+		}
+		// While the queue is full a repeat is still answered, and only with the user's own report.
+		full := report.Limits{MaxQueueLength: 1}
+		if id, replayed, err := s.Enqueue(ctx, submission(tenantA, "u2", "key-1"), full); err != nil || !replayed || id != second {
+			t.Errorf("u2 repeats while full = %q, %v, %v; want %q replayed", id, replayed, err, second)
+		}
+		var over *report.OverloadedError
+		if id, _, err := s.Enqueue(ctx, submission(tenantA, "u3", "key-1"), full); !errors.As(err, &over) {
+			t.Errorf("u3 while full = %q, %v; want OverloadedError, not another user's report", id, err)
+		}
+	})
+}
+
 // Only the staged path can stop half-way; the repeat meets it on either path (replicas of a
 // rolling upgrade, or a Cluster-to-single-node move, may differ).
 func TestIdempotencyKeyWhileFirstIsStillBeingStored(t *testing.T) {
@@ -588,8 +626,8 @@ func TestDeliveryLifecycle(t *testing.T) {
 		}
 		clock.Advance(time.Second)
 		rec := report.StepRecord{AccountID: "qm:acc", Pending: []string{"create"}}
-		if err := s.Record(ctx, d.Job, d.Fence, rec); err != nil {
-			t.Fatal(err)
+		if tries, err := s.Record(ctx, d.Job, d.Fence, rec); err != nil || tries != 0 {
+			t.Fatalf("Record = %d, %v; want 0 tries after a new step", tries, err)
 		}
 		if tries, err := s.Attempt(ctx, d.Job, d.Fence); err != nil || tries != 1 {
 			t.Errorf("Attempt = %d, %v; want 1 (the customer step reset the tries)", tries, err)
@@ -615,7 +653,7 @@ func TestDeliveryLifecycle(t *testing.T) {
 		if d2.Fence != 2 || d2.Attempts != 3 {
 			t.Errorf("fence %d attempts %d, want 2 and 3", d2.Fence, d2.Attempts)
 		}
-		if err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{TicketKey: "SUP-9"}); !errors.Is(err, report.ErrSuperseded) {
+		if _, err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{TicketKey: "SUP-9"}); !errors.Is(err, report.ErrSuperseded) {
 			t.Errorf("Record with the old fence: %v, want ErrSuperseded", err)
 		}
 		if ok, err := s.Touch(ctx, "w1", d.Job); err != nil || ok {
@@ -625,7 +663,7 @@ func TestDeliveryLifecycle(t *testing.T) {
 			t.Errorf("Touch by the owner = %v, %v; want true", ok, err)
 		}
 
-		err = s.Record(ctx, d2.Job, d2.Fence, report.StepRecord{
+		_, err = s.Record(ctx, d2.Job, d2.Fence, report.StepRecord{
 			TicketKey: "SUP-1", TicketURL: "https://desk.example/SUP-1", Settled: []string{"create"},
 			Uploads: map[string]report.Upload{"f1": {TempID: "temp1", At: clock.Now()}}, Done: []string{"attach:f1"},
 		})
@@ -679,7 +717,7 @@ func TestFailedReportGoesToDeadLettersAndCanBeRetried(t *testing.T) {
 		}
 		id := mustEnqueue(t, s, submission(tenantA, "u1", "", "abc"), noLimits)
 		d := take(t, s, "w1")
-		if err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{AccountID: "qm:acc"}); err != nil {
+		if _, err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{AccountID: "qm:acc"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Retry(ctx, tenantA, id); !errors.Is(err, report.ErrNotFailed) {
@@ -723,6 +761,65 @@ func TestFailedReportGoesToDeadLettersAndCanBeRetried(t *testing.T) {
 		// The old entry, moved to the dead letters, cannot be begun again.
 		if _, err := s.Begin(ctx, d.Job); !errors.Is(err, report.ErrSettled) {
 			t.Errorf("Begin of the old entry: %v, want ErrSettled", err)
+		}
+	})
+}
+
+// A recorded ticket is linked to the report's tenant in the same write, and recording a
+// step again is no progress: the tries keep counting, so a delivery that can only repeat
+// itself still runs out of attempts.
+func TestRecordLinksTheTicketAndRepeatsAreNoProgress(t *testing.T) {
+	bothPaths(t, func(t *testing.T, staged bool) {
+		s, rdb, _ := newReports(t, staged)
+		ctx := context.Background()
+		if err := s.EnsureGroup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mustEnqueue(t, s, submission(tenantA, "u1", ""), noLimits)
+		d := take(t, s, "w1")
+		if tries, err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{AccountID: "qm:acc"}); err != nil || tries != 0 {
+			t.Fatalf("Record customer = %d, %v; want 0", tries, err)
+		}
+		if _, err := s.Attempt(ctx, d.Job, d.Fence); err != nil {
+			t.Fatal(err)
+		}
+		ticket := report.StepRecord{TicketKey: "SUP-7", TicketURL: "https://desk.example/SUP-7", Settled: []string{"create"}}
+		if tries, err := s.Record(ctx, d.Job, d.Fence, ticket); err != nil || tries != 0 {
+			t.Fatalf("Record ticket = %d, %v; want 0", tries, err)
+		}
+		if got, err := NewTickets(rdb).TenantOf(ctx, "SUP-7"); err != nil || got != tenantA {
+			t.Errorf("TenantOf = %q, %v; want %q", got, err, tenantA)
+		}
+		for want := 1; want <= 3; want++ {
+			if _, err := s.Attempt(ctx, d.Job, d.Fence); err != nil {
+				t.Fatal(err)
+			}
+			// The same ticket and customer once more (an answer lost on the way back), and a
+			// pending mark: none of it is a step the report did not have.
+			again := ticket
+			again.AccountID, again.Pending = "qm:acc", []string{"comment"}
+			if tries, err := s.Record(ctx, d.Job, d.Fence, again); err != nil || tries != want {
+				t.Fatalf("Record again = %d, %v; want %d tries", tries, err, want)
+			}
+		}
+		if tries, err := s.Record(ctx, d.Job, d.Fence, report.StepRecord{Done: []string{"comment"}}); err != nil || tries != 0 {
+			t.Errorf("Record of a new step = %d, %v; want 0", tries, err)
+		}
+
+		// Another tenant's report cannot record (or take over) the ticket.
+		idB := mustEnqueue(t, s, submission(tenantB, "u2", ""), noLimits)
+		dB := take(t, s, "w1")
+		if dB.ReportID != idB {
+			t.Fatalf("took %s, want %s", dB.ReportID, idB)
+		}
+		if _, err := s.Record(ctx, dB.Job, dB.Fence, ticket); err == nil {
+			t.Error("Record of another tenant's ticket: nil error")
+		}
+		if st, _ := s.Status(ctx, tenantB, idB); st.TicketKey != "" {
+			t.Errorf("refused record stored ticket %q", st.TicketKey)
+		}
+		if got, _ := NewTickets(rdb).TenantOf(ctx, "SUP-7"); got != tenantA {
+			t.Errorf("ticket relinked to %q", got)
 		}
 	})
 }
@@ -781,6 +878,27 @@ func TestCustomerCache(t *testing.T) {
 	other := NewReports(rdb, ReportsOptions{CustomerKey: []byte("another-key")})
 	if _, ok, _ := other.CachedCustomer(ctx, tenantA, "dana@customer.example"); ok {
 		t.Error("cache entry found with another HMAC key")
+	}
+}
+
+// ForgetCustomer drops an entry JSM refused, but not one another worker has refreshed since.
+func TestForgetCustomerDropsOnlyTheRefusedAccount(t *testing.T) {
+	s, _, _ := newReports(t, false)
+	ctx := context.Background()
+	if err := s.CacheCustomer(ctx, tenantA, "dana@customer.example", "qm:fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ForgetCustomer(ctx, tenantA, "Dana@customer.example", "qm:stale"); err != nil {
+		t.Fatal(err)
+	}
+	if id, ok, _ := s.CachedCustomer(ctx, tenantA, "dana@customer.example"); !ok || id != "qm:fresh" {
+		t.Errorf("after forgetting another account: %q, %v; want the refreshed entry kept", id, ok)
+	}
+	if err := s.ForgetCustomer(ctx, tenantA, "dana@customer.example", "qm:fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if id, ok, _ := s.CachedCustomer(ctx, tenantA, "dana@customer.example"); ok {
+		t.Errorf("after forgetting it: %q still cached", id)
 	}
 }
 

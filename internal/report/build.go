@@ -42,8 +42,9 @@ type BuildContext struct {
 // header is otherwise bounded only by the server's header limit.
 const maxUserAgent = 1024
 
-// maxSummary is JSM's limit on a request summary; scrubbing can lengthen a summary (a secret
-// of 8 bytes becomes "[redacted]"), so it is cut again afterwards.
+// maxSummary is JSM's limit on a request summary, in UTF-16 code units as Jira counts (an
+// emoji is two); scrubbing can lengthen a summary (a secret of 8 bytes becomes
+// "[redacted]"), so it is cut again afterwards.
 const maxSummary = 255
 
 // Build turns a validated Input into the Report to queue: it picks the reporter's email,
@@ -97,7 +98,7 @@ func Build(in Input, atts []Attachment, c BuildContext) (Report, []Attachment, e
 		EmailSource: source,
 		ReceivedAt:  c.Now.UTC(),
 		Marker:      c.Marker,
-		Summary:     clipRunes(s.String(in.Summary), maxSummary),
+		Summary:     cutToLen(s.String(in.Summary), maxSummary),
 		Description: s.String(in.Description),
 		Operation: Operation{
 			Name:         s.String(in.Operation.Name),
@@ -176,18 +177,6 @@ func parseTime(v, path string, errs *fieldErrors) time.Time {
 		return time.Time{}
 	}
 	return t.UTC()
-}
-
-// clipRunes cuts s to at most n characters.
-func clipRunes(s string, n int) string {
-	i := 0
-	for j := range s {
-		if i == n {
-			return s[:j]
-		}
-		i++
-	}
-	return s
 }
 
 // NewID returns a new report id: 128 random bits in lower-case base32, safe in URLs and

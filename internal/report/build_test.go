@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -297,6 +299,31 @@ func TestBuildSummaryStaysWithinJSMLimit(t *testing.T) {
 	}
 	if n := len([]rune(r.Summary)); n > 255 || strings.Contains(r.Summary, sec) {
 		t.Errorf("summary has %d characters or the secret: %q", n, r.Summary)
+	}
+}
+
+// Jira counts a summary's 255 characters in UTF-16 code units: a summary of 255 runes
+// with emoji is too long for it, and is cut without splitting a character.
+func TestBuildSummaryCountsUTF16(t *testing.T) {
+	for _, in := range []string{
+		strings.Repeat("😀", 255),       // 510 units
+		"a" + strings.Repeat("😀", 254), // the cut falls in the middle of an emoji
+		strings.Repeat("é", 255),       // 255 units: kept whole
+	} {
+		r, _, err := Build(Input{Summary: in}, nil, testContext())
+		if err != nil {
+			t.Fatal(err)
+		}
+		units := len(utf16.Encode([]rune(r.Summary)))
+		if units > 255 || !utf8.ValidString(r.Summary) || !strings.HasPrefix(in, r.Summary) {
+			t.Errorf("summary of %q: %d UTF-16 units, valid %v, a prefix %v", in, units, utf8.ValidString(r.Summary), strings.HasPrefix(in, r.Summary))
+		}
+		if len(utf16.Encode([]rune(in))) <= 255 && r.Summary != in {
+			t.Errorf("summary that fits was cut: %q", r.Summary)
+		}
+		if units < 254 {
+			t.Errorf("summary cut to %d units; want all that fits", units)
+		}
 	}
 }
 
