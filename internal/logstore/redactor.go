@@ -196,13 +196,14 @@ func (r *Redactor) pseudonym(kind, value string) string {
 	if len(r.cache) >= maxCache {
 		clear(r.cache)
 	}
-	r.norm = normalise(r.norm[:0], kind, value)
+	r.norm = append(append(r.norm[:0], kind...), 0)
+	r.norm = normalise(r.norm, kind, value)
 	r.mac.Reset()
-	r.mac.Write([]byte(kind))
-	r.mac.Write([]byte{0})
 	r.mac.Write(r.norm)
 	r.sum = r.mac.Sum(r.sum[:0])
-	p := "[" + kind + ":" + hex.EncodeToString(r.sum[:4]) + "]"
+	var h [8]byte
+	hex.Encode(h[:], r.sum[:4])
+	p := "[" + kind + ":" + string(h[:]) + "]"
 	// Cloned: the value is a slice of a whole record, which the cache must not keep alive.
 	r.cache[cacheKey{kind, strings.Clone(value)}] = p
 	return p
@@ -386,10 +387,23 @@ func (r *Redactor) legacyAccountID(s string, c int) int {
 // ("15:01:06") and MAC addresses share the alphabet; netip decides, after a cheap filter
 // that turns away nearly all of them.
 func (r *Redactor) ipv6(s string, c int) int {
-	st, en := c, c+1
+	// Each side of an address's colon is a hex digit or another colon.
+	if c == 0 || c+1 >= len(s) || !isHexByte(s[c-1]) && s[c-1] != ':' || !isHexByte(s[c+1]) && s[c+1] != ':' {
+		return 0
+	}
+	// A group has at most four digits, and a word byte before the address ("T15:04") means
+	// it is not one; both are checked before the costlier walk forward.
+	st := c
+	for st > 0 && c-st < 5 && isHexByte(s[st-1]) {
+		st--
+	}
+	if st > 0 && s[st-1] != ':' && s[st-1] != '.' && isWordByte(s[st-1]) {
+		return 0
+	}
 	for st > 0 && c-st < 45 && (isHexByte(s[st-1]) || s[st-1] == ':' || s[st-1] == '.') {
 		st--
 	}
+	en := c + 1
 	for en < len(s) && en-c < 45 && (isHexByte(s[en]) || s[en] == ':' || s[en] == '.') {
 		en++
 	}
@@ -515,15 +529,18 @@ func (r *Redactor) findHexIDs(s string) {
 			i += n
 			continue
 		}
-		st, en := i, i+1
-		for st > 0 && isLowerHexByte(s[st-1]) {
-			st--
+		en := i + 1
+		for en < len(s) && en-i < n && isLowerHexByte(s[en]) {
+			en++
+		}
+		// A run of exactly n through i starts at en-n: check its two ends before walking
+		// back over it.
+		if st := en - n; st >= 0 && en-i < n && (en == len(s) || !isWordByte(s[en])) &&
+			(st == 0 || !isWordByte(s[st-1])) && isLowerHexByte(s[st]) && allLowerHex(s[st:i]) && mixedHex(s[st:en]) {
+			r.add(st, en, kindAccount, false)
 		}
 		for en < len(s) && isLowerHexByte(s[en]) {
 			en++
-		}
-		if en-st == n && (st == 0 || !isWordByte(s[st-1])) && (en == len(s) || !isWordByte(s[en])) && mixedHex(s[st:en]) {
-			r.add(st, en, kindAccount, false)
 		}
 		i = en + n - 1
 	}
@@ -543,16 +560,52 @@ func mixedHex(s string) bool {
 	return digit && letter
 }
 
-func isDigitByte(c byte) bool    { return c >= '0' && c <= '9' }
-func isLowerHexByte(c byte) bool { return isDigitByte(c) || c >= 'a' && c <= 'f' }
-func isHexByte(c byte) bool      { return isLowerHexByte(c) || c >= 'A' && c <= 'F' }
-func isAlphaByte(c byte) bool    { return c|0x20 >= 'a' && c|0x20 <= 'z' }
-func isAlnumByte(c byte) bool    { return isDigitByte(c) || isAlphaByte(c) }
-func isWordByte(c byte) bool     { return isAlnumByte(c) || c == '_' }
+// Byte classes, looked up in one table because the scanners test most bytes of the logs.
+const (
+	cDigit    uint8 = 1 << iota // 0-9
+	cLowerHex                   // 0-9 a-f
+	cHex                        // 0-9 a-f A-F
+	cAlpha                      // A-Z a-z
+	cWord                       // A-Z a-z 0-9 _
+	cLocal                      // an email local part: A-Z a-z 0-9 . _ % + -
+)
 
-// isLocalByte accepts the bytes of an address's local part that logs actually contain.
-func isLocalByte(c byte) bool {
-	return isAlnumByte(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'
+// byteClasses is immutable after package initialisation.
+var byteClasses = func() (t [256]uint8) {
+	set := func(c uint8, chars string) {
+		for i := range len(chars) {
+			t[chars[i]] |= c
+		}
+	}
+	const (
+		upper  = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		lower  = "abcdefghijklmnopqrstuvwxyz"
+		digits = "0123456789"
+	)
+	set(cDigit, digits)
+	set(cLowerHex, digits+"abcdef")
+	set(cHex, digits+"abcdefABCDEF")
+	set(cAlpha, upper+lower)
+	set(cWord, upper+lower+digits+"_")
+	set(cLocal, upper+lower+digits+"._%+-")
+	return t
+}()
+
+func isDigitByte(c byte) bool    { return byteClasses[c]&cDigit != 0 }
+func isLowerHexByte(c byte) bool { return byteClasses[c]&cLowerHex != 0 }
+func isHexByte(c byte) bool      { return byteClasses[c]&cHex != 0 }
+func isAlphaByte(c byte) bool    { return byteClasses[c]&cAlpha != 0 }
+func isAlnumByte(c byte) bool    { return byteClasses[c]&(cAlpha|cDigit) != 0 }
+func isWordByte(c byte) bool     { return byteClasses[c]&cWord != 0 }
+func isLocalByte(c byte) bool    { return byteClasses[c]&cLocal != 0 }
+
+func allLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isLowerHexByte(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func allAlpha(s string) bool {
