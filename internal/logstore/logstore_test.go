@@ -463,3 +463,50 @@ func TestParseRFC3339(t *testing.T) {
 		}
 	}
 }
+
+// countingSource counts the bytes its readers hand out.
+type countingSource struct {
+	Source
+	n *int64
+}
+
+func (c countingSource) ReadRange(ctx context.Context, tenant, stream, name string, off, n int64) (io.ReadCloser, error) {
+	rc, err := c.Source.ReadRange(ctx, tenant, stream, name, off, n)
+	if err != nil {
+		return nil, err
+	}
+	return countingReader{rc, c.n}, nil
+}
+
+type countingReader struct {
+	io.ReadCloser
+	n *int64
+}
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	*r.n += int64(n)
+	return n, err
+}
+
+// A late window in a big plain file is found by probing, not by reading up to it, and
+// reading stops soon after the window's end.
+func TestLateWindowReadsLittle(t *testing.T) {
+	eachSource(t, func(t *testing.T, s source) {
+		r := rand.New(rand.NewPCG(3, 4))
+		day := ts(t, "2026-12-01T00:00:00Z")
+		data, all := genLog(r, day, 8<<20)
+		s.put(t, "t1/app/2026-12-01.log", data)
+		var read int64
+		st := New(countingSource{s.src, &read})
+		mid := all[len(all)*9/10].Time
+		got := readAll(t, st, "t1", "app", mid, mid.Add(time.Minute))
+		if len(got) == 0 {
+			t.Fatal("no records")
+		}
+		t.Logf("read %d of %d bytes", read, len(data))
+		if read > int64(len(data)/10) {
+			t.Errorf("read %d bytes of a %d-byte file for a one-minute window", read, len(data))
+		}
+	})
+}
