@@ -121,7 +121,7 @@ func (b *Bucket) Files(ctx context.Context, tenant, stream string) ([]File, erro
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list log files: %w", err)
+		return nil, fmt.Errorf("list objects: %w", err)
 	}
 	if len(out) == 0 {
 		// An object store has no empty folders: a stream without objects does not exist.

@@ -128,7 +128,10 @@ func (s *Store) Streams(ctx context.Context, tenant string) ([]string, error) {
 // Scope is what a request would expose: the files whose day meets its window and their
 // stored size, shown to the customer before they decide.
 type Scope struct {
+	// Files is the number of day files that meet the window.
 	Files int
+	// Bytes is their stored size, compressed where they are; a window covering part of a
+	// day still counts the whole file, which is what the grant lets the reader open.
 	Bytes int64
 }
 

@@ -34,6 +34,8 @@ type Record struct {
 
 // Cursor reads the records of one stream inside a window, in file order, which is time
 // order for logs written by one process. Call Next until it returns io.EOF, then Close.
+// A file, once opened, stays bound to the context of the Next call that opened it (for S3
+// it is one GET), so pass one request's context to every call.
 type Cursor struct {
 	src                  Source
 	tenant, stream       string
@@ -125,7 +127,7 @@ func (c *Cursor) record() (rec Record, ok bool, err error) {
 				break
 			}
 			if err != nil {
-				return Record{}, false, fmt.Errorf("read log file: %w", err)
+				return Record{}, false, fmt.Errorf("read log file: %w", pathless(err))
 			}
 			if t, ok := lineTime(line); ok {
 				c.setPending(line, t, cut)
@@ -162,7 +164,7 @@ func (c *Cursor) readTimed() error {
 		line, cut, err := c.lr.next()
 		if err != nil {
 			if err != io.EOF {
-				err = fmt.Errorf("read log file: %w", err)
+				err = fmt.Errorf("read log file: %w", pathless(err))
 			}
 			return err
 		}
@@ -209,7 +211,7 @@ func (c *Cursor) openFile(ctx context.Context, f File) error {
 	if off > 0 {
 		if _, _, err := c.lr.next(); err != nil && err != io.EOF {
 			c.closeFile()
-			return fmt.Errorf("read log file: %w", err)
+			return fmt.Errorf("read log file: %w", pathless(err))
 		}
 	}
 	return nil
@@ -274,7 +276,7 @@ func probe(ctx context.Context, src Source, tenant, stream, name string, off int
 			return time.Time{}, false, nil
 		}
 		if err != nil {
-			return time.Time{}, false, fmt.Errorf("search log file: %w", err)
+			return time.Time{}, false, fmt.Errorf("search log file: %w", pathless(err))
 		}
 		if first {
 			first = false // the rest of the line the byte before off is on
