@@ -115,6 +115,8 @@ func (c *Cursor) record() (rec Record, ok bool, err error) {
 		if !c.pendingTime.Before(c.to.Add(disorder)) {
 			return Record{}, false, nil // past the window: the rest of the file is later still
 		}
+		// A record ends where the next line with a time starts, so that line is read
+		// ahead and kept as pending for the next call.
 		rec.Time, rec.Cut = c.pendingTime, c.pendingCut
 		inWindow := !rec.Time.Before(c.from) && rec.Time.Before(c.to)
 		c.text = append(c.text[:0], c.pending...)
@@ -197,6 +199,8 @@ func (c *Cursor) openFile(ctx context.Context, f File) error {
 		c.lr = newLineReader(zr, readBuf)
 		return nil
 	}
+	// Aim early by the disorder allowance: a record just before from may be written after
+	// one just past it, and the search assumes growing times.
 	off, err := searchStart(ctx, c.src, c.tenant, c.stream, f, c.from.Add(-disorder))
 	if err != nil {
 		return err

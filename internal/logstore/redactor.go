@@ -141,6 +141,8 @@ func (r *Redactor) Record(rec Record) Record {
 // String returns text with secrets removed and, unless allowed, personal data replaced by
 // pseudonyms.
 func (r *Redactor) String(text string) string {
+	// Secrets go first, so that they never reach the HMAC and a personal-data value that
+	// holds a secret is already "[redacted]" when it is looked at.
 	s := r.scrub.String(text)
 	if !r.pseudonymise {
 		return s
