@@ -112,6 +112,7 @@ type Site struct {
 	order      []string // account ids in the order they were added, for the page
 	down       int
 	released   chan struct{} // closed when a hang ends
+	hanging    int           // calls waiting in a hang now
 	calls      []Call
 	violations []string
 }
@@ -207,6 +208,32 @@ func (s *Site) downState() (int, <-chan struct{}) {
 	return s.down, s.released
 }
 
+// hang waits until the hang ends (true) or the client gives up (false).
+func (s *Site) hang(r *http.Request, released <-chan struct{}) bool {
+	s.mu.Lock()
+	s.hanging++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.hanging--
+		s.mu.Unlock()
+	}()
+	select {
+	case <-r.Context().Done():
+		return false
+	case <-released:
+		return true
+	}
+}
+
+// Hanging returns how many calls are waiting in a hang now, so a test can tell that its
+// client reached the site before it brings the site back or lets the client time out.
+func (s *Site) Hanging() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hanging
+}
+
 // Calls returns the /rest calls received so far, oldest first.
 func (s *Site) Calls() []Call {
 	s.mu.Lock()
@@ -255,10 +282,8 @@ func (s *Site) serveREST(w http.ResponseWriter, r *http.Request, apiPath string,
 	body, readErr := io.ReadAll(http.MaxBytesReader(rec, r.Body, maxBodyBytes))
 
 	if status, released := s.downState(); status == Hang {
-		select {
-		case <-r.Context().Done():
+		if !s.hang(r, released) {
 			return
-		case <-released:
 		}
 		status, _ = s.downState()
 		if status != 0 && status != Hang {
