@@ -32,6 +32,7 @@ import (
 	"github.com/supportbridge/supportbridge/internal/forge"
 	"github.com/supportbridge/supportbridge/internal/httpapi"
 	"github.com/supportbridge/supportbridge/internal/jsm"
+	"github.com/supportbridge/supportbridge/internal/logaccess"
 	"github.com/supportbridge/supportbridge/internal/logstore"
 	"github.com/supportbridge/supportbridge/internal/pagetoken"
 	"github.com/supportbridge/supportbridge/internal/redisstore"
@@ -184,6 +185,37 @@ type app struct {
 	reports *redisstore.Reports
 	worker  *delivery.Worker // nil on api-only replicas
 	sites   *siteapi.Checker
+	logs    *logaccess.Service
+}
+
+// previewFunc adapts a function to consent.Previewer: the log reader that computes
+// previews needs the consent service, which needs the previewer, so one of them is late.
+type previewFunc func(ctx context.Context, r consent.AccessRequest) consent.Preview
+
+func (f previewFunc) Preview(ctx context.Context, r consent.AccessRequest) consent.Preview {
+	return f(ctx, r)
+}
+
+// openLogStore is the configured log store: a bucket when SB_LOG_S3_BUCKET is set,
+// otherwise the directory SB_LOG_DIR (possibly none, which holds no streams).
+func openLogStore(cfg config.Config) (*logstore.Store, error) {
+	if b := cfg.LogS3; b.Bucket != "" {
+		var opts []logstore.BucketOption
+		if b.Endpoint != "" {
+			opts = append(opts, logstore.WithEndpoint(b.Endpoint))
+		}
+		if b.PathStyle {
+			opts = append(opts, logstore.WithPathStyle())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		bucket, err := logstore.NewBucket(ctx, b.Bucket, b.Prefix, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return logstore.New(bucket), nil
+	}
+	return logstore.New(logstore.NewDir(cfg.LogDir)), nil
 }
 
 // deriveKey makes an independent key for one purpose from SB_SECRET_KEY.
@@ -252,7 +284,14 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 	if a.agents, err = agentauth.New(agentOpts); err != nil {
 		return nil, err
 	}
-	var consentDeps httpapi.ConsentDeps
+	logs, err := openLogStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		consentDeps httpapi.ConsentDeps
+		logReader   httpapi.LogReader
+	)
 	if a.jsm != nil {
 		tickets := redisstore.NewTickets(rdb)
 		a.sites = &siteapi.Checker{Tenants: dir, AppKey: cfg.ConnectAppKey,
@@ -260,7 +299,8 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		a.consent = consent.NewService(consent.Options{
 			Store:       redisstore.NewConsent(rdb),
 			Tickets:     jsm.Tickets{Client: a.jsm, TenantOf: tickets.TenantOf},
-			Streams:     logstore.Dir{Root: cfg.LogDir},
+			Streams:     logs,
+			Preview:     previewFunc(func(ctx context.Context, r consent.AccessRequest) consent.Preview { return a.logs.Preview(ctx, r) }),
 			Audit:       audit.New(redisstore.NewAudit(rdb), deriveKey(cfg.SecretKey.Bytes(), "audit-chain"), nil),
 			Sites:       a.sites,
 			Tenants:     siteapi.ConsentTenants{Dir: dir, AppKey: cfg.ConnectAppKey},
@@ -268,6 +308,14 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 			Logger:      log,
 		})
 		consentDeps = httpapi.ConsentDeps{Service: a.consent, Agents: a.agents, WebhookSecret: cfg.JiraWebhookSecret}
+		a.logs, err = logaccess.New(logaccess.Options{
+			Consent: a.consent, Logs: logs, Secrets: logaccess.TenantSecrets{Dir: dir},
+			PseudonymKey: deriveKey(cfg.SecretKey.Bytes(), "log-pseudonyms"), MaxBytes: cfg.GrantMaxBytes, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		logReader = a.logs
 	}
 	pages, err := pagetoken.New(deriveKey(cfg.SecretKey.Bytes(), "site-admin-page-token"), pagetoken.MaxTTL, nil)
 	if err != nil {
@@ -289,6 +337,7 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		OpenAPI:     supportbridge.OpenAPI,
 		Consent:     consentDeps,
 		PageTokens:  pages,
+		Logs:        logReader,
 		SiteUI:      siteUI(),
 	})
 	return a, nil

@@ -82,6 +82,8 @@ type Config struct {
 	JiraWebhookSecret secret.Secret
 	// GrantMaxBytes is how many log bytes one grant may serve in all.
 	GrantMaxBytes int64
+	// LogS3 is set when logs live in an S3-compatible bucket instead of under LogDir.
+	LogS3 LogS3
 
 	Reports  Reports
 	Delivery Delivery
@@ -410,6 +412,21 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 	c.LogDir = l.str("SB_LOG_DIR", "")
 	c.JiraWebhookSecret = l.secret("SB_JIRA_WEBHOOK_SECRET")
 	c.GrantMaxBytes = l.integer("SB_GRANT_MAX_BYTES", 256<<20)
+	c.LogS3 = LogS3{Bucket: l.str("SB_LOG_S3_BUCKET", ""), Prefix: l.str("SB_LOG_S3_PREFIX", ""),
+		Endpoint: l.str("SB_LOG_S3_ENDPOINT", "")}
+	switch v := l.str("SB_LOG_S3_PATH_STYLE", "false"); v {
+	case "true", "1", "yes":
+		c.LogS3.PathStyle = true
+	case "false", "0", "no":
+	default:
+		l.fail("SB_LOG_S3_PATH_STYLE: %q is not true or false", v)
+	}
+	if c.LogS3.Bucket != "" && c.LogDir != "" {
+		l.fail("SB_LOG_DIR and SB_LOG_S3_BUCKET are both set; logs come from one store")
+	}
+	if c.LogS3.Bucket == "" && (c.LogS3.Prefix != "" || c.LogS3.Endpoint != "") {
+		l.fail("SB_LOG_S3_PREFIX and SB_LOG_S3_ENDPOINT need SB_LOG_S3_BUCKET")
+	}
 	if c.GrantMaxBytes < 1<<10 {
 		l.fail("SB_GRANT_MAX_BYTES: must be at least 1024")
 	}
@@ -516,6 +533,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("agent_oidc_issuer", c.AgentOIDCIssuer),
 		slog.String("log_dir", c.LogDir),
 		slog.Int64("grant_max_bytes", c.GrantMaxBytes),
+		slog.String("log_s3_bucket", c.LogS3.Bucket),
+		slog.String("log_s3_prefix", c.LogS3.Prefix),
+		slog.String("log_s3_endpoint", c.LogS3.Endpoint),
 		slog.Any("jira_webhook_secret", c.JiraWebhookSecret),
 		slog.String("role", c.Delivery.Role),
 		slog.Int("worker_concurrency", c.Delivery.Concurrency),
@@ -530,4 +550,13 @@ func AsError(err error) (*Error, bool) {
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok
+}
+
+// LogS3 locates logs in S3 or an S3-compatible store; credentials and region come from the
+// standard AWS configuration chain.
+type LogS3 struct {
+	Bucket, Prefix string
+	// Endpoint is an S3-compatible server's URL; empty means AWS.
+	Endpoint  string
+	PathStyle bool
 }

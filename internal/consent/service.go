@@ -682,6 +682,23 @@ func (s *Service) whyNoGrant(ctx context.Context, grantID string) error {
 	return &NoGrantError{Reason: rec.Grant.EndReason}
 }
 
+// GrantBytesRead is how many log bytes the grant has served so far, for its byte budget.
+func (s *Service) GrantBytesRead(ctx context.Context, grantID string) (int64, error) {
+	rec, err := s.o.Store.Grant(ctx, grantID)
+	if err != nil {
+		return 0, fmt.Errorf("grant bytes: %w", err)
+	}
+	as, err := s.o.Store.Accesses(ctx, rec.Grant.Tenant, grantID)
+	if err != nil {
+		return 0, fmt.Errorf("grant bytes: %w", err)
+	}
+	var n int64
+	for _, a := range as {
+		n += a.Bytes
+	}
+	return n, nil
+}
+
 // RecordAccess records one read under a grant, for the customer's page and the audit chain.
 // Call it after every read with what was actually sent, partial reads included.
 func (s *Service) RecordAccess(ctx context.Context, grantID string, a Access) error {

@@ -65,6 +65,7 @@ func (s *Server) consentRoutes(r *gin.Engine) {
 	r.DELETE("/api/v1/access-requests/:id", with(s.cancelAccessRequest)...)
 	r.GET("/api/v1/grants", with(s.listGrants)...)
 	r.POST("/api/v1/grants/:id/revoke", with(s.revokeGrant)...)
+	r.GET("/api/v1/grants/:id/logs", with(s.grantLogs)...)
 	r.GET("/api/v1/tickets/:key/evidence", with(s.ticketEvidence)...)
 
 	// Customer-facing: an administrator of the customer's site, in the app's admin page.

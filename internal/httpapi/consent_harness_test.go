@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -26,6 +27,8 @@ import (
 	"github.com/supportbridge/supportbridge/internal/config"
 	"github.com/supportbridge/supportbridge/internal/connect"
 	"github.com/supportbridge/supportbridge/internal/consent"
+	"github.com/supportbridge/supportbridge/internal/logaccess"
+	"github.com/supportbridge/supportbridge/internal/logstore"
 	"github.com/supportbridge/supportbridge/internal/pagetoken"
 	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/secret"
@@ -161,6 +164,78 @@ type consentHarness struct {
 	mu      sync.Mutex
 	// agentBodies are every response body and header block an agent route returned.
 	agentBodies []string
+	// logs is the tenant's log store on disk, read through src, which a test can slow down.
+	logDir string
+	src    *slowSource
+	reader *logaccess.Service
+}
+
+// slowSource is the log store on disk, optionally throttled so that a read lasts long
+// enough for something to happen during it.
+type slowSource struct {
+	logstore.Source
+	mu    sync.Mutex
+	delay time.Duration // per 16 KiB read
+}
+
+func (s *slowSource) setDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+func (s *slowSource) ReadRange(ctx context.Context, tenant, stream, name string, off, n int64) (io.ReadCloser, error) {
+	rc, err := s.Source.ReadRange(ctx, tenant, stream, name, off, n)
+	s.mu.Lock()
+	d := s.delay
+	s.mu.Unlock()
+	if err != nil || d == 0 {
+		return rc, err
+	}
+	return &slowReader{rc: rc, delay: d}, nil
+}
+
+type slowReader struct {
+	rc    io.ReadCloser
+	delay time.Duration
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	time.Sleep(r.delay)
+	if len(p) > 16<<10 {
+		p = p[:16<<10]
+	}
+	return r.rc.Read(p)
+}
+
+func (r *slowReader) Close() error { return r.rc.Close() }
+
+// writeTestLogs writes two days and a half of logs for tenant in streams app and audit,
+// a line a minute, with personal data and a secret in some lines.
+func writeTestLogs(t testing.TB, root, tenant string, end time.Time) {
+	t.Helper()
+	for _, stream := range []string{"app", "audit"} {
+		dir := filepath.Join(root, tenant, stream)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		start := end.Add(-60 * time.Hour).Truncate(24 * time.Hour)
+		files := map[string]*strings.Builder{}
+		for ts := start; ts.Before(end); ts = ts.Add(time.Minute) {
+			day := ts.Format("2006-01-02")
+			if files[day] == nil {
+				files[day] = &strings.Builder{}
+			}
+			n := ts.Unix() / 60
+			fmt.Fprintf(files[day], `{"time":%q,"level":"info","msg":"sync run %d","user":"user%d@customer.example","ip":"10.0.%d.%d","token":"ghp_%036d"}`+"\n",
+				ts.Format(time.RFC3339), n, n%5, n%200, n%250, n)
+		}
+		for day, b := range files {
+			if err := os.WriteFile(filepath.Join(dir, day+".log"), []byte(b.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 // Accounts on the consent tenant's site.
@@ -185,8 +260,8 @@ func newConsentHarnessWith(t testing.TB, hopts []harnessOption, opts ...consentO
 			tenants: map[string]string{consentTicket: consentTenant, otherTicket: consentTenant, closedTicket: consentTenant},
 			done:    map[string]bool{closedTicket: true},
 		},
-		// A fixed start keeps the log windows in the past and the pages deterministic.
-		clock: &consentClock{t: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)},
+		// The hour now: grant ends become real Redis expiries, so they must lie in the real future.
+		clock: &consentClock{t: time.Now().UTC().Truncate(time.Hour)},
 	}
 	tokensFile := writeAgentTokens(t)
 	agents, err := agentauth.New(agentauth.Options{TokensFile: tokensFile})
@@ -209,16 +284,28 @@ func newConsentHarnessWith(t testing.TB, hopts []harnessOption, opts ...consentO
 				}
 				return base
 			}}
+		ch.logDir = t.TempDir()
+		writeTestLogs(t, ch.logDir, consentTenant, ch.clock.Now())
+		ch.src = &slowSource{Source: logstore.NewDir(ch.logDir)}
+		logs := logstore.New(ch.src)
 		ch.svc = consent.NewService(consent.Options{
 			Store:   redisstore.NewConsent(rdb),
 			Tickets: ch.tickets,
-			Streams: fakeStreams(strings.Split(defaultStreams, ",")),
+			Streams: logs,
+			Preview: previewFunc(func(ctx context.Context, r consent.AccessRequest) consent.Preview { return ch.reader.Preview(ctx, r) }),
 			Audit:   audit.New(redisstore.NewAudit(rdb), []byte("httpapi-tests-audit-key-0123456789abc"), ch.clock.Now),
 			Sites:   ch.sites,
 			Tenants: siteapi.ConsentTenants{Dir: harnessTenants{ch}, AppKey: testAppKey},
 			Now:     ch.clock.Now,
 		})
 		o.Consent = ConsentDeps{Service: ch.svc, Agents: agents, WebhookSecret: secret.New(webhookSecret)}
+		ch.reader, err = logaccess.New(logaccess.Options{Consent: ch.svc, Logs: logs,
+			Secrets: logaccess.TenantSecrets{Dir: harnessTenants{ch}}, MaxBytes: 4 << 20,
+			PseudonymKey: []byte("httpapi-tests-pseudonym-key-0123456789"), Logger: o.Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Logs = ch.reader
 		pages, err := pagetoken.New([]byte("httpapi-tests-page-token-key-0123456789"), 0, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -364,6 +451,11 @@ func (ch *consentHarness) approve(id, duration string) {
 		ch.t.Fatalf("approve: status %d, body %s", st, b)
 	}
 }
+
+// previewFunc adapts a function to consent.Previewer, as the binary does.
+type previewFunc func(ctx context.Context, r consent.AccessRequest) consent.Preview
+
+func (f previewFunc) Preview(ctx context.Context, r consent.AccessRequest) consent.Preview { return f(ctx, r) }
 
 // harnessTenants reaches the harness's tenant directory, which newHarness makes after the
 // options that wire consent have run.

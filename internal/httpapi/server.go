@@ -66,6 +66,8 @@ type Options struct {
 	// PageTokens mints and checks the tokens of the customer's admin page; nil refuses
 	// page tokens (Forge Invocation Tokens still work).
 	PageTokens *pagetoken.Signer
+	// Logs reads customers' logs under grants; nil answers the log route with 503.
+	Logs LogReader
 	// SiteUI holds web/site-admin: page.html and the files it loads; nil leaves the
 	// Connect admin page unavailable.
 	SiteUI fs.FS
@@ -96,6 +98,7 @@ type Server struct {
 	bodyLimits map[string]int64
 	consent    ConsentDeps
 	pageTokens *pagetoken.Signer
+	logReader  LogReader
 	siteUI     *siteUI
 	// grantMaxBytes is shown on the admin page: how much one grant may read.
 	grantMaxBytes int64
@@ -128,7 +131,7 @@ func New(o Options) *Server {
 		cfg: o.Config, log: o.Logger, tenants: o.Tenants, forge: o.Forge, ready: o.Ready,
 		registry: o.Registry, openapi: o.OpenAPI, reports: o.Reports, skipAppAuth: o.SkipAppAuth,
 		intake: o.Intake, emails: o.Emails, consent: o.Consent, retrier: o.Retrier,
-		now: o.Now, basePath: base.Path, publicBase: base.String(), pageTokens: o.PageTokens,
+		now: o.Now, basePath: base.Path, publicBase: base.String(), pageTokens: o.PageTokens, logReader: o.Logs,
 		grantMaxBytes: cmp.Or(o.Config.GrantMaxBytes, 256<<20), loopbackBase: isLoopbackHost(base.Hostname()),
 	}
 	if o.SiteUI != nil {
