@@ -431,7 +431,8 @@ func (s *Server) supportAccessPage(c *gin.Context) {
 		reqID = ""
 	}
 	data := sitePageData{
-		PageToken: page, APIBase: strings.TrimRight(s.publicBase, "/"), RequestID: reqID,
+		// Relative: the page calls the origin that served it, which its CSP allows.
+		PageToken: page, APIBase: strings.TrimRight(s.basePath, "/"), RequestID: reqID,
 		ScriptURL: s.siteUI.url("connect.js"), StyleURL: s.siteUI.url("app.css"), AllJSURL: allJSURL,
 	}
 	if s.loopbackBase {
