@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +32,8 @@ import (
 	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/secret"
 	"github.com/supportbridge/supportbridge/internal/siteapi"
+	"github.com/supportbridge/supportbridge/internal/sitesandbox"
+	"github.com/supportbridge/supportbridge/internal/sitesandbox/sitetest"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
 
@@ -159,7 +160,8 @@ type consentHarness struct {
 	svc     *consent.Service
 	tickets *fakeTickets
 	clock   *consentClock
-	site    *testSite
+	site    *sitesandbox.Site
+	siteSrv *httptest.Server
 	sites   *siteapi.Checker
 	mu      sync.Mutex
 	// agentBodies are every response body and header block an agent route returned.
@@ -243,6 +245,7 @@ const (
 	siteAdminAccount = "5b10ac8d82e05b22cc7d4ef5"
 	siteUserAccount  = "5b10a2844c20165700ede21g"
 	consentSecret    = "tenant-consent-shared-secret-0123456789"
+	forgeSystemToken = "forge-system-token-for-tests"
 )
 
 type consentOption func(*ConsentDeps)
@@ -274,13 +277,15 @@ func newConsentHarnessWith(t testing.TB, hopts []harnessOption, opts ...consentO
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { rdb.Close() })
-		ch.site = newTestSite(t, consentSecret)
-		ch.site.setAdmin(siteAdminAccount, true)
-		ch.site.setAdmin(siteUserAccount, false)
+		// The customer's site, validated against Atlassian's platform spec.
+		ch.site, ch.siteSrv = sitetest.NewTestServer(t, sitesandbox.Options{AppKey: testAppKey,
+			SharedSecret: []byte(consentSecret), SystemToken: forgeSystemToken})
+		ch.site.AddUser(siteAdminAccount, "ada@customer.example", true)
+		ch.site.AddUser(siteUserAccount, "sam@customer.example", false)
 		ch.sites = &siteapi.Checker{Tenants: harnessTenants{ch}, AppKey: testAppKey, HTTP: &http.Client{Timeout: 2 * time.Second},
 			Rewrite: func(base string) string {
 				if base == siteURL {
-					return ch.site.srv.URL
+					return ch.siteSrv.URL
 				}
 				return base
 			}}
@@ -463,89 +468,4 @@ type harnessTenants struct{ ch *consentHarness }
 
 func (h harnessTenants) Get(ctx context.Context, key string) (tenant.Tenant, error) {
 	return h.ch.tenants.Get(ctx, key)
-}
-
-// testSite stands in for the customer's Atlassian site: it checks the app JWT (HS256 with
-// the tenant's shared secret and the qsh of the exact request) and answers
-// permissions/check from who it says administers it.
-type testSite struct {
-	srv    *httptest.Server
-	secret string
-	// systemToken is the Forge app system token the site accepts as a Bearer token.
-	systemToken string
-	mu          sync.Mutex
-	admins      map[string]bool
-	down        bool
-	calls       int
-}
-
-func newTestSite(t testing.TB, secret string) *testSite {
-	s := &testSite{secret: secret, admins: map[string]bool{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.srv.Close)
-	return s
-}
-
-func (s *testSite) serve(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.calls++
-	down := s.down
-	s.mu.Unlock()
-	if down {
-		http.Error(w, "unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		if s.systemToken == "" || bearer != s.systemToken {
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-	} else {
-		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "JWT ")
-		var claims jwt.MapClaims
-		_, err := jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return []byte(s.secret), nil },
-			jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer(testAppKey), jwt.WithExpirationRequired())
-		if !ok || err != nil || claims["qsh"] != connect.QSH(r.Method, r.URL, "") {
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-	}
-	if r.Method != http.MethodPost || r.URL.Path != "/rest/api/3/permissions/check" {
-		http.NotFound(w, r)
-		return
-	}
-	var in struct {
-		AccountID         string   `json:"accountId"`
-		GlobalPermissions []string `json:"globalPermissions"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		http.Error(w, "bad request", http.StatusBadRequest)
-		return
-	}
-	s.mu.Lock()
-	admin := s.admins[in.AccountID]
-	s.mu.Unlock()
-	granted := []string{}
-	if admin && slices.Contains(in.GlobalPermissions, "ADMINISTER") {
-		granted = append(granted, "ADMINISTER")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"globalPermissions": granted, "projectPermissions": []any{}})
-}
-
-func (s *testSite) setAdmin(account string, admin bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.admins[account] = admin
-}
-
-func (s *testSite) setDown(down bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.down = down
-}
-
-// browser is one customer's browser: its CSRF cookie, as the consent pages set it.
-type browser struct {
-	cookie string
 }

@@ -307,16 +307,16 @@ func TestSiteDecisionRefusals(t *testing.T) {
 	if st, _, _ := ch.siteCall(page, "GET", "/api/v1/site/access-requests/"+id, nil); st != 200 {
 		t.Fatalf("detail as admin: %d", st)
 	}
-	ch.site.setAdmin(siteAdminAccount, false)
+	ch.site.SetAdmin(siteAdminAccount, false)
 	if st, _ := approve(page); st != 403 {
 		t.Errorf("admin who lost ADMINISTER: %d, want 403", st)
 	}
-	ch.site.setAdmin(siteAdminAccount, true)
-	ch.site.setDown(true)
+	ch.site.SetAdmin(siteAdminAccount, true)
+	ch.site.SetDown(http.StatusServiceUnavailable)
 	if st, p := approve(ch.pageToken(siteAdminAccount)); st != 503 || p.Detail == "" {
 		t.Errorf("site unreachable: %d %+v", st, p)
 	}
-	ch.site.setDown(false)
+	ch.site.SetDown(0)
 	if r, _ := ch.svc.GetRequest(t.Context(), id); r.Status != consent.RequestPending {
 		t.Fatalf("request after refused decisions: %s, want pending", r.Status)
 	}
@@ -352,14 +352,14 @@ func TestSiteDecisionRefusals(t *testing.T) {
 func TestForgeAdminPageModule(t *testing.T) {
 	iss := forgetest.NewIssuer(t)
 	ch := newConsentHarnessWith(t, []harnessOption{withForge(iss)})
-	ch.site.systemToken = "forge-system-token-for-tests"
 	// Forge sends the site's API through api.atlassian.com; here that is the local site.
-	ch.sites.Rewrite = func(string) string { return ch.site.srv.URL }
+	ch.sites.Rewrite = func(string) string { return ch.siteSrv.URL }
 	id, _ := ch.newRequest(aliceToken, nil)
 	fit := func(module, principal string) string {
 		return iss.Sign(forgetest.Claims{ModuleKey: module, ModuleType: "jira:adminPage", Principal: principal,
 			CloudID: "cloud-" + consentTenant})
 	}
+	sys := forgeSystemToken
 	call := func(tok, system, method, path string) (int, []byte) {
 		h := bearer(tok)
 		if system != "" {
@@ -368,19 +368,19 @@ func TestForgeAdminPageModule(t *testing.T) {
 		st, _, body := ch.do(method, path, h, nil)
 		return st, body
 	}
-	if st, body := call(fit("supportbridge-report", siteAdminAccount), ch.site.systemToken, "GET", "/api/v1/site/access-requests"); st != 403 {
+	if st, body := call(fit("supportbridge-report", siteAdminAccount), sys, "GET", "/api/v1/site/access-requests"); st != 403 {
 		t.Errorf("FIT of another module: %d %s", st, body)
 	}
-	if st, body := call(fit("support-access", ""), ch.site.systemToken, "GET", "/api/v1/site/access-requests"); st != 403 {
+	if st, body := call(fit("support-access", ""), sys, "GET", "/api/v1/site/access-requests"); st != 403 {
 		t.Errorf("FIT naming no user: %d %s", st, body)
 	}
 	if st, body := call(fit("support-access", siteAdminAccount), "", "GET", "/api/v1/site/access-requests"); st != 503 {
 		t.Errorf("FIT without the app system token: %d %s", st, body)
 	}
-	if st, body := call(fit("support-access", siteUserAccount), ch.site.systemToken, "POST", "/api/v1/site/access-requests/"+id+"/approve"); st != 403 {
+	if st, body := call(fit("support-access", siteUserAccount), sys, "POST", "/api/v1/site/access-requests/"+id+"/approve"); st != 403 {
 		t.Errorf("FIT of a non-admin: %d %s", st, body)
 	}
-	if st, body := call(fit("support-access", siteAdminAccount), ch.site.systemToken, "POST", "/api/v1/site/access-requests/"+id+"/approve"); st != 200 {
+	if st, body := call(fit("support-access", siteAdminAccount), sys, "POST", "/api/v1/site/access-requests/"+id+"/approve"); st != 200 {
 		t.Fatalf("FIT of the admin page, admin: %d %s", st, body)
 	}
 	if r, _ := ch.svc.GetRequest(t.Context(), id); r.Status != consent.RequestApproved || r.DecidedBy.AccountID != siteAdminAccount {
