@@ -510,3 +510,21 @@ func TestLateWindowReadsLittle(t *testing.T) {
 		}
 	})
 }
+
+func TestCursorStopsWhenContextEnds(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, "t1/app/2026-12-01.log", string(dayLog("2026-12-01")))
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := New(Dir{Root: root}).Open(ctx, "t1", "app", ts(t, "2026-12-01T00:00:00Z"), ts(t, "2026-12-02T00:00:00Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := c.Next(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Next after cancel: err = %v, want context.Canceled", err)
+	}
+}

@@ -66,6 +66,13 @@ func (c *Cursor) Next(ctx context.Context) (Record, error) {
 	if c.err != nil {
 		return Record{}, c.err
 	}
+	// Checked on every call, not only between files: a day on disk can take seconds to
+	// read, and a client that went away should stop it.
+	if err := ctx.Err(); err != nil {
+		c.err = err
+		c.closeFile()
+		return Record{}, err
+	}
 	rec, err := c.next(ctx)
 	if err != nil {
 		c.err = err
@@ -79,9 +86,6 @@ func (c *Cursor) next(ctx context.Context) (Record, error) {
 		if c.lr == nil {
 			if len(c.files) == 0 {
 				return Record{}, io.EOF
-			}
-			if err := ctx.Err(); err != nil {
-				return Record{}, err
 			}
 			f := c.files[0]
 			c.files = c.files[1:]
