@@ -499,6 +499,10 @@ func TestLateWindowReadsLittle(t *testing.T) {
 		s.put(t, "t1/app/2026-12-01.log", data)
 		var read int64
 		st := New(countingSource{s.src, &read})
+		var conns0 int64
+		if s.conns != nil {
+			conns0 = s.conns.Load()
+		}
 		mid := all[len(all)*9/10].Time
 		got := readAll(t, st, "t1", "app", mid, mid.Add(time.Minute))
 		if len(got) == 0 {
@@ -507,6 +511,12 @@ func TestLateWindowReadsLittle(t *testing.T) {
 		t.Logf("read %d of %d bytes", read, len(data))
 		if read > int64(len(data)/10) {
 			t.Errorf("read %d bytes of a %d-byte file for a one-minute window", read, len(data))
+		}
+		// Each probe is a ranged GET; they must share a connection rather than open one each.
+		if s.conns != nil {
+			if n := s.conns.Load() - conns0; n > 2 {
+				t.Errorf("the search opened %d connections", n)
+			}
 		}
 	})
 }
