@@ -40,6 +40,17 @@ func TestStreams(t *testing.T) {
 	})
 }
 
+// A store folder that is missing holds no logs, as SB_LOG_DIR before the app first writes.
+func TestMissingStoreIsEmpty(t *testing.T) {
+	d := Dir{Root: filepath.Join(t.TempDir(), "not-yet")}
+	if got, err := d.Streams(context.Background(), "t1"); err != nil || len(got) != 0 {
+		t.Errorf("Streams = %v, %v; want none", got, err)
+	}
+	if _, err := New(d).Open(context.Background(), "t1", "app", time.Time{}, time.Now()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Open: err = %v, want ErrNotFound", err)
+	}
+}
+
 func TestValidName(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -387,12 +398,14 @@ func TestErrorsHidePaths(t *testing.T) {
 	}
 	_, err := Dir{Root: root}.ReadRange(context.Background(), "t1", "app", "2026-12-01.log", 0, -1)
 	if os.Geteuid() == 0 {
-		// root reads anything; check a missing store instead.
-		_, err = Dir{Root: root + "-missing"}.Files(context.Background(), "t1", "app")
+		// root reads anything; make the store's root a file instead.
+		file := filepath.Join(root, "t1", "app", "2026-12-01.log")
+		_, err = Dir{Root: file}.Files(context.Background(), "t1", "app")
 	}
 	if err == nil {
 		t.Fatal("no error")
 	}
+	t.Log(err)
 	if strings.Contains(err.Error(), "private-store-location") {
 		t.Errorf("error text shows the store's path: %v", err)
 	}
