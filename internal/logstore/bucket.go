@@ -17,7 +17,7 @@ import (
 // Bucket is a log store in S3 or an S3-compatible object store: object keys are
 // <prefix>/<tenant>/<stream>/<YYYY-MM-DD>.log[.gz]. A binary-search probe is one ranged GET
 // of 64 KiB, and reading a file is one GET from the window's start that is abandoned once
-// the lines pass the window's end.
+// the lines pass the window's end. It is safe for concurrent use, as its client is.
 type Bucket struct {
 	client *s3.Client
 	bucket string

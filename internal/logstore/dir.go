@@ -84,9 +84,9 @@ func (d Dir) ReadRange(ctx context.Context, tenant, stream, name string, off, n 
 	}
 	// The root is opened per call rather than kept: Dir stays a plain value that needs no
 	// Close and can be copied, and an open costs microseconds next to the reading.
-	root, err := os.OpenRoot(d.Root)
+	root, err := d.openRoot()
 	if err != nil {
-		return nil, fmt.Errorf("open log store: %w", pathless(err))
+		return nil, err
 	}
 	defer root.Close() // an open file outlives its Root
 	name = path.Join(tenant, stream, name)
@@ -111,11 +111,24 @@ type limitedFile struct {
 	io.Closer
 }
 
-// readDir lists a folder under the root.
-func (d Dir) readDir(name string) ([]fs.DirEntry, error) {
+// openRoot opens the store. A store folder that does not exist (yet) holds no logs, as
+// an empty one does: the app may not have written any.
+func (d Dir) openRoot() (*os.Root, error) {
 	root, err := os.OpenRoot(d.Root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open log store: %w", pathless(err))
+	}
+	return root, nil
+}
+
+// readDir lists a folder under the root.
+func (d Dir) readDir(name string) ([]fs.DirEntry, error) {
+	root, err := d.openRoot()
+	if err != nil {
+		return nil, err
 	}
 	defer root.Close()
 	f, err := root.Open(name)

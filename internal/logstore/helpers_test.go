@@ -6,10 +6,13 @@ import (
 	"context"
 	"io"
 	"log"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +28,8 @@ type source struct {
 	src  Source
 	// put stores data under key, a slash-separated path below the store's root.
 	put func(t *testing.T, key string, data []byte)
+	// conns counts the connections the S3 server accepted; nil for the directory.
+	conns *atomic.Int64
 }
 
 // eachSource runs fn against a fresh filesystem store and a fresh bucket store, so that both
@@ -62,6 +67,12 @@ func newBucketSource(t *testing.T) source {
 	// The fake complains when a reader hangs up mid-object, which the cursor does on purpose
 	// once it has passed the window.
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	var conns atomic.Int64
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
 	srv.Start()
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
@@ -80,8 +91,9 @@ func newBucketSource(t *testing.T) source {
 		t.Fatal(err)
 	}
 	return source{
-		name: "s3",
-		src:  b,
+		name:  "s3",
+		src:   b,
+		conns: &conns,
 		put: func(t *testing.T, key string, data []byte) {
 			t.Helper()
 			_, err := b.client.PutObject(context.Background(), &s3.PutObjectInput{

@@ -112,7 +112,8 @@ type Source interface {
 	ReadRange(ctx context.Context, tenant, stream, name string, off, n int64) (io.ReadCloser, error)
 }
 
-// Store reads logs from a Source.
+// Store reads logs from a Source. It holds no state of its own, so one Store serves every
+// request at once; each Cursor belongs to one request.
 type Store struct {
 	src Source
 }

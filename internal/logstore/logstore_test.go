@@ -40,6 +40,17 @@ func TestStreams(t *testing.T) {
 	})
 }
 
+// A store folder that is missing holds no logs, as SB_LOG_DIR before the app first writes.
+func TestMissingStoreIsEmpty(t *testing.T) {
+	d := Dir{Root: filepath.Join(t.TempDir(), "not-yet")}
+	if got, err := d.Streams(context.Background(), "t1"); err != nil || len(got) != 0 {
+		t.Errorf("Streams = %v, %v; want none", got, err)
+	}
+	if _, err := New(d).Open(context.Background(), "t1", "app", time.Time{}, time.Now()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Open: err = %v, want ErrNotFound", err)
+	}
+}
+
 func TestValidName(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -387,12 +398,14 @@ func TestErrorsHidePaths(t *testing.T) {
 	}
 	_, err := Dir{Root: root}.ReadRange(context.Background(), "t1", "app", "2026-12-01.log", 0, -1)
 	if os.Geteuid() == 0 {
-		// root reads anything; check a missing store instead.
-		_, err = Dir{Root: root + "-missing"}.Files(context.Background(), "t1", "app")
+		// root reads anything; make the store's root a file instead.
+		file := filepath.Join(root, "t1", "app", "2026-12-01.log")
+		_, err = Dir{Root: file}.Files(context.Background(), "t1", "app")
 	}
 	if err == nil {
 		t.Fatal("no error")
 	}
+	t.Log(err)
 	if strings.Contains(err.Error(), "private-store-location") {
 		t.Errorf("error text shows the store's path: %v", err)
 	}
@@ -499,6 +512,10 @@ func TestLateWindowReadsLittle(t *testing.T) {
 		s.put(t, "t1/app/2026-12-01.log", data)
 		var read int64
 		st := New(countingSource{s.src, &read})
+		var conns0 int64
+		if s.conns != nil {
+			conns0 = s.conns.Load()
+		}
 		mid := all[len(all)*9/10].Time
 		got := readAll(t, st, "t1", "app", mid, mid.Add(time.Minute))
 		if len(got) == 0 {
@@ -508,5 +525,29 @@ func TestLateWindowReadsLittle(t *testing.T) {
 		if read > int64(len(data)/10) {
 			t.Errorf("read %d bytes of a %d-byte file for a one-minute window", read, len(data))
 		}
+		// Each probe is a ranged GET; they must share a connection rather than open one each.
+		if s.conns != nil {
+			if n := s.conns.Load() - conns0; n > 2 {
+				t.Errorf("the search opened %d connections", n)
+			}
+		}
 	})
+}
+
+func TestCursorStopsWhenContextEnds(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, "t1/app/2026-12-01.log", string(dayLog("2026-12-01")))
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := New(Dir{Root: root}).Open(ctx, "t1", "app", ts(t, "2026-12-01T00:00:00Z"), ts(t, "2026-12-02T00:00:00Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := c.Next(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Next after cancel: err = %v, want context.Canceled", err)
+	}
 }

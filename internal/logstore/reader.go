@@ -15,7 +15,8 @@ const (
 	// much past the window's end, so a line that is slightly out of place is still found.
 	disorder = 2 * time.Second
 	// probeSpan is how much one binary-search probe reads looking for a line with a time.
-	probeSpan = 64 << 10
+	// Probes that find none just narrow the range less, so it need only cover typical lines.
+	probeSpan = 16 << 10
 	// linearSpan is where the binary search stops and reading goes on line by line: below
 	// it another probe costs about as much as reading the bytes.
 	linearSpan = 256 << 10
@@ -66,6 +67,13 @@ func (c *Cursor) Next(ctx context.Context) (Record, error) {
 	if c.err != nil {
 		return Record{}, c.err
 	}
+	// Checked on every call, not only between files: a day on disk can take seconds to
+	// read, and a client that went away should stop it.
+	if err := ctx.Err(); err != nil {
+		c.err = err
+		c.closeFile()
+		return Record{}, err
+	}
 	rec, err := c.next(ctx)
 	if err != nil {
 		c.err = err
@@ -79,9 +87,6 @@ func (c *Cursor) next(ctx context.Context) (Record, error) {
 		if c.lr == nil {
 			if len(c.files) == 0 {
 				return Record{}, io.EOF
-			}
-			if err := ctx.Err(); err != nil {
-				return Record{}, err
 			}
 			f := c.files[0]
 			c.files = c.files[1:]
@@ -271,8 +276,13 @@ func probe(ctx context.Context, src Source, tenant, stream, name string, off int
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("search log file: %w", err)
 	}
-	defer body.Close()
-	lr := newLineReader(body, 16<<10)
+	defer func() {
+		// Read to the end of the range before closing: an HTTP body closed early costs its
+		// connection, and a new TLS connection per probe would dwarf the probe itself.
+		io.Copy(io.Discard, body)
+		body.Close()
+	}()
+	lr := newLineReader(body, probeSpan)
 	first := true
 	for {
 		line, _, err := lr.next()
