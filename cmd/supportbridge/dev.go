@@ -132,14 +132,23 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	rdb := redis.NewClient(mustRedisOptions(cfg.Redis.URL))
 
+	// The demo tenant's site: answers user/email and permissions/check for an admin and a
+	// non-admin demo user, and opens the admin page as either (dev only, loopback only).
+	sharedSecret := base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	site, err := startDevSite(ctx, getenv, cfg, sharedSecret, log)
+	if err != nil {
+		return err
+	}
+	defer site.srv.Close()
 	listening := func(addr string) {
+		site.setService(addr, cfg)
 		go func() {
-			if err := installDemoTenant(ctx, cfg, addr, key, creds, log); err != nil {
+			if err := installDemoTenant(ctx, cfg, addr, key, sharedSecret, creds, log); err != nil {
 				log.Error("demo_tenant_install_failed", "error", err)
 			}
 		}()
 	}
-	return serve(ctx, cfg, rdb, log, devHooks{listening: listening})
+	return serve(ctx, cfg, rdb, log, devHooks{listening: listening, siteRewrite: site.rewrite})
 }
 
 func mustRedisOptions(u string) *redis.Options {
@@ -184,8 +193,7 @@ func startKeyServer(pub *rsa.PublicKey) (*http.Server, string, error) {
 
 // installDemoTenant posts a signed install, exactly as Atlassian would, to the running
 // service, then writes the demo tenant's credentials to a private file for local testing.
-func installDemoTenant(ctx context.Context, cfg config.Config, addr string, key *rsa.PrivateKey, creds map[string]string, log *slog.Logger) error {
-	sharedSecret := base64.RawURLEncoding.EncodeToString(randomBytes(32))
+func installDemoTenant(ctx context.Context, cfg config.Config, addr string, key *rsa.PrivateKey, sharedSecret string, creds map[string]string, log *slog.Logger) error {
 	body, _ := json.Marshal(map[string]any{
 		"key": cfg.ConnectAppKey, "clientKey": devClientKey, "sharedSecret": sharedSecret,
 		"baseUrl": devBaseURL, "displayUrl": devBaseURL, "productType": "jira",
