@@ -40,6 +40,9 @@ const (
 	kindPrivateKey
 	kindJWT
 	kindAtlassianToken
+	kindToken
+	kindWebhook
+	kindCommandLine
 	kindAuthorization
 	kindSecretKey
 	kindURLCredentials
@@ -54,6 +57,9 @@ var kindNames = [numKinds]string{
 	kindPrivateKey:     "private_key",
 	kindJWT:            "jwt",
 	kindAtlassianToken: "atlassian_token",
+	kindToken:          "service_token",
+	kindWebhook:        "webhook_url",
+	kindCommandLine:    "command_line",
 	kindAuthorization:  "authorization",
 	kindSecretKey:      "secret_key",
 	kindURLCredentials: "url_credentials",
@@ -120,7 +126,10 @@ func New(opts Options) *Scrubber {
 
 // Counts reports how many values each rule replaced so far, keyed by rule name
 // ("secret_key", "authorization", "url_credentials", "url_query", "jwt", "atlassian_token",
-// "private_key", "card_number", "shared_secret", "email"). Rules that found nothing are
+// "private_key", "card_number", "shared_secret", "email"; "service_token" for credentials
+// that identify themselves by a vendor prefix such as "ghp_", "xoxb-" or "AKIA",
+// "webhook_url" for the secret path of a Slack, Teams or Discord webhook, "command_line" for
+// a password given as a flag such as curl's "-u user:pass"). Rules that found nothing are
 // absent. Only numbers are kept: the replaced values themselves are never retained.
 func (s *Scrubber) Counts() map[string]int {
 	m := make(map[string]int)

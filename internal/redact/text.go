@@ -28,6 +28,10 @@ func (s *Scrubber) scan(in string) {
 		switch c := in[i]; c {
 		case '=', ':':
 			i = s.keyValue(in, i)
+		case '_', '-', '.':
+			i = s.separator(in, i)
+		case 'A':
+			i = s.upperA(in, i)
 		default: // 'B', 'b', 'J', 'j'
 			if (c == 'b' || c == 'j') && i > 0 && isAlnum(in[i-1]) {
 				i++ // inside a word, as in every hex id: the common case, kept inline
@@ -47,13 +51,15 @@ func load64(s string, i int) uint64 {
 
 // mayHaveTrigger reports whether any byte of x may be a trigger, with the classic SWAR test
 // for a zero byte. Setting bit 5 of every byte first folds 'B' and 'J' onto 'b' and 'j' and
-// leaves ':' and '=' alone, so four tests cover the six triggers. A false positive (a
-// control byte, or a byte above a real match) only sends the byte loop over those 8 bytes.
+// leaves ':', '=', '-' and '.' alone ('_' becomes DEL), so seven tests on the folded word and
+// one on the raw word (for 'A' alone) cover the ten triggers. A false positive (a control
+// byte, or a byte above a real match) only sends the byte loop over those 8 bytes.
 func mayHaveTrigger(x uint64) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	x |= 0x20 * ones
+	f := x | 0x20*ones
 	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
-	return zero(x^(':'*ones))|zero(x^('='*ones))|zero(x^('b'*ones))|zero(x^('j'*ones)) != 0
+	return zero(f^(':'*ones))|zero(f^('='*ones))|zero(f^('b'*ones))|zero(f^('j'*ones))|
+		zero(f^(('_'|0x20)*ones))|zero(f^('-'*ones))|zero(f^('.'*ones))|zero(x^('A'*ones)) != 0
 }
 
 // triggers are the bytes at which scan stops; a plain bool table is the fastest test.
@@ -237,6 +243,7 @@ func (s *Scrubber) urlCredentials(in string, a int) {
 		s.add(a, at, kindURLCredentials)
 		s.atSkip = append(s.atSkip, at)
 	}
+	s.webhook(in, max(a, at+1))
 }
 
 // findEmails replaces addresses other than the reporter's, also when percent-encoded
@@ -355,6 +362,9 @@ func looksLikeCredential(c string, jwt bool) bool {
 	if jwt {
 		return strings.Count(c, ".") >= 2
 	}
+	if strings.Contains(strings.TrimRight(c, "="), "=") {
+		return false // "token_type=Bearer expires_in=3599": the next field, not a credential
+	}
 	if len(c) >= 20 || strings.ContainsAny(c, "0123456789=+/") {
 		return true
 	}
@@ -397,8 +407,13 @@ func (s *Scrubber) keyValue(in string, p int) int {
 		if c := in[p-1]; c == '!' || c == '<' || c == '>' || c == sep {
 			return next
 		}
-		if sep == ':' && isDigit(in[p-1]) && p+1 < len(in) && isDigit(in[p+1]) {
-			return next // a time of day or a host:port, the most common ':' in a log
+		if sep == ':' && isDigit(in[p-1]) && p+1 < len(in) {
+			if isDigit(in[p+1]) {
+				return next // a time of day or a host:port, the most common ':' in a log
+			}
+			if strings.HasPrefix(in[p+1:], "AA") && s.telegramToken(in, p) {
+				return p + 36
+			}
 		}
 	}
 
@@ -452,6 +467,9 @@ func (s *Scrubber) keyValue(in string, p int) int {
 	if !quoted {
 		if before >= 1 && in[before] == '/' && in[before-1] == '/' {
 			return next // scheme://user:pass@ is urlCredentials' business
+		}
+		if sep == ':' && before >= 0 && in[before] == ':' && p+1 < len(in) && !isBlank(in[p+1]) {
+			return next // a part of an ARN or URN: "arn:aws:secretsmanager:eu-west-1:…"
 		}
 		if before >= 0 && in[before] == '\\' && hasPrefixFold(key, "u0026") {
 			key, query = key[5:], true // a JSON-escaped '&'
@@ -513,6 +531,7 @@ func (s *Scrubber) keyValue(in string, p int) int {
 		vs, ve, ok = authValue(in, v)
 	default:
 		vs, ve, ok = s.plainValue(in, v, query)
+		ok = ok && !isHarmlessValue(in, vs, ve, key)
 	}
 	if !ok {
 		return next
@@ -738,6 +757,9 @@ func credential(in string, rs, re int) (cs, ce int, ok bool) {
 		if isTokenScheme(in[rs:k]) {
 			for ce < re && !is(in[ce], cSpace) && in[ce] != ',' && in[ce] != ';' {
 				ce++
+			}
+			if isPlaceholder(strings.TrimRight(in[cs:ce], `"'\`)) {
+				return 0, 0, false // "Bearer $TOKEN", "Bearer <token>" in a how-to
 			}
 			return cs, ce, true
 		}
