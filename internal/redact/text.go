@@ -9,17 +9,29 @@ import "strings"
 // scan is the one pass over every byte. Bytes that cannot start anything are skipped eight
 // at a time; at the rest, the rule the byte may trigger looks at the bytes around it.
 // Separators ('=', ':') may end a secret-named key or start a URL's "://"; 'B' and 'J', in
-// either case, may start a PEM "-----BEGIN", a JWT's "eyJ" or an authentication scheme.
-// Searching for each of those with strings.Index would cost a pass each, and for prefixes
-// that start with a common byte ("eyJ", "bearer") more than this whole loop. Digits, a third
-// of a typical log, are left to findCards, which reads only one byte in 13.
+// either case, may start a PEM "-----BEGIN", a JWT's "eyJ" or an authentication scheme;
+// '_', '-' and '.' may end a vendor token's prefix ("ghp_", "glpat-", "SG.") and '-' may
+// start a command-line flag; 'A' may start "AKIA", "AIza" or "ATBB". Searching for each of
+// those with strings.Index would cost a pass each, and for prefixes that start with a
+// common byte ("eyJ", "bearer") more than this whole loop. Digits, a third of a typical log,
+// are left to findCards, which reads only one byte in 13.
+//
+// The separators are in most blocks of eight bytes of a log (dates, UUIDs, host names), so
+// the skip ORs eight table reads rather than testing for zero bytes in a word, which needed
+// a test per trigger byte; and a separator is passed over inline unless the two bytes before
+// it end a known prefix.
 func (s *Scrubber) scan(in string) {
 	for i := 0; i < len(in); {
 		// Eight bytes at a time while none of them can be a trigger.
-		for i+8 <= len(in) && !mayHaveTrigger(load64(in, i)) {
+		for i+8 <= len(in) {
+			_ = in[i+7]
+			if triggers[in[i]]|triggers[in[i+1]]|triggers[in[i+2]]|triggers[in[i+3]]|
+				triggers[in[i+4]]|triggers[in[i+5]]|triggers[in[i+6]]|triggers[in[i+7]] != 0 {
+				break
+			}
 			i += 8
 		}
-		for i < len(in) && !triggers[in[i]] {
+		for i < len(in) && triggers[in[i]] == 0 {
 			i++
 		}
 		if i == len(in) {
@@ -29,8 +41,19 @@ func (s *Scrubber) scan(in string) {
 		case '=', ':':
 			i = s.keyValue(in, i)
 		case '_', '-', '.':
-			i = s.separator(in, i)
+			switch {
+			case c == '-' && (i == 0 || in[i-1] == ' ' || in[i-1] == '\t' || in[i-1] == '\n'):
+				i = s.flag(in, i)
+			case i >= 2 && mayEndPrefix(in, i):
+				i = s.separator(in, i)
+			default:
+				i++
+			}
 		case 'A':
+			if i > 0 && isAlnum(in[i-1]) {
+				i++ // inside a word, as in "WARN"
+				continue
+			}
 			i = s.upperA(in, i)
 		default: // 'B', 'b', 'J', 'j'
 			if (c == 'b' || c == 'j') && i > 0 && isAlnum(in[i-1]) {
@@ -42,30 +65,13 @@ func (s *Scrubber) scan(in string) {
 	}
 }
 
-// load64 reads eight bytes of s as a little-endian word; the compiler turns it into one load.
-func load64(s string, i int) uint64 {
-	_ = s[i+7]
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-}
-
-// mayHaveTrigger reports whether any byte of x may be a trigger, with the classic SWAR test
-// for a zero byte. Setting bit 5 of every byte first folds 'B' and 'J' onto 'b' and 'j' and
-// leaves ':', '=', '-' and '.' alone ('_' becomes DEL), so seven tests on the folded word and
-// one on the raw word (for 'A' alone) cover the ten triggers. A false positive (a control
-// byte, or a byte above a real match) only sends the byte loop over those 8 bytes.
-func mayHaveTrigger(x uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	f := x | 0x20*ones
-	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
-	return zero(f^(':'*ones))|zero(f^('='*ones))|zero(f^('b'*ones))|zero(f^('j'*ones))|
-		zero(f^(('_'|0x20)*ones))|zero(f^('-'*ones))|zero(f^('.'*ones))|zero(x^('A'*ones)) != 0
-}
-
-// triggers are the bytes at which scan stops; a plain bool table is the fastest test.
-var triggers = func() (t [256]bool) {
+// triggers are the bytes at which scan stops (1) or not (0); bytes rather than bools, so that
+// eight lookups combine with OR into one test.
+var triggers = func() (t [256]uint8) {
 	for c := range 256 {
-		t[c] = is(byte(c), cTrigger)
+		if is(byte(c), cTrigger) {
+			t[c] = 1
+		}
 	}
 	return t
 }()
