@@ -15,7 +15,7 @@ import "strings"
 // ("${…}", "$(…)", a call "getpass.getpass()").
 func isHarmlessValue(in string, vs, ve int, key string) bool {
 	v := in[vs:ve]
-	if v == "" {
+	if v == "" || len(v) > maxHarmless {
 		return false
 	}
 	if ve < len(in) && vs > 0 && in[vs-1] != '"' && in[vs-1] != '\'' {
@@ -43,6 +43,10 @@ func isHarmlessValue(in string, vs, ve int, key string) bool {
 	}
 	return isPlaceholder(v) || isStatusWord(v) || isSecretName(v, key)
 }
+
+// maxHarmless bounds the values isHarmlessValue considers: placeholders and names are
+// short, and a value kept is scanned again, so a long one could make the scan quadratic.
+const maxHarmless = 256
 
 // isPlaceholder reports whether v is a variable reference, a template expression, a fill-in
 // or a mask.

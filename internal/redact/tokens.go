@@ -134,6 +134,11 @@ var tokenFormats = [...]tokenFormat{
 	{prefix: "ATBB", body: alnumClass, min: 32},
 }
 
+// maxTokenBody bounds how far a token's body is read: longer than any real token (a
+// 1Password service account token is under 1 kB), and short enough that a long run of token
+// bytes with a prefix every few bytes cannot make the scan quadratic.
+const maxTokenBody = 1024
+
 // maxPrefixWord is the longest run of letters and digits that starts a prefix ("rubygems").
 const maxPrefixWord = 8
 
@@ -196,7 +201,10 @@ func matchToken(in string, p, sep int) int {
 			continue
 		}
 		bs := p + len(f.prefix)
-		e := scanClass(in, bs, f.body)
+		e := bs
+		for e < len(in) && e-bs < maxTokenBody && is(in[e], f.body) {
+			e++
+		}
 		if n := e - bs; n < f.min || f.max > 0 && n > f.max || isPlaceholderBody(in[bs:e]) {
 			continue
 		}
@@ -349,7 +357,7 @@ func (s *Scrubber) webhook(in string, a int) {
 		}
 		ps := he + len(w.path)
 		pe := ps
-		for pe < len(in) && !is(in[pe], cTermValue) && in[pe] != '?' && in[pe] != '#' {
+		for pe < len(in) && pe-ps < 512 && !is(in[pe], cTermValue) && in[pe] != '?' && in[pe] != '#' {
 			pe++
 		}
 		if pe-ps >= 20 && !strings.HasPrefix(in[ps:], marker) {
