@@ -96,6 +96,7 @@ func BenchmarkPathological(b *testing.B) {
 		{"akia", "AKIA"}, {"flag-user", " -u a:"}, {"flag-password", " --password x"},
 		{"login-p", "login -p x "}, {"webhook", "https://hooks.slack.com/services/"},
 		{"mask", "token=xxxxxx:"}, {"placeholder", "token=${"}, {"telegram", "bot12345678:AA"},
+		{"xml", "<password>x</password>"}, {"xml-attr", `<a name="password" value=`},
 	} {
 		in := strings.Repeat(tc.unit, n/len(tc.unit))
 		b.Run(tc.name, func(b *testing.B) {

@@ -170,6 +170,7 @@ func (s *Scrubber) detect(t string) bool {
 	s.bracketFail = 0
 	s.scan(t)
 	s.findAtlassianTokens(t)
+	s.findXMLElements(t)
 	s.findCards(t)
 	s.findEmails(t) // after scan, which records the '@' of URL userinfo
 	return len(s.spans) > 0

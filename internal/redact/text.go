@@ -508,6 +508,9 @@ func (s *Scrubber) keyValue(in string, p int) int {
 			}
 		}
 	}
+	if class == keyPlain && sep == '=' && !quoted && isWord(key, "value") {
+		class = namedByAttribute(in, ks)
+	}
 	if class == keyPlain {
 		return next
 	}
@@ -785,4 +788,63 @@ func credential(in string, rs, re int) (cs, ce int, ok bool) {
 		ce++
 	}
 	return rs, ce, ce > rs
+}
+
+// namedByAttribute classifies the XML attribute value="…" whose name starts at ks by the
+// name the element gives it in an earlier attribute, as Java and .NET configs do:
+// <property name="password" value="…"/>, <add key="SmtpPassword" value="…"/>.
+func namedByAttribute(in string, ks int) keyClass {
+	ls := max(0, ks-256)
+	line := in[ls:ks]
+	if i := strings.LastIndexByte(line, '<'); i >= 0 {
+		line = line[i:]
+	} else {
+		return keyPlain
+	}
+	for _, attr := range [...]string{` name="`, ` key="`} {
+		i := strings.Index(line, attr)
+		if i < 0 {
+			continue
+		}
+		name := line[i+len(attr):]
+		if j := strings.IndexByte(name, '"'); j >= 0 {
+			return classifyKey(name[:j])
+		}
+	}
+	return keyPlain
+}
+
+// findXMLElements records the content of XML elements with a secret name, as in a Maven
+// settings.xml: <password>…</password>. Closing tags are what is searched for, because "</"
+// is rare in a log and names the element right away.
+func (s *Scrubber) findXMLElements(in string) {
+	for i := 0; ; {
+		j := strings.Index(in[i:], "</")
+		if j < 0 {
+			return
+		}
+		c := i + j
+		i = c + 2
+		ne := i
+		for ne < len(in) && ne-i < 64 && is(in[ne], cKey) {
+			ne++
+		}
+		if ne == i || ne >= len(in) || in[ne] != '>' || classifyKey(in[i:ne]) != keySecret {
+			continue
+		}
+		name := in[i:ne]
+		// The content runs back to the '>' of the opening tag, on the same line.
+		gt := c - 1
+		for gt >= 0 && c-gt <= 1024 && in[gt] != '>' && in[gt] != '<' && in[gt] != '\n' {
+			gt--
+		}
+		if gt < 0 || in[gt] != '>' || gt < len(name)+1 || in[gt-len(name)-1] != '<' || in[gt-len(name):gt] != name {
+			continue
+		}
+		vs, ve := gt+1, c
+		if vs == ve || in[vs:ve] == marker || isHarmlessValue(in, vs, ve, name) {
+			continue
+		}
+		s.add(vs, ve, kindSecretKey)
+	}
 }
