@@ -97,6 +97,7 @@ func BenchmarkPathological(b *testing.B) {
 		{"login-p", "login -p x "}, {"webhook", "https://hooks.slack.com/services/"},
 		{"mask", "token=xxxxxx:"}, {"placeholder", "token=${"}, {"telegram", "bot12345678:AA"},
 		{"xml", "<password>x</password>"}, {"xml-attr", `<a name="password" value=`},
+		{"k8s-env", "- name: token\n  value: x\n"}, {"mysql", "mysql -px "},
 	} {
 		in := strings.Repeat(tc.unit, n/len(tc.unit))
 		b.Run(tc.name, func(b *testing.B) {

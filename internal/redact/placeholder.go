@@ -89,7 +89,10 @@ func isPlaceholder(v string) bool {
 	if len(v) >= 3 && strings.Count(v, "*") == len(v) {
 		return true
 	}
-	return strings.Contains(v, "xxxxxx") || strings.Contains(v, "XXXXXX") || strings.Contains(v, "******")
+	// "EXAMPLE" marks the sample credentials of vendor documentation
+	// ("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY").
+	return strings.Contains(v, "xxxxxx") || strings.Contains(v, "XXXXXX") || strings.Contains(v, "******") ||
+		strings.Contains(v, "EXAMPLE")
 }
 
 // envReaders start code that reads a secret from the environment.

@@ -128,7 +128,7 @@ var ruleCases = []ruleCase{
 	{"telegram bot", "https://api.telegram.org/bot123456789:AA" + strings.Repeat("hZ3_k", 6) + "Q32/sendMessage", "https://api.telegram.org/bot[redacted]/sendMessage", nil},
 
 	// Webhook URLs: the path is the credential; the host and the kind of path stay.
-	{"slack webhook", "POST https://hooks.slack.com/services/T0000000/B0000000/" + strings.Repeat("Xy7", 8) + " 404", "POST https://hooks.slack.com/services/[redacted] 404", map[string]int{"webhook_url": 1}},
+	{"slack webhook", "POST https://hooks.slack.com/services/T0A1B2C3D/B4E5F6G7H/" + strings.Repeat("Xy7", 8) + " 404", "POST https://hooks.slack.com/services/[redacted] 404", map[string]int{"webhook_url": 1}},
 	{"teams webhook", "https://acme.webhook.office.com/webhookb2/1a2b@3c4d/IncomingWebhook/" + strings.Repeat("9f", 16) + "/5e6f", "https://acme.webhook.office.com/webhookb2/[redacted]", nil},
 	{"discord webhook", `"https://discord.com/api/webhooks/1234567890/` + strings.Repeat("Ab-", 10) + `"`, `"https://discord.com/api/webhooks/[redacted]"`, nil},
 
@@ -137,6 +137,11 @@ var ruleCases = []ruleCase{
 	{"curl --user quoted", "curl --user 'ci:p4ss word' x", "curl --user 'ci:[redacted]' x", nil},
 	{"long flag", "pg_dump --password hunter22 --dbname=app", "pg_dump --password [redacted] --dbname=app", nil},
 	{"login -p", "docker login -u acme -p hunter22 registry.example", "docker login -u acme -p [redacted] registry.example", nil},
+	{"redis-cli -a", "redis-cli -h cache -a hunter22 ping", "redis-cli -h cache -a [redacted] ping", nil},
+	{"mysql glued -p", "mysql -u root -pS3cr*t! app", "mysql -u root -p[redacted] app", nil},
+	{"kubernetes env", "- name: DB_PASSWORD\n  value: hunter22", "- name: DB_PASSWORD\n  value: [redacted]", nil},
+	{"xml element", "<password>hunter22</password>", "<password>[redacted]</password>", nil},
+	{"xml attribute", `<add key="SmtpPassword" value="hunter22"/>`, `<add key="SmtpPassword" value="[redacted]"/>`, nil},
 	{"azure account key", "AccountName=acme;AccountKey=" + strings.Repeat("Kq+/", 8) + "==;EndpointSuffix=core.windows.net", "AccountName=acme;AccountKey=[redacted];EndpointSuffix=core.windows.net", nil},
 
 	// Caller's secrets.
@@ -220,6 +225,9 @@ func TestStringUnchanged(t *testing.T) {
 		"docker run -p 8080:80 -u 1000:1000 acme/app; mkdir -p /var/log; psql -p 5432",
 		"GET https://hooks.slack.com/ 404 and https://discord.com/developers/docs/resources/webhook",
 		"token_type=Bearer expires_in=3599",
+		"- name: DB_HOST\n  value: db.internal\nmysql -u root -p\nredis-cli -p 6379 -a\nssh -p 22 host",
+		"aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+		"<password>${env.NEXUS_PASSWORD}</password><passwordPolicy>strong</passwordPolicy>",
 		// Markers from an earlier scrub.
 		"password=[redacted] Authorization: Bearer [redacted] https://[redacted]@host [email]",
 		"ATATT3 is the prefix of Atlassian API tokens",

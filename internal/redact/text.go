@@ -508,8 +508,12 @@ func (s *Scrubber) keyValue(in string, p int) int {
 			}
 		}
 	}
-	if class == keyPlain && sep == '=' && !quoted && isWord(key, "value") {
-		class = namedByAttribute(in, ks)
+	if class == keyPlain && !quoted && isWord(key, "value") {
+		if sep == '=' {
+			class = namedByAttribute(in, ks)
+		} else {
+			class = namedByPreviousLine(in, ks)
+		}
 	}
 	if class == keyPlain {
 		return next
@@ -812,6 +816,26 @@ func namedByAttribute(in string, ks int) keyClass {
 		}
 	}
 	return keyPlain
+}
+
+// namedByPreviousLine classifies the YAML "value:" whose key starts at ks by the "name:" on
+// the line before, as in a Kubernetes container's environment:
+//
+//   - name: DB_PASSWORD
+//     value: …
+func namedByPreviousLine(in string, ks int) keyClass {
+	ls := strings.LastIndexByte(in[max(0, ks-256):ks], '\n')
+	if ls < 0 || strings.TrimLeft(in[max(0, ks-256)+ls:ks], " \t\n-") != "" {
+		return keyPlain // "value" is not the first key on its line
+	}
+	ls += max(0, ks-256)
+	prev := in[max(0, ls-256):ls]
+	prev = strings.TrimSpace(prev[strings.LastIndexByte(prev, '\n')+1:])
+	name, ok := strings.CutPrefix(strings.TrimPrefix(prev, "- "), "name:")
+	if !ok {
+		return keyPlain
+	}
+	return classifyKey(strings.Trim(strings.TrimSpace(name), `"'`))
 }
 
 // findXMLElements records the content of XML elements with a secret name, as in a Maven

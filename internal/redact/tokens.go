@@ -259,8 +259,8 @@ func (s *Scrubber) upperA(in string, i int) int {
 
 // flag handles a command-line flag starting at the '-' at i, whose value follows after a
 // blank: "--password hunter2", "--token …", curl's "-u user:pass" and "--user user:pass",
-// and "-p pass" after a "login" ("docker login -u me -p pass"), where -p means a password
-// rather than the port or "parents" it means elsewhere. "--password=…" is keyValue's.
+// the short password flags of a few commands (passwordFlags), and mysql's glued "-pS3cret".
+// "--password=…" is keyValue's.
 func (s *Scrubber) flag(in string, i int) int {
 	ns := i + 1
 	long := ns < len(in) && in[ns] == '-'
@@ -274,6 +274,18 @@ func (s *Scrubber) flag(in string, i int) int {
 	for ne < len(in) && ne-ns <= 40 && (isAlnum(in[ne]) || in[ne] == '-' || in[ne] == '_') {
 		ne++
 	}
+	if !long && ne-ns > 1 && in[ns] == 'p' && commandBefore(in, i, "mysql") {
+		// mysql and mysqldump take the password glued to the flag: "-pS3cret".
+		vs, ve := ns+1, ns+1
+		for ve < len(in) && !is(in[ve], cTermValue) {
+			ve++
+		}
+		if !isHarmlessValue(in, vs, ve, "password") {
+			s.add(vs, ve, kindCommandLine)
+			return ve
+		}
+		return ne
+	}
 	if ne+1 >= len(in) || in[ne] != ' ' {
 		return i + 1
 	}
@@ -283,7 +295,7 @@ func (s *Scrubber) flag(in string, i int) int {
 	case long && name == "user", !long && name == "u":
 		user = true
 	case long && classifyKey(name) == keySecret:
-	case !long && name == "p" && loginBefore(in, i):
+	case !long && isPasswordFlag(in, i, name):
 	default:
 		return i + 1
 	}
@@ -321,10 +333,30 @@ func (s *Scrubber) flag(in string, i int) int {
 	return ve
 }
 
-// loginBefore reports whether "login " precedes i on its line.
-func loginBefore(in string, i int) bool {
-	ls := strings.LastIndexByte(in[max(0, i-200):i], '\n') + 1 + max(0, i-200)
-	return strings.Contains(in[ls:i], "login ")
+// passwordFlags are the short flags that mean a password only for some commands: elsewhere
+// "-p" is a port or "parents", "-a" "all".
+var passwordFlags = [...]struct{ command, flag string }{
+	{"login ", "p"}, // docker, podman, helm registry, oras
+	{"sshpass", "p"},
+	{"redis-cli", "a"},
+}
+
+// isPasswordFlag reports whether the short flag name at i is a password for the command
+// its line runs.
+func isPasswordFlag(in string, i int, name string) bool {
+	for _, f := range passwordFlags {
+		if name == f.flag && commandBefore(in, i, f.command) {
+			return true
+		}
+	}
+	return false
+}
+
+// commandBefore reports whether cmd precedes i on its line, within 200 bytes.
+func commandBefore(in string, i int, cmd string) bool {
+	from := max(0, i-200)
+	ls := strings.LastIndexByte(in[from:i], '\n') + 1 + from
+	return strings.Contains(in[ls:i], cmd)
 }
 
 // webhookHosts are services whose webhook URLs carry their credential in the path: whoever
@@ -360,7 +392,7 @@ func (s *Scrubber) webhook(in string, a int) {
 		for pe < len(in) && pe-ps < 512 && !is(in[pe], cTermValue) && in[pe] != '?' && in[pe] != '#' {
 			pe++
 		}
-		if pe-ps >= 20 && !strings.HasPrefix(in[ps:], marker) {
+		if pe-ps >= 20 && !strings.HasPrefix(in[ps:], marker) && !isPlaceholderBody(in[ps:pe]) {
 			s.add(ps, pe, kindWebhook)
 		}
 		return
