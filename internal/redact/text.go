@@ -508,10 +508,13 @@ func (s *Scrubber) keyValue(in string, p int) int {
 			}
 		}
 	}
-	if class == keyPlain && !quoted && isWord(key, "value") {
-		if sep == '=' {
+	if class == keyPlain && isWord(key, "value") {
+		switch {
+		case quoted:
+			class = namedByField(in, ks)
+		case sep == '=':
 			class = namedByAttribute(in, ks)
-		} else {
+		default:
 			class = namedByPreviousLine(in, ks)
 		}
 	}
@@ -813,6 +816,34 @@ func namedByAttribute(in string, ks int) keyClass {
 		name := line[i+len(attr):]
 		if j := strings.IndexByte(name, '"'); j >= 0 {
 			return classifyKey(name[:j])
+		}
+	}
+	return keyPlain
+}
+
+// namedByField classifies the JSON field "value" whose key (with its quote) starts at ks by
+// a "name" or "key" field before it in the same object, as in Kubernetes' JSON and Postman's
+// collections: {"name": "DB_PASSWORD", "value": "…"}, {"key": "token", "value": "…"}.
+func namedByField(in string, ks int) keyClass {
+	obj := in[max(0, ks-256):ks]
+	i := strings.LastIndexByte(obj, '{')
+	if i < 0 || strings.ContainsAny(obj[i:], "}\n") {
+		return keyPlain
+	}
+	obj = obj[i:]
+	for _, field := range [...]string{`"name"`, `"key"`} {
+		j := strings.Index(obj, field)
+		if j < 0 {
+			continue
+		}
+		rest := strings.TrimLeft(obj[j+len(field):], " ")
+		if rest, ok := strings.CutPrefix(rest, ":"); ok {
+			rest = strings.TrimLeft(rest, " ")
+			if rest, ok := strings.CutPrefix(rest, `"`); ok {
+				if e := strings.IndexByte(rest, '"'); e >= 0 {
+					return classifyKey(rest[:e])
+				}
+			}
 		}
 	}
 	return keyPlain

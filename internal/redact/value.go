@@ -59,7 +59,11 @@ func (s *Scrubber) object(m map[string]any) map[string]any {
 				}
 			}
 		}
-		switch class := classifyKey(k); class {
+		class := classifyKey(k)
+		if class == keyPlain && k == "value" && namesSecret(m) {
+			class = keySecret
+		}
+		switch class {
 		case keyPlain:
 			out[nk] = s.Value(m[k])
 		default:
@@ -112,4 +116,16 @@ func (s *Scrubber) number(digits string, orig any) any {
 		return marker
 	}
 	return orig
+}
+
+// namesSecret reports whether an object is a name/value pair whose name is secret, as in a
+// Kubernetes container's environment ({"name": "DB_PASSWORD", "value": "…"}) or a Postman
+// collection ({"key": "token", "value": "…"}).
+func namesSecret(m map[string]any) bool {
+	for _, f := range [...]string{"name", "key"} {
+		if n, ok := m[f].(string); ok && classifyKey(n) == keySecret {
+			return true
+		}
+	}
+	return false
 }
