@@ -378,3 +378,28 @@ func TestKeepEmailsKeepsEveryAddress(t *testing.T) {
 		t.Errorf("without KeepEmails String() = %q, want the address replaced", got)
 	}
 }
+
+// TestTokenFormats checks the assumptions the token scan makes about its table: scan
+// filters a separator by the two bytes before it and finds the word before it by walking
+// back at most maxPrefixWord bytes, and the first format that matches wins.
+func TestTokenFormats(t *testing.T) {
+	for i, f := range tokenFormats {
+		word := f.prefix
+		if k := strings.IndexAny(f.prefix, "_-."); k >= 0 {
+			word = f.prefix[:k]
+			if k < 2 {
+				t.Errorf("%q: the word before the separator is shorter than the two bytes mayEndPrefix reads", f.prefix)
+			}
+		} else if f.prefix[0] != 'A' {
+			t.Errorf("%q: a prefix without separator must start with the trigger 'A'", f.prefix)
+		}
+		if len(word) > maxPrefixWord || scanClass(word, 0, alnumClass) != len(word) {
+			t.Errorf("%q: the word before the separator is not %d letters or digits at most", f.prefix, maxPrefixWord)
+		}
+		for _, g := range tokenFormats[:i] {
+			if strings.HasPrefix(f.prefix, g.prefix) {
+				t.Errorf("%q comes after %q, which would always match first", f.prefix, g.prefix)
+			}
+		}
+	}
+}

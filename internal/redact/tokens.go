@@ -107,11 +107,10 @@ var tokenFormats = [...]tokenFormat{
 	{prefix: "dp.ct.", body: alnumClass, min: 40},
 	{prefix: "ops_", body: b64Class, min: 50},
 	{prefix: "AGE-SECRET-KEY-1", body: upperNum, min: 50},
-	// SaaS APIs: SendGrid, Mailgun, Brevo, Shopify (admin, custom app, partner, shared
+	// SaaS APIs: SendGrid, Brevo, Shopify (admin, custom app, partner, shared
 	// secret), Square, Shippo, Flutterwave, Linear, Notion, Figma, Postman, New Relic,
 	// Grafana (service account, cloud), Sentry (org and user), Bitbucket app passwords.
 	{prefix: "SG.", body: urlDot, min: 40},
-	{prefix: "key-", body: cHex, min: 32, max: 32},
 	{prefix: "xkeysib-", body: urlClass, min: 60},
 	{prefix: "shpat_", body: alnumClass, min: 32},
 	{prefix: "shpca_", body: alnumClass, min: 32},
@@ -161,9 +160,6 @@ var tokens = func() (t tokenIndex) {
 		t.sepAt[i] = uint8(len(f.prefix))
 		if k := strings.IndexAny(f.prefix, "_-."); k >= 0 {
 			t.sepAt[i] = uint8(k)
-			if k < 2 {
-				panic("redact: token prefix word shorter than two bytes: " + f.prefix)
-			}
 			pair := uint(f.prefix[k-2])<<8 | uint(f.prefix[k-1])
 			t.pairs[sepIndex(f.prefix[k])][pair/8] |= 1 << (pair % 8)
 		}
