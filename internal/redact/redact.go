@@ -6,10 +6,18 @@
 // log line or a JSON document, and which key held a secret. Scrubbing is idempotent, which
 // lets a report be scrubbed again (on retry, or after it was edited) without drift.
 //
+// A value is recognised by what names it (a secret-named key, an Authorization header, a
+// password flag, the name of a Kubernetes env var), by its own shape (a JWT, a PEM private
+// key, a card number, a vendor token whose prefix announces it, such as "ghp_" or "AKIA"), or
+// by where it sits (a URL's userinfo, a webhook URL's path). A value that a key names but
+// that plainly is no secret, such as "${DB_PASSWORD}", "<your-token-here>" or
+// "PAYMENTS-DB-PASSWORD", is left alone: configs name secrets far more often than they hold
+// them. testdata/corpus.txt measures both sides; TestCorpus holds them to their targets.
+//
 // Detection is done by hand-written scanners rather than regular expressions: reports carry
 // multi-megabyte logs, and Go's regexp engine is an order of magnitude too slow for them.
 // Each rule first looks for a cheap trigger (a fixed substring found with strings.Index, a
-// separator byte found eight bytes at a time, one byte in 13 for card numbers), and only
+// trigger byte found eight bytes at a time, one byte in 13 for card numbers), and only
 // then inspects the few bytes around it. Every scanner runs in time linear in its input,
 // however hostile: BenchmarkPathological keeps that honest.
 package redact
