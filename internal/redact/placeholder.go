@@ -11,33 +11,23 @@ import "strings"
 
 // isHarmlessValue reports whether the value in[vs:ve] of the key named key is a reference
 // to a secret kept elsewhere, a placeholder, a mask, a status word or the name of a secret.
-// The text after ve is consulted for unquoted values that a delimiter cut short
-// ("${…}", "$(…)", a call "getpass.getpass()").
+// The text after ve is consulted for unquoted values that a delimiter cut short ("$(…)", a
+// call "getpass.getpass()").
 func isHarmlessValue(in string, vs, ve int, key string) bool {
 	v := in[vs:ve]
 	if v == "" || len(v) > maxHarmless {
 		return false
 	}
 	if ve < len(in) && vs > 0 && in[vs-1] != '"' && in[vs-1] != '\'' {
+		if v[0] == '!' && in[ve] == ' ' && onlyBytes(v[1:], cAlpha, "") {
+			return true // a YAML tag before the value: "!vault |", "!Ref DbPassword"
+		}
 		switch in[ve] {
 		case '(', '[':
 			// An unquoted value followed by a call or an index is code, not a literal:
 			// "password = getpass.getpass()", "token = os.environ["TOKEN"]".
 			if isIdentPath(v) || v == "$" {
 				return true
-			}
-		case '{':
-			// "${DB_PASSWORD}" and "${{ secrets.TOKEN }}", cut at the brace.
-			if v == "$" {
-				c := strings.IndexAny(in[ve:min(len(in), ve+128)], "}\n")
-				if c < 0 || in[ve+c] != '}' {
-					return false
-				}
-				end := ve + c + 1
-				if end < len(in) && in[end] == '}' {
-					end++
-				}
-				return isPlaceholder(in[vs:end])
 			}
 		}
 	}
@@ -75,8 +65,6 @@ func isPlaceholder(v string) bool {
 		return onlyBytes(v[1:len(v)-1], alnumClass, "_") // "%DB_PASSWORD%"
 	case c == '[' && v[len(v)-1] == ']' && len(v) > 2:
 		return onlyBytes(v[1:len(v)-1], cAlpha, " _-") // "[hidden]", "[REDACTED]"
-	case c == '!' && len(v) > 1:
-		return onlyBytes(v[1:], cAlpha, "") // a YAML tag: "!vault |", "!Ref DbPassword"
 	case c == '~' && len(v) == 1:
 		return true // YAML's null
 	}
@@ -141,25 +129,39 @@ func isSecretName(v, key string) bool {
 	return dot > 0 && classifyKey(v[dot+1:]) != keyPlain
 }
 
-// isConstantName reports whether v is an upper-case name of words joined by '_' or '-', each
-// at most 12 bytes: longer parts are the random bodies of tokens such as "NRAK-…".
+// isConstantName reports whether v is an upper-case name of words joined by '_' or '-' that
+// names a secret or says to fill one in: "PAYMENTS-DB-PASSWORD", "CHANGE_ME_IN_PRODUCTION".
+// Each word is letters, then perhaps digits ("DB2"), and at most 12 bytes, so that keys
+// issued in groups ("K7F3-Q9Z2-M4X8") and the random bodies of tokens ("NRAK-…") are not
+// taken for names.
 func isConstantName(v string) bool {
-	parts, n := 0, 0
+	parts, n, digits, filler := 0, 0, false, false
 	for i := 0; i <= len(v); i++ {
 		if i == len(v) || v[i] == '_' || v[i] == '-' {
 			if n == 0 || n > 12 {
 				return false
 			}
+			filler = filler || isOneOf(v[i-n:i], fillerWords[:])
 			parts++
-			n = 0
+			n, digits = 0, false
 			continue
 		}
-		if !isUpper(v[i]) && !(isDigit(v[i]) && n > 0) {
+		switch {
+		case isUpper(v[i]) && !digits:
+		case isDigit(v[i]) && n > 0:
+			digits = true
+		default:
 			return false
 		}
 		n++
 	}
-	return parts >= 2
+	return parts >= 2 && (filler || classifyKey(v) != keyPlain)
+}
+
+// fillerWords in a constant name ask for a value rather than being one.
+var fillerWords = [...]string{
+	"your", "change", "changeme", "replace", "placeholder", "dummy", "todo", "fixme", "insert",
+	"here", "fake", "sample", "example",
 }
 
 // isIdentPath reports whether v is an identifier or a dotted path of identifiers, with no

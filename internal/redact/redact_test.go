@@ -145,6 +145,15 @@ var ruleCases = []ruleCase{
 	{"xml attribute", `<add key="SmtpPassword" value="hunter22"/>`, `<add key="SmtpPassword" value="[redacted]"/>`, nil},
 	{"azure account key", "AccountName=acme;AccountKey=" + strings.Repeat("Kq+/", 8) + "==;EndpointSuffix=core.windows.net", "AccountName=acme;AccountKey=[redacted];EndpointSuffix=core.windows.net", nil},
 
+	// Values that resemble placeholders or names but may be real secrets.
+	{"placeholder with default", "password=${DB_PASSWORD:-hunter2}", "password=[redacted]", nil},
+	{"quoted placeholder with default", `password: "${DB_PASSWORD:-hunter2}"`, `password: "[redacted]"`, nil},
+	{"grouped key", "api_key: K7F3-Q9Z2-M4X8", "api_key: [redacted]", nil},
+	{"upper-case password", "password=HUNTER-TWO", "password=[redacted]", nil},
+	{"bang password", "password: !hunter", "password: [redacted]", nil},
+	{"password naming a secret word", "password=Password123", "password=[redacted]", nil},
+	{"lower-case dollar", "password=$ecret99", "password=[redacted]", nil},
+
 	// Caller's secrets.
 	{"shared secret", "secret is " + testSecret + "!", "secret is [redacted]!", map[string]int{"shared_secret": 1}},
 	{"shared secret glued", "x" + testSecret + testSecret + "y", "x[redacted][redacted]y", map[string]int{"shared_secret": 2}},

@@ -573,6 +573,16 @@ func (s *Scrubber) plainValue(in string, v int, query bool) (vs, ve int, ok bool
 		return quotedValue(in, v+1, c)
 	case c == '\\' && v+1 < len(in) && in[v+1] == '"':
 		return escapedQuotedValue(in, v+2)
+	case c == '$' && v+1 < len(in) && in[v+1] == '{':
+		// "${DB_PASSWORD}" and "${{ secrets.TOKEN }}" are taken whole, so that a default
+		// ("${DB_PASSWORD:-hunter2}") goes with them and a reference is judged whole.
+		if e := strings.IndexAny(in[v:min(len(in), v+maxHarmless)], "}\n"); e > 0 && in[v+e] == '}' {
+			e += v + 1
+			if e < len(in) && in[e] == '}' {
+				e++
+			}
+			return v, e, true
+		}
 	case !query && (c == '{' || c == '['):
 		e := s.matchBracket(in, v)
 		if e < 0 || e == v+2 {
