@@ -156,6 +156,41 @@ var generators = map[string]func(*rand.Rand) generated{
 	"telegram": prefixed("", func(r *rand.Rand) string {
 		return "5" + randFrom(r, digits10, 9) + ":AA" + randFrom(r, b64url, 33)
 	}),
+	"xai":         prefixed("xai-", body(alnum62, 80)),
+	"groq":        prefixed("gsk_", body(alnum62, 52)),
+	"replicate":   prefixed("r8_", body(alnum62, 37)),
+	"hf_org":      prefixed("api_org_", body(alphaUpper+alphaLower, 34)),
+	"rubygems":    prefixed("rubygems_", body(hexLower, 48)),
+	"planetscale": prefixed("pscale_tkn_", body(b64url, 43)),
+	"netlify":     prefixed("nfp_", body(alnum62, 36)),
+	"onepassword": prefixed("ops_eyJ", body(b64url, 400)),
+	"brevo": prefixed("xkeysib-", func(r *rand.Rand) string {
+		return randFrom(r, hexLower, 64) + "-" + randFrom(r, alnum62, 16)
+	}),
+	"square":        prefixed("sq0atp-", body(b64url, 22)),
+	"square_secret": prefixed("sq0csp-", body(b64url, 43)),
+	"notion":        prefixed("ntn_", body(alnum62, 46)),
+	"figma":         prefixed("figd_", body(b64url, 40)),
+	"grafana_cloud": prefixed("glc_eyJ", body(b64std, 120)),
+	"sentry_org":    prefixed("sntrys_eyJ", func(r *rand.Rand) string { return randFrom(r, b64std, 120) + "_" + randFrom(r, b64std, 43) }),
+	"sentry_user":   prefixed("sntryu_", body(hexLower, 64)),
+	"supabase":      prefixed("sbp_", body(hexLower, 40)),
+	"sonar":         prefixed("squ_", body(hexLower, 40)),
+	"buildkite":     prefixed("bkua_", body(hexLower, 40)),
+	"circleci": prefixed("CCIPAT_", func(r *rand.Rand) string {
+		return randFrom(r, alnum62, 22) + "_" + randFrom(r, hexLower, 40)
+	}),
+	"dynatrace": prefixed("dt0c01.", func(r *rand.Rand) string {
+		return randFrom(r, alphaUpper+digits10, 24) + "." + randFrom(r, alphaUpper+digits10, 64)
+	}),
+	"mapbox": prefixed("sk.eyJ", func(r *rand.Rand) string {
+		return randFrom(r, b64url, 60) + "." + randFrom(r, b64url, 22)
+	}),
+	"jfrog": prefixed("AKCp8", body(alnum62, 68)),
+	"azure_ad_secret": prefixed("", func(r *rand.Rand) string {
+		return randFrom(r, alnum62, 3) + "8Q~" + randFrom(r, alnum62+"-_.~", 34)
+	}),
+	"hex40":  prefixed("", body(hexLower, 40)),
 	"pw":     func(r *rand.Rand) generated { return generated{password(r), 0} },
 	"django": prefixed("django-insecure-", body(alphaLower+digits10+"!@#$%^&*(-_=+)", 50)),
 	"basic": func(r *rand.Rand) generated {

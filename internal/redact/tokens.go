@@ -131,6 +131,22 @@ var tokenFormats = [...]tokenFormat{
 	{prefix: "sntrys_", body: b64Class, min: 60},
 	{prefix: "sntryu_", body: cHex, min: 64},
 	{prefix: "ATBB", body: alnumClass, min: 32},
+	// Developer tooling: Supabase, SonarQube (user, project, analysis), Buildkite, CircleCI,
+	// Heroku, Contentful, Dynatrace, Typeform, Prefect, ReadMe, JFrog, Mapbox.
+	{prefix: "sbp_", body: alnumClass, min: 40},
+	{prefix: "squ_", body: alnumClass, min: 40},
+	{prefix: "sqp_", body: alnumClass, min: 40},
+	{prefix: "sqa_", body: alnumClass, min: 40},
+	{prefix: "bkua_", body: alnumClass, min: 40},
+	{prefix: "CCIPAT_", body: urlClass, min: 40},
+	{prefix: "HRKU-", body: urlClass, min: 40},
+	{prefix: "CFPAT-", body: urlClass, min: 40},
+	{prefix: "dt0c01.", body: urlDot, min: 80},
+	{prefix: "tfp_", body: urlClass, min: 40},
+	{prefix: "pnu_", body: alnumClass, min: 36},
+	{prefix: "rdme_", body: alnumClass, min: 60},
+	{prefix: "AKCp", body: alnumClass, min: 60},
+	{prefix: "sk.eyJ", body: urlDot, min: 60},
 }
 
 // maxTokenBody bounds how far a token's body is read: longer than any real token (a
