@@ -26,6 +26,9 @@ const (
 // tokenFormats lists the formats; a longer prefix must come before a shorter one that it
 // starts with ("sk-ant-" before "sk-"), because the first match wins. The minimum lengths
 // are what keeps a mention of a prefix in documentation ("tokens start with ghp_") alive.
+// Where a body may contain '_', the prefix or the minimum is long enough that a snake_case
+// identifier ("ops_dashboard_…", "github_pat_expiry_…") cannot pass: the tokens whose body
+// is base64-encoded JSON carry its "eyJ" in the prefix.
 var tokenFormats = [...]tokenFormat{
 	// GitHub: personal, OAuth, user-to-server, installation and refresh tokens.
 	{prefix: "ghp_", body: alnumClass, min: 30},
@@ -33,7 +36,7 @@ var tokenFormats = [...]tokenFormat{
 	{prefix: "ghu_", body: alnumClass, min: 30},
 	{prefix: "ghs_", body: alnumClass, min: 30},
 	{prefix: "ghr_", body: alnumClass, min: 30},
-	{prefix: "github_pat_", body: urlClass, min: 40},
+	{prefix: "github_pat_", body: urlClass, min: 70},
 	// GitLab: personal, deploy, runner, pipeline trigger, CI job, incoming mail, SCIM,
 	// feed, OAuth application and agent tokens.
 	{prefix: "glpat-", body: urlDot, min: 20},
@@ -105,7 +108,7 @@ var tokenFormats = [...]tokenFormat{
 	{prefix: "dp.st.", body: alnumClass, min: 40},
 	{prefix: "dp.sa.", body: alnumClass, min: 40},
 	{prefix: "dp.ct.", body: alnumClass, min: 40},
-	{prefix: "ops_", body: b64Class, min: 50},
+	{prefix: "ops_eyJ", body: b64Class, min: 50},
 	{prefix: "AGE-SECRET-KEY-1", body: upperNum, min: 50},
 	// SaaS APIs: SendGrid, Brevo, Shopify (admin, custom app, partner, shared
 	// secret), Square, Shippo, Flutterwave, Linear, Notion, Figma, Postman, New Relic,
@@ -127,8 +130,8 @@ var tokenFormats = [...]tokenFormat{
 	{prefix: "PMAK-", body: urlClass, min: 50},
 	{prefix: "NRAK-", body: upperNum, min: 27},
 	{prefix: "glsa_", body: urlClass, min: 32},
-	{prefix: "glc_", body: b64Class, min: 32},
-	{prefix: "sntrys_", body: b64Class, min: 60},
+	{prefix: "glc_eyJ", body: b64Class, min: 32},
+	{prefix: "sntrys_eyJ", body: b64Class, min: 60},
 	{prefix: "sntryu_", body: cHex, min: 64},
 	{prefix: "ATBB", body: alnumClass, min: 32},
 	// Developer tooling: Supabase, SonarQube (user, project, analysis), Buildkite, CircleCI,
