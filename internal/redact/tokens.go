@@ -424,7 +424,10 @@ func (s *Scrubber) telegramToken(in string, p int) bool {
 	if p-ds < 8 || p-ds > 10 || ds > 0 && isAlnum(in[ds-1]) && !strings.HasSuffix(in[:ds], "bot") {
 		return false
 	}
-	e := scanClass(in, p+1, cB64URL)
+	e := p + 1
+	for e < len(in) && e-p <= 36 && is(in[e], cB64URL) {
+		e++
+	}
 	if e-p-1 != 35 {
 		return false
 	}
