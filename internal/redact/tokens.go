@@ -341,11 +341,20 @@ func (s *Scrubber) flag(in string, i int) int {
 			return i + 1 // "-u 1000:1000" is a uid:gid pair
 		}
 	}
-	if vs == ve || strings.HasPrefix(in[vs:], marker) || isHarmlessValue(in, vs, ve, name) {
+	if vs == ve || strings.HasPrefix(in[vs:], marker) || isHarmlessValue(in, vs, ve, name) ||
+		isOneOf(in[vs:ve], proseWords[:]) {
 		return i + 1
 	}
 	s.add(vs, ve, kindCommandLine)
 	return ve
+}
+
+// proseWords follow a flag in documentation rather than on a command line ("run with
+// --token to authenticate", "--password followed by …"); none is a password worth hiding.
+var proseWords = [...]string{
+	"a", "an", "and", "are", "as", "can", "flag", "followed", "for", "from", "if", "in",
+	"instead", "of", "on", "only", "option", "or", "should", "the", "to", "will", "with", "you",
+	"your",
 }
 
 // passwordFlags are the short flags that mean a password only for some commands: elsewhere
