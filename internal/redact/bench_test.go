@@ -98,6 +98,7 @@ func BenchmarkPathological(b *testing.B) {
 		{"mask", "token=xxxxxx:"}, {"placeholder", "token=${"}, {"telegram", "bot12345678:AA"},
 		{"xml", "<password>x</password>"}, {"xml-attr", `<a name="password" value=`},
 		{"k8s-env", "- name: token\n  value: x\n"}, {"mysql", "mysql -px "},
+		{"azure", "abc8Q~"},
 	} {
 		in := strings.Repeat(tc.unit, n/len(tc.unit))
 		b.Run(tc.name, func(b *testing.B) {

@@ -49,9 +49,9 @@ var classes = func() (t [256]uint16) {
 	set(cTermQuery, space+"&#,;\"'<>()[]{}`\\")
 	set(cTermAuth, space+"/?#\"'<>`\\")
 	// '_', '-' and '.' end the prefix of a self-identifying token ("ghp_", "glpat-", "SG."),
-	// '-' also starts a command-line flag, and 'A' starts the tokens whose prefix has no
-	// separator ("AKIA", "AIza", "ATBB").
-	set(cTrigger, "=:BJbj_-.A")
+	// '-' also starts a command-line flag, 'A' starts the tokens whose prefix has no
+	// separator ("AKIA", "AIza", "ATBB"), and '~' marks an Azure AD client secret.
+	set(cTrigger, "=:BJbj_-.A~")
 	set(cUpper, upper)
 	set(cHex, digits+"abcdef")
 	set(cDot, ".")

@@ -125,6 +125,7 @@ var ruleCases = []ruleCase{
 	{"aws key id inside a word", "XAKIA" + strings.Repeat("Q7", 8), "XAKIA" + strings.Repeat("Q7", 8), map[string]int{}},
 	{"age identity", "AGE-SECRET-KEY-1" + strings.Repeat("QZ7", 20), "[redacted]", nil},
 	{"sendgrid", "apikey/SG." + strings.Repeat("aZ9-", 6) + "." + strings.Repeat("Qw8_", 11) + " failed", "apikey/[redacted] failed", nil},
+	{"azure ad client secret", "AZURE_CLIENT_SECRET value " + "ab1" + "8Q~" + strings.Repeat("k3_F.", 6) + "Zq rejected", "AZURE_CLIENT_SECRET value [redacted] rejected", nil},
 	{"telegram bot", "https://api.telegram.org/bot123456789:AA" + strings.Repeat("hZ3_k", 6) + "Q32/sendMessage", "https://api.telegram.org/bot[redacted]/sendMessage", nil},
 
 	// Webhook URLs: the path is the credential; the host and the kind of path stay.
@@ -235,6 +236,7 @@ func TestStringUnchanged(t *testing.T) {
 		"docker run -p 8080:80 -u 1000:1000 acme/app; mkdir -p /var/log; psql -p 5432",
 		"GET https://hooks.slack.com/ 404 and https://discord.com/developers/docs/resources/webhook",
 		"token_type=Bearer expires_in=3599",
+		"cd ~/.ssh && ls ~/projects/Q~1 v1.2~rc1 ~~~~~~~~",
 		`{"name": "DB_HOST", "value": "db.internal"}, {"key": "Accept", "value": "*/*"}`,
 		"- name: DB_HOST\n  value: db.internal\nmysql -u root -p\nredis-cli -p 6379 -a\nssh -p 22 host",
 		"aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",

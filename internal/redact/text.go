@@ -11,7 +11,8 @@ import "strings"
 // Separators ('=', ':') may end a secret-named key or start a URL's "://"; 'B' and 'J', in
 // either case, may start a PEM "-----BEGIN", a JWT's "eyJ" or an authentication scheme;
 // '_', '-' and '.' may end a vendor token's prefix ("ghp_", "glpat-", "SG.") and '-' may
-// start a command-line flag; 'A' may start "AKIA", "AIza" or "ATBB". Searching for each of
+// start a command-line flag; 'A' may start "AKIA", "AIza" or "ATBB", and '~' may be the
+// marker of an Azure AD client secret. Searching for each of
 // those with strings.Index would cost a pass each, and for prefixes that start with a
 // common byte ("eyJ", "bearer") more than this whole loop. Digits, a third of a typical log,
 // are left to findCards, which reads only one byte in 13.
@@ -49,6 +50,8 @@ func (s *Scrubber) scan(in string) {
 			default:
 				i++
 			}
+		case '~':
+			i = s.azureSecret(in, i)
 		case 'A':
 			if i > 0 && isAlnum(in[i-1]) {
 				i++ // inside a word, as in "WARN"

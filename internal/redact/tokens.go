@@ -423,6 +423,29 @@ func (s *Scrubber) webhook(in string, a int) {
 	}
 }
 
+// azureSecret records an Azure AD (Entra ID) client secret around the '~' at i. Microsoft's
+// format has no prefix but a fixed marker: three characters, a digit and "Q~", then 31 to
+// 34 more, all from [A-Za-z0-9_.~-].
+func (s *Scrubber) azureSecret(in string, i int) int {
+	st := i - 5
+	if st < 0 || in[i-1] != 'Q' || !isDigit(in[i-2]) ||
+		!isAzureSecretByte(in[st]) || !isAzureSecretByte(in[st+1]) || !isAzureSecretByte(in[st+2]) ||
+		st > 0 && isAzureSecretByte(in[st-1]) {
+		return i + 1
+	}
+	e := i + 1
+	for e < len(in) && e-i <= 35 && isAzureSecretByte(in[e]) {
+		e++
+	}
+	if n := e - i - 1; n < 31 || n > 34 || isPlaceholderBody(in[i+1:e]) {
+		return i + 1
+	}
+	s.add(st, e, kindToken)
+	return e
+}
+
+func isAzureSecretByte(c byte) bool { return is(c, cB64URL) || c == '.' || c == '~' }
+
 // telegramToken records a Telegram bot token whose ':' is at p: the bot's numeric id, then
 // 35 base64url bytes that start with "AA". In the Bot API URL it follows "bot".
 func (s *Scrubber) telegramToken(in string, p int) bool {
