@@ -41,6 +41,9 @@ var metadataWords = [...]string{
 	"required", "enabled", "changed", "reset", "hint", "prompt", "strength", "regex", "pattern",
 	"mode", "helper", "stdin", "source", "location", "min", "max", "at", "in", "days", "timeout",
 	"format", "algorithm", "prefix", "suffix", "backend", "mount", "engine", "store",
+	// Exception and error types name what went wrong, and are followed by a message:
+	// "BadCredentialsException: 401", "InvalidPasswordError: too short".
+	"exception", "error",
 }
 
 // Words before a trailing "token" that make it a position in a list or a handle, not a

@@ -524,6 +524,9 @@ func (s *Scrubber) keyValue(in string, p int) int {
 	if class == keyPlain {
 		return next
 	}
+	if sep == ':' && !quoted && !spaced && inURLAuthority(in, ks) {
+		return next // "https://deploy-token-42:pass@host": urlCredentials takes the userinfo
+	}
 
 	v := p + 1
 	if sep == ':' || spaced {
@@ -784,7 +787,9 @@ func credential(in string, rs, re int) (cs, ce int, ok bool) {
 		}
 		ce = cs
 		if isTokenScheme(in[rs:k]) {
-			for ce < re && !is(in[ce], cSpace) && in[ce] != ',' && in[ce] != ';' {
+			// A quote ends the credential too: no token contains one, and in
+			// -H "Authorization: Bearer …" it closes the header's argument.
+			for ce < re && !is(in[ce], cSpace) && in[ce] != ',' && in[ce] != ';' && in[ce] != '"' && in[ce] != '\'' {
 				ce++
 			}
 			if isPlaceholder(strings.TrimRight(in[cs:ce], `"'\`)) {
@@ -808,6 +813,16 @@ func credential(in string, rs, re int) (cs, ce int, ok bool) {
 		ce++
 	}
 	return rs, ce, ce > rs
+}
+
+// inURLAuthority reports whether the key starting at ks is inside the userinfo of a URL,
+// just after its "://".
+func inURLAuthority(in string, ks int) bool {
+	k := ks
+	for k > 0 && ks-k < 256 && !is(in[k-1], cTermAuth) {
+		k--
+	}
+	return k >= 3 && in[k-3:k] == "://"
 }
 
 // namedByAttribute classifies the XML attribute value="…" whose name starts at ks by the
