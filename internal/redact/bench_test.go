@@ -92,7 +92,13 @@ func BenchmarkPathological(b *testing.B) {
 		{"pem", "-----BEGIN PRIVATE KEY-----"}, {"digits", "1 "}, {"card-groups", "4111 "},
 		{"at", "a@"}, {"email", "a@b.cc"}, {"pct40", "%40"}, {"url", "://"}, {"userinfo", "://a@"},
 		{"bearer", "Bearer "}, {"private-key", "private key="}, {"query", "&code="},
-		{"secret", "aaaaaaaa"},
+		{"secret", "aaaaaaaa"}, {"prefix", "ghp_"}, {"prefix-run", "xoxb-aaaaaa-"},
+		{"akia", "AKIA"}, {"flag-user", " -u a:"}, {"flag-password", " --password x"},
+		{"login-p", "login -p x "}, {"webhook", "https://hooks.slack.com/services/"},
+		{"mask", "token=xxxxxx:"}, {"placeholder", "token=${"}, {"telegram", "bot12345678:AA"},
+		{"xml", "<password>x</password>"}, {"xml-attr", `<a name="password" value=`},
+		{"k8s-env", "- name: token\n  value: x\n"}, {"mysql", "mysql -px "},
+		{"azure", "abc8Q~"},
 	} {
 		in := strings.Repeat(tc.unit, n/len(tc.unit))
 		b.Run(tc.name, func(b *testing.B) {

@@ -15,6 +15,9 @@ const (
 	cTermQuery                    // ends a value in a URL query
 	cTermAuth                     // ends a URL authority (user:pass@host:port)
 	cTrigger                      // a byte that scan must look at
+	cUpper                        // A-Z
+	cHex                          // lower-case hex: 0-9 a-f
+	cDot                          // '.', inside some token bodies
 )
 
 // classes is immutable after package initialisation; it is built by a function rather than
@@ -45,7 +48,13 @@ var classes = func() (t [256]uint16) {
 	set(cTermValue, space+"&,;\"'<>()[]{}`\\")
 	set(cTermQuery, space+"&#,;\"'<>()[]{}`\\")
 	set(cTermAuth, space+"/?#\"'<>`\\")
-	set(cTrigger, "=:BJbj")
+	// '_', '-' and '.' end the prefix of a self-identifying token ("ghp_", "glpat-", "SG."),
+	// '-' also starts a command-line flag, 'A' starts the tokens whose prefix has no
+	// separator ("AKIA", "AIza", "ATBB"), and '~' marks an Azure AD client secret.
+	set(cTrigger, "=:BJbj_-.A~")
+	set(cUpper, upper)
+	set(cHex, digits+"abcdef")
+	set(cDot, ".")
 	return t
 }()
 

@@ -27,7 +27,28 @@ var headWords = [...]string{
 
 // Qualifiers that turn a trailing "key" into a secret; a bare "key" is usually an issue or
 // project key, and "public key" is public.
-var keyQualifiers = [...]string{"api", "private", "secret", "signing", "encryption"}
+// "AccountKey" and "SharedAccessKey" are Azure's names for storage and Service Bus keys.
+var keyQualifiers = [...]string{"api", "private", "secret", "signing", "encryption", "account", "access", "master"}
+
+// Words that, after a strong word, make the key name something about a secret rather than
+// the secret itself: "SECRET_PATH", "credentialsId", "passwordFile", "credential.helper",
+// "client_secret_expires_at". An identifier ("id") is only a name here: Vault's secret_id is
+// the exception, and its values are left to the other rules.
+var metadataWords = [...]string{
+	"id", "ids", "name", "names", "file", "path", "ref", "arn", "url", "uri", "type", "length",
+	"len", "policy", "provider", "manager", "field", "label", "version", "variable", "var", "env",
+	"property", "count", "expiry", "expiration", "expires", "expired", "age", "ttl", "rotation",
+	"required", "enabled", "changed", "reset", "hint", "prompt", "strength", "regex", "pattern",
+	"mode", "helper", "stdin", "source", "location", "min", "max", "at", "in", "days", "timeout",
+	"format", "algorithm", "prefix", "suffix", "backend", "mount", "engine", "store",
+	// Exception and error types name what went wrong, and are followed by a message:
+	// "BadCredentialsException: 401", "InvalidPasswordError: too short".
+	"exception", "error",
+}
+
+// Words before a trailing "token" that make it a position in a list or a handle, not a
+// credential: "nextPageToken", "continuationToken", "syncToken".
+var handleQualifiers = [...]string{"page", "continuation", "sync", "cancellation", "resume", "pagination", "cursor"}
 
 // Words that contain a strong substring but name no secret.
 var strongExceptions = [...]string{"secretary", "secretaries"}
@@ -151,6 +172,11 @@ func classifyWords(k string) keyClass {
 
 	for i := range n {
 		if hasStrongSubstring(w(i)) {
+			for j := i + 1; j < n; j++ {
+				if isOneOf(w(j), metadataWords[:]) {
+					return keyPlain
+				}
+			}
 			return keySecret
 		}
 	}
@@ -163,6 +189,9 @@ func classifyWords(k string) keyClass {
 	}
 	for _, h := range headWords {
 		if strings.EqualFold(last, h) {
+			if n >= 2 && isOneOf(w(n-2), handleQualifiers[:]) {
+				return keyPlain
+			}
 			return keySecret
 		}
 	}
@@ -204,6 +233,16 @@ func hasStrongSubstring(w string) bool {
 func isQueryName(name string) bool {
 	for _, q := range queryOnlyNames {
 		if len(q) == len(name) && strings.EqualFold(name, q) {
+			return true
+		}
+	}
+	return false
+}
+
+// isOneOf reports whether w is one of the lower-case words ws, ignoring case.
+func isOneOf(w string, ws []string) bool {
+	for _, x := range ws {
+		if isWord(w, x) {
 			return true
 		}
 	}

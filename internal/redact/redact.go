@@ -6,10 +6,18 @@
 // log line or a JSON document, and which key held a secret. Scrubbing is idempotent, which
 // lets a report be scrubbed again (on retry, or after it was edited) without drift.
 //
+// A value is recognised by what names it (a secret-named key, an Authorization header, a
+// password flag, the name of a Kubernetes env var), by its own shape (a JWT, a PEM private
+// key, a card number, a vendor token whose prefix announces it, such as "ghp_" or "AKIA"), or
+// by where it sits (a URL's userinfo, a webhook URL's path). A value that a key names but
+// that plainly is no secret, such as "${DB_PASSWORD}", "<your-token-here>" or
+// "PAYMENTS-DB-PASSWORD", is left alone: configs name secrets far more often than they hold
+// them. testdata/corpus.txt measures both sides; TestCorpus holds them to their targets.
+//
 // Detection is done by hand-written scanners rather than regular expressions: reports carry
 // multi-megabyte logs, and Go's regexp engine is an order of magnitude too slow for them.
 // Each rule first looks for a cheap trigger (a fixed substring found with strings.Index, a
-// separator byte found eight bytes at a time, one byte in 13 for card numbers), and only
+// trigger byte found eight bytes at a time, one byte in 13 for card numbers), and only
 // then inspects the few bytes around it. Every scanner runs in time linear in its input,
 // however hostile: BenchmarkPathological keeps that honest.
 package redact
@@ -40,6 +48,9 @@ const (
 	kindPrivateKey
 	kindJWT
 	kindAtlassianToken
+	kindToken
+	kindWebhook
+	kindCommandLine
 	kindAuthorization
 	kindSecretKey
 	kindURLCredentials
@@ -54,6 +65,9 @@ var kindNames = [numKinds]string{
 	kindPrivateKey:     "private_key",
 	kindJWT:            "jwt",
 	kindAtlassianToken: "atlassian_token",
+	kindToken:          "service_token",
+	kindWebhook:        "webhook_url",
+	kindCommandLine:    "command_line",
 	kindAuthorization:  "authorization",
 	kindSecretKey:      "secret_key",
 	kindURLCredentials: "url_credentials",
@@ -120,7 +134,10 @@ func New(opts Options) *Scrubber {
 
 // Counts reports how many values each rule replaced so far, keyed by rule name
 // ("secret_key", "authorization", "url_credentials", "url_query", "jwt", "atlassian_token",
-// "private_key", "card_number", "shared_secret", "email"). Rules that found nothing are
+// "private_key", "card_number", "shared_secret", "email"; "service_token" for credentials
+// that identify themselves by a vendor prefix such as "ghp_", "xoxb-" or "AKIA",
+// "webhook_url" for the secret path of a Slack, Teams or Discord webhook, "command_line" for
+// a password given as a flag such as curl's "-u user:pass"). Rules that found nothing are
 // absent. Only numbers are kept: the replaced values themselves are never retained.
 func (s *Scrubber) Counts() map[string]int {
 	m := make(map[string]int)
@@ -161,6 +178,7 @@ func (s *Scrubber) detect(t string) bool {
 	s.bracketFail = 0
 	s.scan(t)
 	s.findAtlassianTokens(t)
+	s.findXMLElements(t)
 	s.findCards(t)
 	s.findEmails(t) // after scan, which records the '@' of URL userinfo
 	return len(s.spans) > 0

@@ -116,6 +116,48 @@ var ruleCases = []ruleCase{
 	{"card 19 digits", "pan=6200000000000000000 x", "pan=[redacted] x", nil},
 	{"card 5500 dashed in json", `{"n":"5500-0000-0000-0004"}`, `{"n":"[redacted]"}`, nil},
 
+	// Vendor tokens that identify themselves, in free text. The bodies are assembled here
+	// so that no string in the repository looks like a leaked credential.
+	{"github installation token", "token ghs_" + strings.Repeat("aB3dE", 8) + " rejected", "token [redacted] rejected", map[string]int{"service_token": 1}},
+	{"gitlab deploy token", "gldt-" + strings.Repeat("Zq9_x", 5) + " revoked", "[redacted] revoked", nil},
+	{"slack bot token in code", `WebClient(token="xoxb-1234567890-` + strings.Repeat("Ab9", 8) + `")`, `WebClient(token="[redacted]")`, nil},
+	{"aws access key id", "key AKIA" + strings.Repeat("Q7", 8) + " is not authorised", "key [redacted] is not authorised", map[string]int{"service_token": 1}},
+	{"aws key id inside a word", "XAKIA" + strings.Repeat("Q7", 8), "XAKIA" + strings.Repeat("Q7", 8), map[string]int{}},
+	{"age identity", "AGE-SECRET-KEY-1" + strings.Repeat("QZ7", 20), "[redacted]", nil},
+	{"sendgrid", "apikey/SG." + strings.Repeat("aZ9-", 6) + "." + strings.Repeat("Qw8_", 11) + " failed", "apikey/[redacted] failed", nil},
+	{"azure ad client secret", "AZURE_CLIENT_SECRET value " + "ab1" + "8Q~" + strings.Repeat("k3_F.", 6) + "Zq rejected", "AZURE_CLIENT_SECRET value [redacted] rejected", nil},
+	{"telegram bot", "https://api.telegram.org/bot123456789:AA" + strings.Repeat("hZ3_k", 6) + "Q32/sendMessage", "https://api.telegram.org/bot[redacted]/sendMessage", nil},
+
+	// Webhook URLs: the path is the credential; the host and the kind of path stay.
+	{"slack webhook", "POST https://hooks.slack.com/services/T0A1B2C3D/B4E5F6G7H/" + strings.Repeat("Xy7", 8) + " 404", "POST https://hooks.slack.com/services/[redacted] 404", map[string]int{"webhook_url": 1}},
+	{"teams webhook", "https://acme.webhook.office.com/webhookb2/1a2b@3c4d/IncomingWebhook/" + strings.Repeat("9f", 16) + "/5e6f", "https://acme.webhook.office.com/webhookb2/[redacted]", nil},
+	{"discord webhook", `"https://discord.com/api/webhooks/1234567890/` + strings.Repeat("Ab-", 10) + `"`, `"https://discord.com/api/webhooks/[redacted]"`, nil},
+
+	// Secrets given as command-line flags.
+	{"curl -u", "curl -u deploy:Blue7!river https://nexus.example/", "curl -u deploy:[redacted] https://nexus.example/", map[string]int{"command_line": 1}},
+	{"curl --user quoted", "curl --user 'ci:p4ss word' x", "curl --user 'ci:[redacted]' x", nil},
+	{"long flag", "pg_dump --password hunter22 --dbname=app", "pg_dump --password [redacted] --dbname=app", nil},
+	{"login -p", "docker login -u acme -p hunter22 registry.example", "docker login -u acme -p [redacted] registry.example", nil},
+	{"redis-cli -a", "redis-cli -h cache -a hunter22 ping", "redis-cli -h cache -a [redacted] ping", nil},
+	{"mysql glued -p", "mysql -u root -pS3cr*t! app", "mysql -u root -p[redacted] app", nil},
+	{"kubernetes env", "- name: DB_PASSWORD\n  value: hunter22", "- name: DB_PASSWORD\n  value: [redacted]", nil},
+	{"authorization in a quoted header", `curl -H "Authorization: Bearer abc123def" https://x.example`, `curl -H "Authorization: Bearer [redacted]" https://x.example`, nil},
+	{"userinfo with a token-named user", "https://deploy-token-42:hunter2@gitlab.example/app.git", "https://[redacted]@gitlab.example/app.git", map[string]int{"url_credentials": 1}},
+	{"exception named for credentials", "BadCredentialsException: 401 for token=abc123", "BadCredentialsException: 401 for token=[redacted]", nil},
+	{"json name and value", `{"name": "DB_PASSWORD", "value": "hunter22"}`, `{"name": "DB_PASSWORD", "value": "[redacted]"}`, nil},
+	{"xml element", "<password>hunter22</password>", "<password>[redacted]</password>", nil},
+	{"xml attribute", `<add key="SmtpPassword" value="hunter22"/>`, `<add key="SmtpPassword" value="[redacted]"/>`, nil},
+	{"azure account key", "AccountName=acme;AccountKey=" + strings.Repeat("Kq+/", 8) + "==;EndpointSuffix=core.windows.net", "AccountName=acme;AccountKey=[redacted];EndpointSuffix=core.windows.net", nil},
+
+	// Values that resemble placeholders or names but may be real secrets.
+	{"placeholder with default", "password=${DB_PASSWORD:-hunter2}", "password=[redacted]", nil},
+	{"quoted placeholder with default", `password: "${DB_PASSWORD:-hunter2}"`, `password: "[redacted]"`, nil},
+	{"grouped key", "api_key: K7F3-Q9Z2-M4X8", "api_key: [redacted]", nil},
+	{"upper-case password", "password=HUNTER-TWO", "password=[redacted]", nil},
+	{"bang password", "password: !hunter", "password: [redacted]", nil},
+	{"password naming a secret word", "password=Password123", "password=[redacted]", nil},
+	{"lower-case dollar", "password=$ecret99", "password=[redacted]", nil},
+
 	// Caller's secrets.
 	{"shared secret", "secret is " + testSecret + "!", "secret is [redacted]!", map[string]int{"shared_secret": 1}},
 	{"shared secret glued", "x" + testSecret + testSecret + "y", "x[redacted][redacted]y", map[string]int{"shared_secret": 2}},
@@ -178,6 +220,30 @@ func TestStringUnchanged(t *testing.T) {
 		"file:///var/log/app.log",
 		// Addresses that are not emails, and the reporter's own.
 		"user@localhost @types/node ping@ 1@2 reporter@customer.example",
+		// Placeholders, references and names of secrets.
+		"password=${DB_PASSWORD} token=$(cat /run/secrets/api_token) PGPASSWORD=$PGPASSWORD",
+		`"token": "<your-token-here>", "secret": "********", api_key: "xxxxxxxxxxxxxxxx"`,
+		"GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}",
+		`password: "{{ vault_db_password }}"`,
+		`password = os.environ["DB_PASSWORD"]; token = getpass.getpass()`,
+		"conn = connect(user=user, password=password); Client(token=self.token)",
+		`curl -u "$USER:$PASS" -H "Authorization: Bearer $API_TOKEN" https://example.com`,
+		"credentialsId: 'jenkins-nexus' passwordVariable: 'NEXUS_PASS'",
+		`SECRET_PATH = "PAYMENTS-DB-PASSWORD" password_file=/run/secrets/db`,
+		`"secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf"`,
+		"credential.helper=store nextPageToken: CAUQAA",
+		"validation failed: password: required; error: token: expired; id-token: write",
+		// Prefixes without a token, ids that resemble tokens, flags that are no passwords.
+		"tokens start with ghp_ and xoxb- and glpat-; sk_live_xxxxxxxxxxxxxxxxxxxx is an example",
+		"cus_NffrFeUfNV2Hib pk_live_51H8AbCdEfGhIjKl hf_hub_download npm_config_cache=/tmp",
+		"docker run -p 8080:80 -u 1000:1000 acme/app; mkdir -p /var/log; psql -p 5432",
+		"GET https://hooks.slack.com/ 404 and https://discord.com/developers/docs/resources/webhook",
+		"token_type=Bearer expires_in=3599",
+		"cd ~/.ssh && ls ~/projects/Q~1 v1.2~rc1 ~~~~~~~~",
+		`{"name": "DB_HOST", "value": "db.internal"}, {"key": "Accept", "value": "*/*"}`,
+		"- name: DB_HOST\n  value: db.internal\nmysql -u root -p\nredis-cli -p 6379 -a\nssh -p 22 host",
+		"aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+		"<password>${env.NEXUS_PASSWORD}</password><passwordPolicy>strong</passwordPolicy>",
 		// Markers from an earlier scrub.
 		"password=[redacted] Authorization: Bearer [redacted] https://[redacted]@host [email]",
 		"ATATT3 is the prefix of Atlassian API tokens",
@@ -324,5 +390,30 @@ func TestKeepEmailsKeepsEveryAddress(t *testing.T) {
 	}
 	if got := New(Options{}).String(in); strings.Contains(got, "alice@example.com") {
 		t.Errorf("without KeepEmails String() = %q, want the address replaced", got)
+	}
+}
+
+// TestTokenFormats checks the assumptions the token scan makes about its table: scan
+// filters a separator by the two bytes before it and finds the word before it by walking
+// back at most maxPrefixWord bytes, and the first format that matches wins.
+func TestTokenFormats(t *testing.T) {
+	for i, f := range tokenFormats {
+		word := f.prefix
+		if k := strings.IndexAny(f.prefix, "_-."); k >= 0 {
+			word = f.prefix[:k]
+			if k < 2 {
+				t.Errorf("%q: the word before the separator is shorter than the two bytes mayEndPrefix reads", f.prefix)
+			}
+		} else if f.prefix[0] != 'A' {
+			t.Errorf("%q: a prefix without separator must start with the trigger 'A'", f.prefix)
+		}
+		if len(word) > maxPrefixWord || scanClass(word, 0, alnumClass) != len(word) {
+			t.Errorf("%q: the word before the separator is not %d letters or digits at most", f.prefix, maxPrefixWord)
+		}
+		for _, g := range tokenFormats[:i] {
+			if strings.HasPrefix(f.prefix, g.prefix) {
+				t.Errorf("%q comes after %q, which would always match first", f.prefix, g.prefix)
+			}
+		}
 	}
 }

@@ -9,17 +9,30 @@ import "strings"
 // scan is the one pass over every byte. Bytes that cannot start anything are skipped eight
 // at a time; at the rest, the rule the byte may trigger looks at the bytes around it.
 // Separators ('=', ':') may end a secret-named key or start a URL's "://"; 'B' and 'J', in
-// either case, may start a PEM "-----BEGIN", a JWT's "eyJ" or an authentication scheme.
-// Searching for each of those with strings.Index would cost a pass each, and for prefixes
-// that start with a common byte ("eyJ", "bearer") more than this whole loop. Digits, a third
-// of a typical log, are left to findCards, which reads only one byte in 13.
+// either case, may start a PEM "-----BEGIN", a JWT's "eyJ" or an authentication scheme;
+// '_', '-' and '.' may end a vendor token's prefix ("ghp_", "glpat-", "SG.") and '-' may
+// start a command-line flag; 'A' may start "AKIA", "AIza" or "ATBB", and '~' may be the
+// marker of an Azure AD client secret. Searching for each of
+// those with strings.Index would cost a pass each, and for prefixes that start with a
+// common byte ("eyJ", "bearer") more than this whole loop. Digits, a third of a typical log,
+// are left to findCards, which reads only one byte in 13.
+//
+// The separators are in most blocks of eight bytes of a log (dates, UUIDs, host names), so
+// the skip ORs eight table reads rather than testing for zero bytes in a word, which needed
+// a test per trigger byte; and a separator is passed over inline unless the two bytes before
+// it end a known prefix.
 func (s *Scrubber) scan(in string) {
 	for i := 0; i < len(in); {
 		// Eight bytes at a time while none of them can be a trigger.
-		for i+8 <= len(in) && !mayHaveTrigger(load64(in, i)) {
+		for i+8 <= len(in) {
+			_ = in[i+7]
+			if triggers[in[i]]|triggers[in[i+1]]|triggers[in[i+2]]|triggers[in[i+3]]|
+				triggers[in[i+4]]|triggers[in[i+5]]|triggers[in[i+6]]|triggers[in[i+7]] != 0 {
+				break
+			}
 			i += 8
 		}
-		for i < len(in) && !triggers[in[i]] {
+		for i < len(in) && triggers[in[i]] == 0 {
 			i++
 		}
 		if i == len(in) {
@@ -28,6 +41,23 @@ func (s *Scrubber) scan(in string) {
 		switch c := in[i]; c {
 		case '=', ':':
 			i = s.keyValue(in, i)
+		case '_', '-', '.':
+			switch {
+			case c == '-' && (i == 0 || in[i-1] == ' ' || in[i-1] == '\t' || in[i-1] == '\n'):
+				i = s.flag(in, i)
+			case i >= 2 && mayEndPrefix(in, i):
+				i = s.separator(in, i)
+			default:
+				i++
+			}
+		case '~':
+			i = s.azureSecret(in, i)
+		case 'A':
+			if i > 0 && isAlnum(in[i-1]) {
+				i++ // inside a word, as in "WARN"
+				continue
+			}
+			i = s.upperA(in, i)
 		default: // 'B', 'b', 'J', 'j'
 			if (c == 'b' || c == 'j') && i > 0 && isAlnum(in[i-1]) {
 				i++ // inside a word, as in every hex id: the common case, kept inline
@@ -38,28 +68,13 @@ func (s *Scrubber) scan(in string) {
 	}
 }
 
-// load64 reads eight bytes of s as a little-endian word; the compiler turns it into one load.
-func load64(s string, i int) uint64 {
-	_ = s[i+7]
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-}
-
-// mayHaveTrigger reports whether any byte of x may be a trigger, with the classic SWAR test
-// for a zero byte. Setting bit 5 of every byte first folds 'B' and 'J' onto 'b' and 'j' and
-// leaves ':' and '=' alone, so four tests cover the six triggers. A false positive (a
-// control byte, or a byte above a real match) only sends the byte loop over those 8 bytes.
-func mayHaveTrigger(x uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	x |= 0x20 * ones
-	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
-	return zero(x^(':'*ones))|zero(x^('='*ones))|zero(x^('b'*ones))|zero(x^('j'*ones)) != 0
-}
-
-// triggers are the bytes at which scan stops; a plain bool table is the fastest test.
-var triggers = func() (t [256]bool) {
+// triggers are the bytes at which scan stops (1) or not (0); bytes rather than bools, so that
+// eight lookups combine with OR into one test.
+var triggers = func() (t [256]uint8) {
 	for c := range 256 {
-		t[c] = is(byte(c), cTrigger)
+		if is(byte(c), cTrigger) {
+			t[c] = 1
+		}
 	}
 	return t
 }()
@@ -237,6 +252,7 @@ func (s *Scrubber) urlCredentials(in string, a int) {
 		s.add(a, at, kindURLCredentials)
 		s.atSkip = append(s.atSkip, at)
 	}
+	s.webhook(in, max(a, at+1))
 }
 
 // findEmails replaces addresses other than the reporter's, also when percent-encoded
@@ -355,6 +371,9 @@ func looksLikeCredential(c string, jwt bool) bool {
 	if jwt {
 		return strings.Count(c, ".") >= 2
 	}
+	if strings.Contains(strings.TrimRight(c, "="), "=") {
+		return false // "token_type=Bearer expires_in=3599": the next field, not a credential
+	}
 	if len(c) >= 20 || strings.ContainsAny(c, "0123456789=+/") {
 		return true
 	}
@@ -397,8 +416,13 @@ func (s *Scrubber) keyValue(in string, p int) int {
 		if c := in[p-1]; c == '!' || c == '<' || c == '>' || c == sep {
 			return next
 		}
-		if sep == ':' && isDigit(in[p-1]) && p+1 < len(in) && isDigit(in[p+1]) {
-			return next // a time of day or a host:port, the most common ':' in a log
+		if sep == ':' && isDigit(in[p-1]) && p+1 < len(in) {
+			if isDigit(in[p+1]) {
+				return next // a time of day or a host:port, the most common ':' in a log
+			}
+			if strings.HasPrefix(in[p+1:], "AA") && s.telegramToken(in, p) {
+				return p + 36
+			}
 		}
 	}
 
@@ -453,6 +477,9 @@ func (s *Scrubber) keyValue(in string, p int) int {
 		if before >= 1 && in[before] == '/' && in[before-1] == '/' {
 			return next // scheme://user:pass@ is urlCredentials' business
 		}
+		if sep == ':' && before >= 0 && in[before] == ':' && p+1 < len(in) && !isBlank(in[p+1]) {
+			return next // a part of an ARN or URN: "arn:aws:secretsmanager:eu-west-1:…"
+		}
 		if before >= 0 && in[before] == '\\' && hasPrefixFold(key, "u0026") {
 			key, query = key[5:], true // a JSON-escaped '&'
 		} else if sep == '=' && before >= 0 {
@@ -484,8 +511,21 @@ func (s *Scrubber) keyValue(in string, p int) int {
 			}
 		}
 	}
+	if class == keyPlain && isWord(key, "value") {
+		switch {
+		case quoted:
+			class = namedByField(in, ks)
+		case sep == '=':
+			class = namedByAttribute(in, ks)
+		default:
+			class = namedByPreviousLine(in, ks)
+		}
+	}
 	if class == keyPlain {
 		return next
+	}
+	if sep == ':' && !quoted && !spaced && inURLAuthority(in, ks) {
+		return next // "https://deploy-token-42:pass@host": urlCredentials takes the userinfo
 	}
 
 	v := p + 1
@@ -513,6 +553,7 @@ func (s *Scrubber) keyValue(in string, p int) int {
 		vs, ve, ok = authValue(in, v)
 	default:
 		vs, ve, ok = s.plainValue(in, v, query)
+		ok = ok && !isHarmlessValue(in, vs, ve, key)
 	}
 	if !ok {
 		return next
@@ -538,6 +579,16 @@ func (s *Scrubber) plainValue(in string, v int, query bool) (vs, ve int, ok bool
 		return quotedValue(in, v+1, c)
 	case c == '\\' && v+1 < len(in) && in[v+1] == '"':
 		return escapedQuotedValue(in, v+2)
+	case c == '$' && v+1 < len(in) && in[v+1] == '{':
+		// "${DB_PASSWORD}" and "${{ secrets.TOKEN }}" are taken whole, so that a default
+		// ("${DB_PASSWORD:-hunter2}") goes with them and a reference is judged whole.
+		if e := strings.IndexAny(in[v:min(len(in), v+maxHarmless)], "}\n"); e > 0 && in[v+e] == '}' {
+			e += v + 1
+			if e < len(in) && in[e] == '}' {
+				e++
+			}
+			return v, e, true
+		}
 	case !query && (c == '{' || c == '['):
 		e := s.matchBracket(in, v)
 		if e < 0 || e == v+2 {
@@ -736,8 +787,13 @@ func credential(in string, rs, re int) (cs, ce int, ok bool) {
 		}
 		ce = cs
 		if isTokenScheme(in[rs:k]) {
-			for ce < re && !is(in[ce], cSpace) && in[ce] != ',' && in[ce] != ';' {
+			// A quote ends the credential too: no token contains one, and in
+			// -H "Authorization: Bearer …" it closes the header's argument.
+			for ce < re && !is(in[ce], cSpace) && in[ce] != ',' && in[ce] != ';' && in[ce] != '"' && in[ce] != '\'' {
 				ce++
+			}
+			if isPlaceholder(strings.TrimRight(in[cs:ce], `"'\`)) {
+				return 0, 0, false // "Bearer $TOKEN", "Bearer <token>" in a how-to
 			}
 			return cs, ce, true
 		}
@@ -757,4 +813,121 @@ func credential(in string, rs, re int) (cs, ce int, ok bool) {
 		ce++
 	}
 	return rs, ce, ce > rs
+}
+
+// inURLAuthority reports whether the key starting at ks is inside the userinfo of a URL,
+// just after its "://".
+func inURLAuthority(in string, ks int) bool {
+	k := ks
+	for k > 0 && ks-k < 256 && !is(in[k-1], cTermAuth) {
+		k--
+	}
+	return k >= 3 && in[k-3:k] == "://"
+}
+
+// namedByAttribute classifies the XML attribute value="…" whose name starts at ks by the
+// name the element gives it in an earlier attribute, as Java and .NET configs do:
+// <property name="password" value="…"/>, <add key="SmtpPassword" value="…"/>.
+func namedByAttribute(in string, ks int) keyClass {
+	ls := max(0, ks-256)
+	line := in[ls:ks]
+	if i := strings.LastIndexByte(line, '<'); i >= 0 {
+		line = line[i:]
+	} else {
+		return keyPlain
+	}
+	for _, attr := range [...]string{` name="`, ` key="`} {
+		i := strings.Index(line, attr)
+		if i < 0 {
+			continue
+		}
+		name := line[i+len(attr):]
+		if j := strings.IndexByte(name, '"'); j >= 0 {
+			return classifyKey(name[:j])
+		}
+	}
+	return keyPlain
+}
+
+// namedByField classifies the JSON field "value" whose key (with its quote) starts at ks by
+// a "name" or "key" field before it in the same object, as in Kubernetes' JSON and Postman's
+// collections: {"name": "DB_PASSWORD", "value": "…"}, {"key": "token", "value": "…"}.
+func namedByField(in string, ks int) keyClass {
+	obj := in[max(0, ks-256):ks]
+	i := strings.LastIndexByte(obj, '{')
+	if i < 0 || strings.ContainsAny(obj[i:], "}\n") {
+		return keyPlain
+	}
+	obj = obj[i:]
+	for _, field := range [...]string{`"name"`, `"key"`} {
+		j := strings.Index(obj, field)
+		if j < 0 {
+			continue
+		}
+		rest := strings.TrimLeft(obj[j+len(field):], " ")
+		if rest, ok := strings.CutPrefix(rest, ":"); ok {
+			rest = strings.TrimLeft(rest, " ")
+			if rest, ok := strings.CutPrefix(rest, `"`); ok {
+				if e := strings.IndexByte(rest, '"'); e >= 0 {
+					return classifyKey(rest[:e])
+				}
+			}
+		}
+	}
+	return keyPlain
+}
+
+// namedByPreviousLine classifies the YAML "value:" whose key starts at ks by the "name:" on
+// the line before, as in a Kubernetes container's environment:
+//
+//   - name: DB_PASSWORD
+//     value: …
+func namedByPreviousLine(in string, ks int) keyClass {
+	ls := strings.LastIndexByte(in[max(0, ks-256):ks], '\n')
+	if ls < 0 || strings.TrimLeft(in[max(0, ks-256)+ls:ks], " \t\n-") != "" {
+		return keyPlain // "value" is not the first key on its line
+	}
+	ls += max(0, ks-256)
+	prev := in[max(0, ls-256):ls]
+	prev = strings.TrimSpace(prev[strings.LastIndexByte(prev, '\n')+1:])
+	name, ok := strings.CutPrefix(strings.TrimPrefix(prev, "- "), "name:")
+	if !ok {
+		return keyPlain
+	}
+	return classifyKey(strings.Trim(strings.TrimSpace(name), `"'`))
+}
+
+// findXMLElements records the content of XML elements with a secret name, as in a Maven
+// settings.xml: <password>…</password>. Closing tags are what is searched for, because "</"
+// is rare in a log and names the element right away.
+func (s *Scrubber) findXMLElements(in string) {
+	for i := 0; ; {
+		j := strings.Index(in[i:], "</")
+		if j < 0 {
+			return
+		}
+		c := i + j
+		i = c + 2
+		ne := i
+		for ne < len(in) && ne-i < 64 && is(in[ne], cKey) {
+			ne++
+		}
+		if ne == i || ne >= len(in) || in[ne] != '>' || classifyKey(in[i:ne]) != keySecret {
+			continue
+		}
+		name := in[i:ne]
+		// The content runs back to the '>' of the opening tag, on the same line.
+		gt := c - 1
+		for gt >= 0 && c-gt <= 1024 && in[gt] != '>' && in[gt] != '<' && in[gt] != '\n' {
+			gt--
+		}
+		if gt < 0 || in[gt] != '>' || gt < len(name)+1 || in[gt-len(name)-1] != '<' || in[gt-len(name):gt] != name {
+			continue
+		}
+		vs, ve := gt+1, c
+		if vs == ve || in[vs:ve] == marker || isHarmlessValue(in, vs, ve, name) {
+			continue
+		}
+		s.add(vs, ve, kindSecretKey)
+	}
 }

@@ -12,7 +12,8 @@ import (
 // numbers (float64, json.Number, int, int64), bools and nil. The input is not modified.
 //
 // A value under a secret-named key is replaced by "[redacted]" whatever it looks like, except
-// nil, "" and booleans, which carry no secret and tell support whether something was set. An
+// nil, "" and booleans, which carry no secret and tell support whether something was set,
+// and strings that are plainly no secret ("${DB_PASSWORD}", "<your-token-here>"). An
 // array under such a key keeps its shape (header maps decode to arrays of strings), and an
 // Authorization value keeps its scheme. Every other string goes through String, keys
 // included. Two keys that scrub to the same text (two addresses becoming "[email]") are kept
@@ -58,24 +59,32 @@ func (s *Scrubber) object(m map[string]any) map[string]any {
 				}
 			}
 		}
-		switch class := classifyKey(k); class {
+		class := classifyKey(k)
+		if class == keyPlain && k == "value" && namesSecret(m) {
+			class = keySecret
+		}
+		switch class {
 		case keyPlain:
 			out[nk] = s.Value(m[k])
 		default:
-			out[nk] = s.secretValue(m[k], class == keyAuthorization)
+			out[nk] = s.secretValue(m[k], k, class == keyAuthorization)
 		}
 	}
 	return out
 }
 
-// secretValue replaces the value of a secret-named key.
-func (s *Scrubber) secretValue(v any, auth bool) any {
+// secretValue replaces the value of the secret-named key, unless it is plainly no secret
+// (a placeholder, a reference, a mask), by the same rules as in text.
+func (s *Scrubber) secretValue(v any, key string, auth bool) any {
 	switch t := v.(type) {
 	case nil, bool:
 		return v
 	case string:
 		if t == "" || t == marker {
 			return t
+		}
+		if isHarmlessValue(t, 0, len(t), key) {
+			return s.String(t) // it may still hold an address or a caller's secret
 		}
 		if auth {
 			if cs, ce, ok := credential(t, 0, len(t)); ok {
@@ -87,7 +96,7 @@ func (s *Scrubber) secretValue(v any, auth bool) any {
 	case []any:
 		out := make([]any, len(t))
 		for i, e := range t {
-			out[i] = s.secretValue(e, auth)
+			out[i] = s.secretValue(e, key, auth)
 		}
 		return out
 	}
@@ -107,4 +116,16 @@ func (s *Scrubber) number(digits string, orig any) any {
 		return marker
 	}
 	return orig
+}
+
+// namesSecret reports whether an object is a name/value pair whose name is secret, as in a
+// Kubernetes container's environment ({"name": "DB_PASSWORD", "value": "…"}) or a Postman
+// collection ({"key": "token", "value": "…"}).
+func namesSecret(m map[string]any) bool {
+	for _, f := range [...]string{"name", "key"} {
+		if n, ok := m[f].(string); ok && classifyKey(n) == keySecret {
+			return true
+		}
+	}
+	return false
 }

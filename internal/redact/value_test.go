@@ -83,3 +83,24 @@ func TestValueNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestValueKeepsPlaceholders: the value of a secret-named key that plainly is no secret
+// survives in JSON as it does in text, and one that merely resembles a placeholder does not;
+// a name/value pair is judged by its name.
+func TestValueKeepsPlaceholders(t *testing.T) {
+	in := decode(t, `{
+		"password": "${DB_PASSWORD}", "token": "<your-token-here>", "secret": "********",
+		"apiKey": "process.env.STRIPE_KEY", "credentialsId": "jenkins-nexus",
+		"db_password": "${DB_PASSWORD:-hunter2}", "client_secret": "s3cr3t-Value",
+		"env": [{"name": "DB_PASSWORD", "value": "hunter22"}, {"name": "DB_HOST", "value": "db"}]
+	}`)
+	want := decode(t, `{
+		"password": "${DB_PASSWORD}", "token": "<your-token-here>", "secret": "********",
+		"apiKey": "process.env.STRIPE_KEY", "credentialsId": "jenkins-nexus",
+		"db_password": "[redacted]", "client_secret": "[redacted]",
+		"env": [{"name": "DB_PASSWORD", "value": "[redacted]"}, {"name": "DB_HOST", "value": "db"}]
+	}`)
+	if diff := cmp.Diff(want, New(Options{}).Value(in)); diff != "" {
+		t.Errorf("Value mismatch (-want +got):\n%s", diff)
+	}
+}
