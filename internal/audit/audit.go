@@ -55,27 +55,27 @@ const (
 // person read their logs; it is never written to the server log. AccountID is the Atlassian
 // account of a site administrator who decided, as their site's token said.
 type Actor struct {
-	Kind      ActorKind
-	Name      string
-	Email     string
-	AccountID string
+	Kind      ActorKind `json:"kind"`
+	Name      string    `json:"name,omitempty"`
+	Email     string    `json:"email,omitempty"`
+	AccountID string    `json:"accountId,omitempty"`
 }
 
 // Entry is one audit record. Append fills Seq, PrevHash and Hash (and Time when zero).
 type Entry struct {
-	Seq       int64
-	Time      time.Time
-	Tenant    string
-	Ticket    string
-	Actor     Actor
-	Action    string
-	RequestID string
-	GrantID   string
+	Seq       int64     `json:"seq"`
+	Time      time.Time `json:"time"`
+	Tenant    string    `json:"tenant"`
+	Ticket    string    `json:"ticket,omitempty"`
+	Actor     Actor     `json:"actor"`
+	Action    string    `json:"action"`
+	RequestID string    `json:"requestId,omitempty"`
+	GrantID   string    `json:"grantId,omitempty"`
 	// Details are facts about the event such as streams, window, bytes, lines, duration.
 	// Never log content: values are bounded (MaxDetailValueLen) to keep it out.
-	Details  map[string]string
-	PrevHash string
-	Hash     string
+	Details  map[string]string `json:"details,omitempty"`
+	PrevHash string            `json:"prevHash"`
+	Hash     string            `json:"hash"`
 }
 
 // Limits on entries. They keep a single entry small and make it structurally hard to copy

@@ -492,6 +492,7 @@ func (ch *consentHarness) evidence() consent.Evidence {
 	if st != 200 {
 		ch.t.Fatalf("evidence: %d %s", st, body)
 	}
+	validateEvidence(ch.t, body)
 	var ev consent.Evidence
 	if err := json.Unmarshal(body, &ev); err != nil {
 		ch.t.Fatal(err)
