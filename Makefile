@@ -24,6 +24,8 @@ bench: deps ## benchmarks with the figures the issues ask for (see README)
 	$(GO) test -run='^$$' -bench='AuthCost|Intake|Authorize' -benchtime=8000x ./internal/httpapi/
 	$(GO) test -run='^$$' -bench=Scrub50MB -benchtime=3x -cpu=1 ./internal/redact/
 	$(GO) test -run='^$$' -bench=Delivery -benchtime=1x ./internal/delivery/
+	$(GO) test -run='^$$' -bench='GrantLogs|GateCheck' -benchtime=5x -cpu=1 ./internal/httpapi/
+	$(GO) test -run='^$$' -bench=. -benchtime=5x -cpu=1 ./internal/logstore/
 
 fuzz: ## run every fuzz target briefly
 	@for pkg in $$($(GO) list $(PKGS)); do \

@@ -305,7 +305,7 @@ func newConsentHarnessWith(t testing.TB, hopts []harnessOption, opts ...consentO
 		})
 		o.Consent = ConsentDeps{Service: ch.svc, Agents: agents, WebhookSecret: secret.New(webhookSecret)}
 		ch.reader, err = logaccess.New(logaccess.Options{Consent: ch.svc, Logs: logs,
-			Secrets: logaccess.TenantSecrets{Dir: harnessTenants{ch}}, MaxBytes: 4 << 20,
+			Secrets: logaccess.TenantSecrets{Dir: harnessTenants{ch}}, MaxBytes: 1 << 40,
 			PseudonymKey: []byte("httpapi-tests-pseudonym-key-0123456789"), Logger: o.Logger})
 		if err != nil {
 			t.Fatal(err)

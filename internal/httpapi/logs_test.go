@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/supportbridge/supportbridge/internal/consent"
+	"github.com/supportbridge/supportbridge/internal/logaccess"
+	"github.com/supportbridge/supportbridge/internal/logstore"
 )
 
 // approvedGrant makes a request as alice for the app stream, approves it, and returns the
@@ -315,5 +317,28 @@ func TestPseudonymsDifferAcrossGrants(t *testing.T) {
 	}
 	if pseud(a[0]) == pseud(b[0]) {
 		t.Errorf("two grants share the pseudonym %s", pseud(a[0]))
+	}
+}
+
+// TestByteBudgetEndsTheRead: a grant serves at most its budget over all reads; the read that
+// reaches it ends with "budget", and the next is refused.
+func TestByteBudgetEndsTheRead(t *testing.T) {
+	ch := newConsentHarness(t)
+	grant := ch.approvedGrant(nil)
+	small, err := logaccess.New(logaccess.Options{Consent: ch.svc, Logs: logstore.New(ch.src),
+		Secrets: logaccess.TenantSecrets{Dir: harnessTenants{ch}}, MaxBytes: 64 << 10,
+		PseudonymKey: []byte("httpapi-tests-pseudonym-key-0123456789")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.server.logReader = small
+	st, _, body := ch.readLogs(aliceToken, grant, "?stream=app", map[string]string{"Accept": "application/x-ndjson"})
+	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	if st != 200 || lines[len(lines)-1] != `{"end":"budget"}` || len(body) > 80<<10 {
+		t.Fatalf("read over budget: %d, %d bytes, last %q", st, len(body), lines[len(lines)-1])
+	}
+	st, hdr, body := ch.readLogs(aliceToken, grant, "?stream=app", nil)
+	if p := decodeProblem(t, hdr, body); st != 403 || p.EndReason != "budget" {
+		t.Errorf("read after the budget: %d %+v", st, p)
 	}
 }
