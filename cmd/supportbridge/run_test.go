@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -157,5 +158,23 @@ func TestUnknownCommand(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"version"}, func(string) string { return "" }, &out, &errOut); code != 0 || !strings.Contains(out.String(), "supportbridge") {
 		t.Errorf("version: %d %q", code, out.String())
+	}
+}
+
+// TestBinaryLinksNoTestCode: dev mode embeds the sandboxes, but test helpers stay in their
+// own packages, so the binary links neither testing nor net/http/httptest.
+func TestBinaryLinksNoTestCode(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go command not found")
+	}
+	out, err := exec.Command(gobin, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if dep == "testing" || dep == "net/http/httptest" {
+			t.Errorf("the binary links %s", dep)
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/supportbridge/supportbridge/internal/delivery"
 	"github.com/supportbridge/supportbridge/internal/jsm"
 	"github.com/supportbridge/supportbridge/internal/jsmsandbox"
+	"github.com/supportbridge/supportbridge/internal/jsmsandbox/jsmtest"
 	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/redisstore/redistest"
 	"github.com/supportbridge/supportbridge/internal/report"
@@ -201,7 +202,7 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 		if sbOpts.Specs == nil {
 			sbOpts.Specs = sharedSpecs()
 		}
-		sb, srv = jsmsandbox.NewTestServer(t, sbOpts)
+		sb, srv = jsmtest.NewTestServer(t, sbOpts)
 	}
 	// One idle connection per concurrent delivery: http.Transport keeps two per host by
 	// default and would otherwise open and close connections all the time.

@@ -460,7 +460,9 @@ func (ch *consentHarness) approve(id, duration string) {
 // previewFunc adapts a function to consent.Previewer, as the binary does.
 type previewFunc func(ctx context.Context, r consent.AccessRequest) consent.Preview
 
-func (f previewFunc) Preview(ctx context.Context, r consent.AccessRequest) consent.Preview { return f(ctx, r) }
+func (f previewFunc) Preview(ctx context.Context, r consent.AccessRequest) consent.Preview {
+	return f(ctx, r)
+}
 
 // harnessTenants reaches the harness's tenant directory, which newHarness makes after the
 // options that wire consent have run.

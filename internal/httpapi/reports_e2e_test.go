@@ -20,6 +20,7 @@ import (
 	"github.com/supportbridge/supportbridge/internal/delivery"
 	"github.com/supportbridge/supportbridge/internal/jsm"
 	"github.com/supportbridge/supportbridge/internal/jsmsandbox"
+	"github.com/supportbridge/supportbridge/internal/jsmsandbox/jsmtest"
 	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/report"
 	"github.com/supportbridge/supportbridge/internal/secret"
@@ -72,7 +73,7 @@ func newReportHarnessWith(t *testing.T, ho reportHarnessOptions) *reportHarness 
 	env := ho.Env
 	rh := &reportHarness{emails: &fakeEmails{}}
 	var worker *delivery.Worker
-	sb, sbSrv := jsmsandbox.NewTestServer(t, jsmsandbox.Options{Email: "svc@vendor.example", APIToken: "jsm-api-token", ClosedDesk: true, OnCall: ho.OnCall})
+	sb, sbSrv := jsmtest.NewTestServer(t, jsmsandbox.Options{Email: "svc@vendor.example", APIToken: "jsm-api-token", ClosedDesk: true, OnCall: ho.OnCall})
 	rh.sandbox = sb
 	rh.harness = newHarness(t, func(e map[string]string, o *Options) {
 		for k, v := range env {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/supportbridge/supportbridge/internal/jsmsandbox"
+	"github.com/supportbridge/supportbridge/internal/jsmsandbox/jsmtest"
 	"github.com/supportbridge/supportbridge/internal/secret"
 )
 
@@ -124,7 +125,7 @@ func newEnv(t *testing.T, opts jsmsandbox.Options, edit func(*Config)) *env {
 	opts.Email, opts.APIToken = testEmail, testToken
 	opts.ServiceDeskID, opts.RequestTypeID, opts.ProjectKey = "10", "11", "SUP"
 	opts.Now = clock.Now
-	sb, srv := jsmsandbox.NewTestServer(t, opts)
+	sb, srv := jsmtest.NewTestServer(t, opts)
 	w := &wire{next: srv.Client().Transport}
 	logs := &lockedBuffer{}
 	cfg := Config{

@@ -106,6 +106,12 @@ func moduleRoot() string {
 // never mutated after loading, so sharing it cannot couple tests.
 var sharedSpecs sync.Map // [2]string → func() (*Specs, error)
 
+// LoadSpecsOnce is LoadSpecs, loading each pair of files once per process: tests start many
+// sandboxes, and parsing the specs takes a while.
+func LoadSpecsOnce(jsmPath, platformPath string) (*Specs, error) {
+	return loadSharedSpecs(jsmPath, platformPath)
+}
+
 func loadSharedSpecs(jsmPath, platformPath string) (*Specs, error) {
 	load, _ := sharedSpecs.LoadOrStore([2]string{jsmPath, platformPath},
 		sync.OnceValues(func() (*Specs, error) { return LoadSpecs(jsmPath, platformPath) }))
