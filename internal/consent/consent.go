@@ -278,6 +278,9 @@ var (
 	ErrNoActiveGrant  = errors.New("no active grant")
 	ErrOutOfScope     = errors.New("outside the grant's scope")
 	ErrTicketUnknown  = errors.New("ticket unknown")
+	// ErrTicketDeleted is what Tickets returns for a ticket JSM no longer has: nothing can
+	// be posted on it, and nothing it justified may go on.
+	ErrTicketDeleted = errors.New("ticket deleted")
 	ErrStreamUnknown  = errors.New("log stream unknown")
 	// ErrNotSiteAdmin means the person's site does not grant them ADMINISTER right now.
 	ErrNotSiteAdmin = errors.New("not an administrator of this site")

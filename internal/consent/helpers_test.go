@@ -56,10 +56,12 @@ type fakeTickets struct {
 	done     map[string]bool
 	comments []comment
 	failNext int // fail this many AddComment calls
+	deleted  map[string]bool
+	calls    int // AddComment and TicketDone calls
 }
 
 func newFakeTickets() *fakeTickets {
-	return &fakeTickets{tenants: map[string]string{}, done: map[string]bool{}}
+	return &fakeTickets{tenants: map[string]string{}, done: map[string]bool{}, deleted: map[string]bool{}}
 }
 
 func (f *fakeTickets) TicketTenant(_ context.Context, key string) (string, error) {
@@ -75,6 +77,10 @@ func (f *fakeTickets) TicketTenant(_ context.Context, key string) (string, error
 func (f *fakeTickets) AddComment(_ context.Context, key, body string, public bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.calls++
+	if f.deleted[key] {
+		return fmt.Errorf("jsm 404: %w", consent.ErrTicketDeleted)
+	}
 	if f.failNext > 0 {
 		f.failNext--
 		return errors.New("jsm unavailable")
@@ -98,7 +104,17 @@ func (f *fakeTickets) Comments(_ context.Context, key string) ([]string, error) 
 func (f *fakeTickets) TicketDone(_ context.Context, key string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.calls++
+	if f.deleted[key] {
+		return false, fmt.Errorf("jsm 404: %w", consent.ErrTicketDeleted)
+	}
 	return f.done[key], nil
+}
+
+func (f *fakeTickets) setDeleted(key string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deleted[key] = true
 }
 
 func (f *fakeTickets) setDone(key string) {

@@ -105,8 +105,19 @@ func (s *Service) deliverNotice(ctx context.Context, d noticeDelivery) error {
 			if err != nil {
 				return err
 			}
-			if err := s.postComment(ctx, d.tenant, ticket, body); err != nil {
+			err = s.postComment(ctx, d.tenant, ticket, body)
+			if err != nil && !errors.Is(err, ErrTicketDeleted) {
 				return err
+			}
+			// On a deleted ticket the comment has nowhere to go: count it as done, so the
+			// scheduler does not retry it for ever, and end what the ticket justified.
+			if errors.Is(err, ErrTicketDeleted) {
+				s.o.Logger.Info("consent_ticket_deleted", "ticket", ticket)
+				defer func() {
+					if err := s.TicketDeleted(context.WithoutCancel(ctx), ticket); err != nil {
+						s.o.Logger.Warn("consent_ticket_deleted_end_failed", "ticket", ticket, "error", err)
+					}
+				}()
 			}
 			p.did(*d.notice, false, true)
 		}
@@ -252,6 +263,7 @@ func (s *Service) auditGrant(ctx context.Context, g Grant) error {
 		ReasonRevokedByAgent:    audit.ActionRevoked,
 		ReasonRevokedByAdmin:    audit.ActionRevoked,
 		ReasonTicketClosed:      audit.ActionTicketClosed,
+		ReasonTicketDeleted:     "ticket_deleted",
 		ReasonTenantUninstalled: audit.ActionTenantUninstalled,
 		ReasonNotReconfirmed:    "not_reconfirmed",
 	}[g.EndReason]

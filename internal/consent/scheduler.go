@@ -190,6 +190,10 @@ func (s *Service) reconcile(ctx context.Context, tenants []string) error {
 			}
 			tickets[ticket] = true
 			done, err := s.o.Tickets.TicketDone(ctx, ticket)
+			if errors.Is(err, ErrTicketDeleted) {
+				errs = append(errs, s.endTicket(ctx, t, ticket, ReasonTicketDeleted))
+				continue
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("ticket status: %w", err))
 				continue

@@ -569,7 +569,8 @@ func (s *Service) endGrant(ctx context.Context, id, reason string, by Actor, che
 			}
 		}
 		rec.Grant.EndedBy = by
-		rec.Notice, rec.NoticeAudited, rec.NoticeCommented = noticeEnded, false, false
+		// A deleted ticket takes no comment; the audit entry still records the end.
+		rec.Notice, rec.NoticeAudited, rec.NoticeCommented = noticeEnded, false, reason == ReasonTicketDeleted
 		c := Change{Tenant: rec.Grant.Tenant, Grant: &rec, GrantDue: grantDue(rec, now)}
 		var rrec RequestRecord
 		if rec.Reconfirm != "" {
@@ -756,6 +757,19 @@ func (s *Service) TicketClosed(ctx context.Context, ticketKey string) error {
 	return s.endTicket(ctx, tenant, ticketKey, ReasonTicketClosed)
 }
 
+// TicketDeleted ends a deleted ticket's grants and withdraws its pending requests, without
+// comments: there is no ticket to post them on. The audit chain records it.
+func (s *Service) TicketDeleted(ctx context.Context, ticketKey string) error {
+	tenant, err := s.o.Store.TicketTenant(ctx, ticketKey)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ticket deleted: %w", err)
+	}
+	return s.endTicket(ctx, tenant, ticketKey, ReasonTicketDeleted)
+}
+
 // TenantUninstalled ends every grant and withdraws every pending request of a tenant.
 func (s *Service) TenantUninstalled(ctx context.Context, tenant string) error {
 	tickets, err := s.o.Store.TenantTickets(ctx, tenant)
@@ -795,8 +809,9 @@ func (s *Service) endTicket(ctx context.Context, tenant, ticket, reason string) 
 				r.Status, r.DecidedAt, r.DecidedBy, r.CancelReason = RequestCancelled, now, systemActor, reason
 				rec.Notice = noticeCancelled
 			}
-			// A re-confirmation needs no comment of its own: its grant's end comment says it.
-			rec.NoticeAudited, rec.NoticeCommented = false, r.Reconfirms != ""
+			// A re-confirmation needs no comment of its own: its grant's end comment says it;
+			// a deleted ticket can take none.
+			rec.NoticeAudited, rec.NoticeCommented = false, r.Reconfirms != "" || reason == ReasonTicketDeleted
 			return nil
 		}))
 	}

@@ -865,3 +865,54 @@ func TestWithdrawLegacyRequests(t *testing.T) {
 		t.Errorf("old link lookups remain: %v", keys)
 	}
 }
+
+// TestDeletedTicket: comments owed to a ticket JSM no longer has are not retried for ever,
+// and a deleted ticket found by reconciliation (the webhook was missed) ends its grants.
+func TestDeletedTicket(t *testing.T) {
+	e := newEnv(t, func(o *consent.Options) { o.ReconcileEvery = time.Minute })
+	_, id := e.request(t, e.input("24h"))
+	g, err := e.approve(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tickets.setDeleted("SUP-1")
+	// The agent revokes: the end is audited, the comment has nowhere to go.
+	if err := e.svc.RevokeGrant(ctx, alice, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	calls := func() int { e.tickets.mu.Lock(); defer e.tickets.mu.Unlock(); return e.tickets.calls }
+	before := calls()
+	for range 5 {
+		e.clock.Advance(3 * time.Minute)
+		if err := e.svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := calls() - before; n > 3 {
+		t.Errorf("%d JSM calls for a deleted ticket over 5 passes; the notice is retried for ever", n)
+	}
+	if acts := e.actions(t, "tenant-a"); acts[len(acts)-1] != audit.ActionRevoked {
+		t.Errorf("audit %v, want the revocation recorded", acts)
+	}
+
+	// A second grant on another ticket: JSM deletes the ticket and the webhook never comes.
+	in := e.input("24h")
+	in.TicketKey = "SUP-2"
+	_, id2 := e.request(t, in)
+	g2, err := e.approve(ctx, id2, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tickets.setDeleted("SUP-2")
+	e.clock.Advance(2 * time.Minute)
+	if err := e.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.svc.GetGrant(ctx, g2.ID)
+	if got.Status != consent.GrantEnded || got.EndReason != consent.ReasonTicketDeleted {
+		t.Errorf("grant on the deleted ticket: %s %s, want ended (ticket_deleted)", got.Status, got.EndReason)
+	}
+	if _, err := e.svc.Authorize(ctx, g2.ID, alice, "api", in.From, in.To); !errors.Is(err, consent.ErrNoActiveGrant) {
+		t.Errorf("Authorize on a deleted ticket: %v", err)
+	}
+}

@@ -107,9 +107,13 @@ func (s *Server) jiraWebhook(c *gin.Context) {
 		c.Status(http.StatusNoContent)
 		return
 	}
+	end := s.consent.Service.TicketClosed
+	if ev.WebhookEvent == "jira:issue_deleted" {
+		end = s.consent.Service.TicketDeleted
+	}
 	// A ticket with no requests is the common case (most tickets never ask for logs), and
 	// not an error Jira could do anything about.
-	if err := s.consent.Service.TicketClosed(c.Request.Context(), key); err != nil && !errors.Is(err, consent.ErrTicketUnknown) && !errors.Is(err, consent.ErrNotFound) {
+	if err := end(c.Request.Context(), key); err != nil && !errors.Is(err, consent.ErrTicketUnknown) && !errors.Is(err, consent.ErrNotFound) {
 		s.failConsent(c, err)
 		return
 	}

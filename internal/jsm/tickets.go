@@ -32,19 +32,30 @@ func (t Tickets) TicketTenant(ctx context.Context, key string) (string, error) {
 	return tenant, nil
 }
 
-// AddComment posts a comment on the ticket.
+// AddComment posts a comment on the ticket. A ticket JSM no longer has is
+// consent.ErrTicketDeleted.
 func (t Tickets) AddComment(ctx context.Context, key, body string, public bool) error {
 	_, err := t.Client.AddComment(ctx, key, body, public)
-	return err
+	return deleted(err)
 }
 
-// TicketDone reports whether the ticket's status category is Done.
+// TicketDone reports whether the ticket's status category is Done; a ticket JSM no longer
+// has is consent.ErrTicketDeleted.
 func (t Tickets) TicketDone(ctx context.Context, key string) (bool, error) {
 	st, err := t.Client.RequestStatus(ctx, key)
 	if err != nil {
-		return false, err
+		return false, deleted(err)
 	}
 	return st.Done, nil
+}
+
+// deleted turns JSM's 404 for a request into consent.ErrTicketDeleted.
+func deleted(err error) error {
+	var je *Error
+	if errors.As(err, &je) && je.Status == 404 {
+		return fmt.Errorf("%w: %w", consent.ErrTicketDeleted, err)
+	}
+	return err
 }
 
 // Comments returns the bodies of the ticket's public comments, oldest first.
