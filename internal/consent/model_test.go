@@ -1,15 +1,23 @@
 package consent_test
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/supportbridge/supportbridge/internal/consent"
+	"github.com/supportbridge/supportbridge/internal/logaccess"
+	"github.com/supportbridge/supportbridge/internal/logstore"
+	"github.com/supportbridge/supportbridge/internal/secret"
 )
 
 // The model test drives the real Service (on a real Redis) and a few lines of plain Go that
@@ -252,6 +260,9 @@ func runModel(t *testing.T, seed uint64, steps int) {
 		}
 		return nil
 	}
+	reader, logStart, logEnd := modelLogs(t, e)
+	var lastReconcile time.Time
+	reads := 0
 	durations := []string{"1h", "2h", "24h", "72h", "720h", consent.UntilRevokedText}
 	approvals := []string{"", "", "", "1h", "30m", "48h", "800h", consent.UntilRevokedText}
 	// Mostly small steps, so grants live through many operations, and now and then a leap
@@ -465,8 +476,8 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				if err != nil && !errors.Is(err, consent.ErrGone) {
 					fail("View(re-confirmation link): %v", err)
 				}
-				if err != nil { // withdrawn in the same pass (ticket resolved): find it by listing
-					continue
+				if err != nil || v.Request.Status != consent.RequestPending {
+					continue // withdrawn in the same pass (ticket resolved)
 				}
 				asked = append(asked, v.Request.Reconfirms)
 				g := m.grantsBy[v.Request.Reconfirms]
@@ -496,7 +507,12 @@ func runModel(t *testing.T, seed uint64, steps int) {
 					g.reconfirmReq = "withdrawn"
 				}
 			}
-			m.reconcile()
+			// The service reconciles at most once per ReconcileEvery of its clock: a second
+			// pass at the same instant skips it.
+			if now := e.clock.Now(); lastReconcile.IsZero() || now.After(lastReconcile) {
+				m.reconcile()
+				lastReconcile = now
+			}
 
 		case op < 55: // the Jira webhook: ticket resolved
 			tk := m.tickets[rng.IntN(len(m.tickets))]
@@ -582,6 +598,13 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			} else {
 				denials++
 			}
+			// One check in four is also a real read through logaccess, which clips the window
+			// to the grant's: every line it serves must be the grant's tenant's, from a
+			// granted stream, inside both windows, and the receipt must hash what was sent.
+			if rng.IntN(4) == 0 && !from.Before(logStart) && !to.After(logEnd) {
+				reads++
+				checkRead(t, e, reader, m, g, id, who, stream, from, to, fail)
+			}
 		}
 		if got := e.tickets.count(); got != m.comments {
 			fail("comments posted = %d, model expects %d", got, m.comments)
@@ -590,8 +613,8 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			checkStatuses(t, e, m, fail)
 		}
 	}
-	if allows < 20 || denials < 20 {
-		t.Errorf("weak run: %d reads allowed, %d denied", allows, denials)
+	if allows < 20 || denials < 20 || reads < 20 {
+		t.Errorf("weak run: %d reads allowed, %d denied, %d real reads", allows, denials, reads)
 	}
 	for _, tenant := range []string{"tenant-a", "tenant-b"} {
 		res, err := e.audit.Verify(ctx, tenant)
@@ -599,8 +622,8 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			t.Errorf("audit chain of %s: %+v, %v", tenant, res, err)
 		}
 	}
-	t.Logf("seed %d: %d requests, %d grants, %d comments, %d reads allowed, %d denied",
-		seed, len(m.reqs), len(m.grants), m.comments, allows, denials)
+	t.Logf("seed %d: %d requests, %d grants, %d comments, %d reads allowed, %d denied, %d real reads",
+		seed, len(m.reqs), len(m.grants), m.comments, allows, denials, reads)
 }
 
 func checkStatuses(t *testing.T, e *env, m *model, fail func(string, ...any)) {
@@ -622,5 +645,119 @@ func checkStatuses(t *testing.T, e *env, m *model, fail func(string, ...any)) {
 		if want := m.grantStatus(g); got.Status != want {
 			fail("grant %s status %q, model says %q", g.id, got.Status, want)
 		}
+	}
+}
+
+// modelLogs writes a line an hour for every stream of both tenants over the time the model
+// runs in, each line naming its tenant and stream, and returns a reader over them and the
+// span they cover.
+func modelLogs(t *testing.T, e *env) (*logaccess.Service, time.Time, time.Time) {
+	t.Helper()
+	root := t.TempDir()
+	start := e.clock.Now().Add(-40 * 24 * time.Hour).Truncate(24 * time.Hour)
+	end := e.clock.Now().Add(120 * 24 * time.Hour).Truncate(24 * time.Hour)
+	for tenant, streams := range map[string][]string{"tenant-a": {"api", "worker"}, "tenant-b": {"api", "web"}} {
+		for _, stream := range streams {
+			dir := filepath.Join(root, tenant, stream)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for day := start; day.Before(end); day = day.Add(24 * time.Hour) {
+				var b strings.Builder
+				for h := range 24 {
+					fmt.Fprintf(&b, `{"time":%q,"tenant":%q,"stream":%q,"user":"someone@customer.example"}`+"\n",
+						day.Add(time.Duration(h)*time.Hour).Format(time.RFC3339), tenant, stream)
+				}
+				if err := os.WriteFile(filepath.Join(dir, day.Format("2006-01-02")+".log"), []byte(b.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	r, err := logaccess.New(logaccess.Options{Consent: e.svc, Logs: logstore.New(logstore.NewDir(root)),
+		Secrets: noSecrets{}, PseudonymKey: []byte("model-test-pseudonym-key-0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, start, end
+}
+
+type noSecrets struct{}
+
+func (noSecrets) SharedSecret(context.Context, string) (secret.Secret, error) { return secret.Secret{}, nil }
+
+// captured keeps what a read sent.
+type captured struct{ b []byte }
+
+func (c *captured) Write(l logaccess.Line) ([]byte, error) {
+	line := []byte(l.Time.UTC().Format(time.RFC3339) + " " + l.Stream + " " + l.Text + "\n")
+	c.b = append(c.b, line...)
+	return line, nil
+}
+
+func (c *captured) Flush() error { return nil }
+
+func checkRead(t *testing.T, e *env, reader *logaccess.Service, m *model, g *mGrant, id string, who consent.Actor,
+	stream string, from, to time.Time, fail func(string, ...any)) {
+	t.Helper()
+	lo, hi := from, to
+	if lo.Before(g.from) {
+		lo = g.from
+	}
+	if hi.After(g.to) {
+		hi = g.to
+	}
+	var want error
+	switch {
+	case id != g.id || !m.active(g):
+		want = consent.ErrNoActiveGrant
+	case who.Subject != g.agent.Subject:
+		want = consent.ErrForbidden
+	case !slices.Contains(g.streams, stream):
+		want = consent.ErrOutOfScope
+	case !lo.Before(hi):
+		want = logaccess.ErrOutsideWindow
+	}
+	read, err := reader.Open(ctx, logaccess.Request{GrantID: id, Agent: who, Stream: stream, From: from, To: to})
+	if id != g.id && errors.Is(err, consent.ErrNotFound) {
+		err = consent.ErrNoActiveGrant // an unknown grant id: nothing to read either way
+	}
+	if want != nil {
+		if err == nil {
+			fail("read ALLOWED what the model denies (%v)", want)
+		}
+		return
+	}
+	if err != nil {
+		fail("read refused what the model allows: %v", err)
+	}
+	var out captured
+	rc := read.Stream(ctx, &out)
+	if rc.End != logaccess.EndComplete {
+		fail("read ended %q", rc.End)
+	}
+	sum := sha256.Sum256(out.b)
+	if rc.SHA256 != hex.EncodeToString(sum[:]) || rc.Bytes != int64(len(out.b)) {
+		fail("receipt %+v does not match the %d bytes sent", rc, len(out.b))
+	}
+	tenant := m.ticket(g.ticket).tenant
+	for _, line := range strings.Split(strings.TrimSuffix(string(out.b), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		ts, err := time.Parse(time.RFC3339, line[:strings.IndexByte(line, ' ')])
+		if err != nil || ts.Before(lo) || !ts.Before(hi) {
+			fail("served a line at %v outside [%v, %v)", ts, lo, hi)
+		}
+		if !strings.Contains(line, `"tenant":"`+tenant+`"`) || !strings.Contains(line, `"stream":"`+stream+`"`) {
+			fail("served another tenant's or stream's line: %s", line)
+		}
+		if strings.Contains(line, "someone@customer.example") {
+			fail("served personal data the grant did not allow: %s", line)
+		}
+	}
+	as, err := e.store.Accesses(ctx, tenant, g.id)
+	if err != nil || len(as) == 0 || as[len(as)-1].SHA256 != rc.SHA256 {
+		fail("no receipt recorded for the read (%v)", err)
 	}
 }
