@@ -3,7 +3,7 @@
 // hosts look the same. No network is needed beyond `npm install`.
 //
 // Environment (tests only, except SB_FORGE_TRANSPORT):
-//   SB_FORGE_TRANSPORT    requestRemote (default) or invokeRemote; see src/transport.js.
+//   SB_FORGE_TRANSPORT    invokeRemote (default, the manifest's endpoint) or requestRemote; see src/transport.js.
 //   SB_FORGE_OUTDIR       where to write instead of build/.
 //   SB_FORGE_BRIDGE_STUB  a module that stands in for @forge/bridge (e2e/forge-bridge-stub.js).
 import * as esbuild from 'esbuild';
@@ -15,7 +15,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const web = path.resolve(here, '..', '..', '..', 'web', 'site-admin');
 const outdir = path.resolve(process.env.SB_FORGE_OUTDIR || path.join(here, 'build'));
 const stub = process.env.SB_FORGE_BRIDGE_STUB ? path.resolve(process.env.SB_FORGE_BRIDGE_STUB) : '';
-const transport = process.env.SB_FORGE_TRANSPORT || 'requestRemote';
+const transport = process.env.SB_FORGE_TRANSPORT || 'invokeRemote';
 if (!['requestRemote', 'invokeRemote'].includes(transport)) {
   throw new Error(`SB_FORGE_TRANSPORT must be requestRemote or invokeRemote, not ${transport}`);
 }

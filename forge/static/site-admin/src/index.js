@@ -1,13 +1,13 @@
 // Forge Custom UI entry of the "Support access" admin page (jira:adminPage). It mounts the
 // very module the Connect page uses, so both hosts show the same page; only the transport is
-// Forge's. SB_TRANSPORT is set at build time (build.mjs): "requestRemote" by default, or
-// "invokeRemote" when the manifest routes the page through an endpoint.
+
+
 import { requestRemote, invokeRemote } from '@forge/bridge';
 import { mount } from '../../../../web/site-admin/app.js';
 import { requestRemoteTransport, invokeRemoteTransport } from './transport.js';
 
 // eslint-disable-next-line no-undef
-const mode = typeof SB_TRANSPORT === 'string' ? SB_TRANSPORT : 'requestRemote';
+const mode = typeof SB_TRANSPORT === 'string' ? SB_TRANSPORT : 'invokeRemote';
 const transport = mode === 'invokeRemote' ? invokeRemoteTransport(invokeRemote) : requestRemoteTransport(requestRemote);
 
 const root = document.getElementById('sb-root');
