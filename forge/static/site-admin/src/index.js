@@ -1,7 +1,7 @@
 // Forge Custom UI entry of the "Support access" admin page (jira:adminPage). It mounts the
 // very module the Connect page uses, so both hosts show the same page; only the transport is
-
-
+// Forge's. SB_TRANSPORT is set at build time (build.mjs): "invokeRemote" by default, through
+// the manifest's endpoint, which forwards the app system token the service needs.
 import { requestRemote, invokeRemote } from '@forge/bridge';
 import { mount } from '../../../../web/site-admin/app.js';
 import { requestRemoteTransport, invokeRemoteTransport } from './transport.js';
