@@ -32,13 +32,18 @@ func writeBigDay(b *testing.B, root string, t time.Time, size int) {
 }
 
 // BenchmarkGrantLogs measures a grant read through the whole route: agent authentication,
-// consent, the reader, redaction, NDJSON encoding and HTTP, with the client in the same
-// process. Run with -cpu=1 for the one-core figure. MB/s is of log bytes sent.
+// consent, the reader, redaction, encoding (text/plain, the route's default, and NDJSON) and
+// HTTP, with the client in the same process. Run with -cpu=1 for the one-core figure. MB/s
+// is of bytes sent.
 func BenchmarkGrantLogs(b *testing.B) {
 	for _, c := range []struct {
 		name         string
 		personalData bool
-	}{{"pseudonymised", false}, {"secrets_only", true}} {
+		accept       string
+	}{
+		{"text/pseudonymised", false, "text/plain"}, {"text/secrets_only", true, "text/plain"},
+		{"ndjson/pseudonymised", false, "application/x-ndjson"}, {"ndjson/secrets_only", true, "application/x-ndjson"},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			ch := newConsentHarness(b)
 			day := ch.clock.Now().Add(-24 * time.Hour)
@@ -53,7 +58,7 @@ func BenchmarkGrantLogs(b *testing.B) {
 			for b.Loop() {
 				req, _ := http.NewRequest("GET", url, nil)
 				req.Header.Set("Authorization", "Bearer "+aliceToken)
-				req.Header.Set("Accept", "application/x-ndjson")
+				req.Header.Set("Accept", c.accept)
 				resp, err := client.Do(req)
 				if err != nil {
 					b.Fatal(err)
