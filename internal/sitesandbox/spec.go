@@ -1,18 +1,20 @@
 package sitesandbox
 
 import (
+
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/supportbridge/supportbridge/internal/jsmsandbox"
 )
 
 // This file is the platform half of jsmsandbox/spec.go, copied rather than imported:
@@ -45,40 +47,16 @@ func LoadSpec(path string) (*Spec, error) {
 }
 
 // SpecPathFromEnv returns where the platform spec should be: SB_JIRA_SPEC, or else
-// ../shared/jira-platform-openapi.json next to the module root (found by walking up from
-// the working directory to go.mod), which is where it lives in a checkout. ok says whether
-// a file is there; dev mode serves unvalidated without it, tests skip (or fail in CI).
+// ../shared/jira-platform-openapi.json next to the module root, as jsmsandbox finds it. ok
+// says whether a file is there; dev mode serves unvalidated without it, tests skip (or fail
+// in CI).
 func SpecPathFromEnv() (path string, ok bool) {
-	path = os.Getenv("SB_JIRA_SPEC")
-	if path == "" {
-		if root := moduleRoot(); root != "" {
-			path = filepath.Join(filepath.Dir(root), "shared", "jira-platform-openapi.json")
-		}
-	}
+	_, path = jsmsandbox.SpecPathsFromEnv()
 	if path == "" {
 		return "", false
 	}
 	_, err := os.Stat(path)
 	return path, err == nil
-}
-
-// moduleRoot is the nearest directory at or above the working directory holding a go.mod;
-// tests run in their package directory, so this finds the repository from any package.
-func moduleRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
 }
 
 // checkedRequest is a request that passed validation, kept to validate its answer.
