@@ -1,7 +1,6 @@
 package sitesandbox
 
 import (
-
 	"bytes"
 	"context"
 	"fmt"
@@ -17,9 +16,8 @@ import (
 	"github.com/supportbridge/supportbridge/internal/jsmsandbox"
 )
 
-// This file is the platform half of jsmsandbox/spec.go, copied rather than imported:
-// jsmsandbox links testing and net/http/httptest (its testserver.go), which the production
-// binary must not.
+// This file validates calls against the platform spec, as jsmsandbox/spec.go does for the
+// JSM and platform specs together; the site answers a handful of platform operations only.
 
 // Spec is Atlassian's Jira platform OpenAPI spec, parsed and routed. It is read-only once
 // loaded and may be shared by any number of sites.
