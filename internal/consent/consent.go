@@ -281,7 +281,7 @@ var (
 	// ErrTicketDeleted is what Tickets returns for a ticket JSM no longer has: nothing can
 	// be posted on it, and nothing it justified may go on.
 	ErrTicketDeleted = errors.New("ticket deleted")
-	ErrStreamUnknown  = errors.New("log stream unknown")
+	ErrStreamUnknown = errors.New("log stream unknown")
 	// ErrNotSiteAdmin means the person's site does not grant them ADMINISTER right now.
 	ErrNotSiteAdmin = errors.New("not an administrator of this site")
 	// ErrSiteUnavailable means the customer's site could not be asked; nothing changed.

@@ -684,7 +684,9 @@ func modelLogs(t *testing.T, e *env) (*logaccess.Service, time.Time, time.Time) 
 
 type noSecrets struct{}
 
-func (noSecrets) SharedSecret(context.Context, string) (secret.Secret, error) { return secret.Secret{}, nil }
+func (noSecrets) SharedSecret(context.Context, string) (secret.Secret, error) {
+	return secret.Secret{}, nil
+}
 
 // captured keeps what a read sent.
 type captured struct{ b []byte }
