@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-func hash(c byte) string { return strings.Repeat(string(c), 64) }
+func hex64(c byte) string { return strings.Repeat(string(c), 64) }
 
 // goodPack is a consistent pack: a request approved, its grant revoked after one read, in
 // entries 3..7 of the tenant's chain (1 and 2 belong to another ticket).
@@ -31,16 +31,16 @@ func goodPack() map[string]any {
 		"ticketKey": "SUP-1", "tenant": "t",
 		"requests": []any{map[string]any{"id": req, "status": "approved", "grantId": gr}},
 		"grants":   []any{map[string]any{"id": gr, "requestId": req, "status": "revoked", "endReason": "revoked_by_agent"}},
-		"accesses": []any{map[string]any{"grantId": gr, "stream": "app", "lines": 3, "bytes": 90, "sha256": hash('d'), "end": "complete"}},
+		"accesses": []any{map[string]any{"grantId": gr, "stream": "app", "lines": 3, "bytes": 90, "sha256": hex64('d'), "end": "complete"}},
 		"audit": []any{
-			entry(3, "access_requested", hash('2'), hash('3'), nil),
-			entry(4, "approved", hash('3'), hash('4'), nil),
-			entry(6, "logs_read", hash('5'), hash('6'), map[string]string{"sha256": hash('d')}),
-			entry(7, "revoked", hash('6'), hash('7'), nil),
+			entry(3, "access_requested", hex64('2'), hex64('3'), nil),
+			entry(4, "approved", hex64('3'), hex64('4'), nil),
+			entry(6, "logs_read", hex64('5'), hex64('6'), map[string]string{"sha256": hex64('d')}),
+			entry(7, "revoked", hex64('6'), hex64('7'), nil),
 		},
 		"chainOk": true,
-		"verification": map[string]any{"chainIntact": true, "chainEntries": 7, "chainHead": hash('7'), "recordsMatch": true,
-			"mismatches": []any{}, "ticketHeadsChecked": true, "ticketHeads": []any{map[string]any{"head": hash('4')[:16], "inChain": true}}},
+		"verification": map[string]any{"chainIntact": true, "chainEntries": 7, "chainHead": hex64('7'), "recordsMatch": true,
+			"mismatches": []any{}, "ticketHeadsChecked": true, "ticketHeads": []any{map[string]any{"head": hex64('4')[:16], "inChain": true}}},
 	}
 }
 
@@ -53,10 +53,10 @@ func TestEvidenceVerify(t *testing.T) {
 		want     string
 	}{
 		{"consistent", func(map[string]any) {}, ExitOK, "all checks passed"},
-		{"broken link", func(p map[string]any) { audit(p, 1)["prevHash"] = hash('9') }, ExitRefused,
+		{"broken link", func(p map[string]any) { audit(p, 1)["prevHash"] = hex64('9') }, ExitRefused,
 			"entry 4's prevHash is not entry 3's hash"},
 		{"seq out of order", func(p map[string]any) { audit(p, 2)["seq"] = 4 }, ExitRefused, "entry 4 follows entry 4"},
-		{"read without its entry", func(p map[string]any) { audit(p, 2)["details"] = map[string]string{"sha256": hash('e')} }, ExitRefused,
+		{"read without its entry", func(p map[string]any) { audit(p, 2)["details"] = map[string]string{"sha256": hex64('e')} }, ExitRefused,
 			"read of app under gr_0123456789abcdef0123456789abcdef (3 lines, sha256 dddddddddddddddd) has no matching entry"},
 		{"decision without its entry", func(p map[string]any) { audit(p, 1)["action"] = "preview_shown" }, ExitRefused,
 			"no entry for its approved decision"},
