@@ -333,6 +333,15 @@ func TestLogs(t *testing.T) {
 	}
 }
 
+func TestLogsJSONKeepsRecords(t *testing.T) {
+	base := fakeService(t, map[string]http.HandlerFunc{"GET /api/v1/grants/gr_ok/logs": ndjsonLogs(t, []string{"a", "b"}, "complete")})
+	code, out, errOut := runCLI(t, context.Background(), base, "logs", "gr_ok", "--stream", "app", "--json")
+	want := `{"line":"a","stream":"app","time":"2026-03-01T00:00:00Z"}` + "\n" + `{"line":"b","stream":"app","time":"2026-03-01T00:00:00Z"}` + "\n"
+	if code != 0 || out != want {
+		t.Errorf("exit %d (%s), stdout:\n%s\nwant the records without the end:\n%s", code, errOut, out, want)
+	}
+}
+
 // TestLogsInterruptAndProgress: Ctrl-C (the context ending) stops a read that is waiting
 // on the service, keeps what was read as .partial, and progress shows while it runs.
 func TestLogsInterruptAndProgress(t *testing.T) {

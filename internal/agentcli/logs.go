@@ -24,7 +24,8 @@ func cmdLogs(ctx context.Context, e *env, args []string) error {
 		`  supportbridge agent logs gr_0123456789abcdef0123456789abcdef --stream app > app.log
   supportbridge agent logs gr_0123… --stream sync --from 2026-03-01T10:00:00Z -o sync.log
 
-The lines go to stdout or FILE (written as FILE.partial, renamed when the read is complete).
+The lines go to stdout or FILE (written as FILE.partial, renamed when the read is complete);
+with --json the service's NDJSON records ({"time","stream","line"}) instead of bare lines.
 The exit code is 4 when the grant ends before the read is complete, with the reason.
 `)
 	var (
@@ -85,11 +86,12 @@ The exit code is 4 when the grant ends before the read is complete, with the rea
 		return err
 	}
 	var st logStats
+	stopProgress := func() {}
 	if progress || isTerminal(e.stderr) {
-		stop := st.report(e.stderr)
-		defer stop()
+		stopProgress = st.report(e.stderr)
 	}
-	end, err := copyLines(ctx, body, dst.w, &st)
+	end, err := copyLines(ctx, body, dst.w, &st, e.json)
+	stopProgress() // before any message, so the two do not share a line
 	if err == nil && end == "" {
 		err = &networkError{err: errors.New("the log stream stopped before its end record")}
 	}
@@ -179,9 +181,10 @@ func isTerminal(w io.Writer) bool {
 // keeps memory constant against a broken stream.
 const maxRecord = 16 << 20
 
-// copyLines writes the line of each record to w and returns the end the stream reported.
-// Memory stays constant whatever the size: one record at a time.
-func copyLines(ctx context.Context, r io.Reader, w *bufio.Writer, st *logStats) (string, error) {
+// copyLines writes the line of each record to w (the whole record with raw, for scripts
+// that want the time and stream) and returns the end the stream reported. Memory stays
+// constant whatever the size: one record at a time.
+func copyLines(ctx context.Context, r io.Reader, w *bufio.Writer, st *logStats, raw bool) (string, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	h := sha256.New()
 	var (
@@ -220,8 +223,14 @@ func copyLines(ctx context.Context, r io.Reader, w *bufio.Writer, st *logStats) 
 		h.Write(buf)
 		st.bytes.Add(int64(len(buf)))
 		st.lines.Add(1)
-		w.WriteString(*rec.Line)
-		if err := w.WriteByte('\n'); err != nil {
+		if raw {
+			w.Write(buf)
+		} else {
+			w.WriteString(*rec.Line)
+			w.WriteByte('\n')
+		}
+		// bufio.Writer keeps its first error; asking once per record is enough.
+		if _, err := w.Write(nil); err != nil {
 			return "", fmt.Errorf("write logs: %w", err)
 		}
 	}
