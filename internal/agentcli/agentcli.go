@@ -231,6 +231,7 @@ type Problem struct {
 	EndReason string `json:"endReason"`
 }
 
+// Error lets a problem travel as an error to the one place that prints it.
 func (p *Problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.Title, p.Detail) }
 
 // print writes the problem for a person: title and detail, each field error, and the
@@ -416,7 +417,8 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
+		// Ctrl-C is the agent's choice; a call that timed out is the service not answering.
+		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, ctx.Err()
 		}
 		return nil, &networkError{err: err}
