@@ -24,6 +24,7 @@ import (
 
 	"github.com/supportbridge/supportbridge"
 	"github.com/supportbridge/supportbridge/internal/agentauth"
+	"github.com/supportbridge/supportbridge/internal/agentcli"
 	"github.com/supportbridge/supportbridge/internal/audit"
 	"github.com/supportbridge/supportbridge/internal/config"
 	"github.com/supportbridge/supportbridge/internal/connect"
@@ -51,6 +52,7 @@ commands:
   serve         run the service (production; configured by SB_ environment variables)
   dev           run with embedded defaults: in-memory Redis, the JSM sandbox and a demo tenant
   jsm-sandbox   run the local JSM stand-in on its own
+  agent         the support agent's CLI: access requests, grants, logs, evidence (agent --help)
   version       print the version
 `
 
@@ -71,6 +73,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runDev(ctx, args[1:], getenv, stdout, stderr)
 	case "jsm-sandbox":
 		err = runSandbox(ctx, args[1:], getenv, stdout, stderr)
+	case "agent":
+		// The CLI has exit codes of its own (4: the grant ended while reading), so it
+		// returns one instead of an error.
+		return agentcli.Run(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "supportbridge", buildVersion())
 		return 0
