@@ -45,20 +45,23 @@ type Hit struct {
 	Frame       string // top stack frame, scrubbed
 	URL         string // scrubbed
 	Status      int
+	RequestID   string // of a failed response, to find it in the service's logs
 	TrackingID  string // empty when the token named no user
 }
 
 // Group is what the store knows of one fingerprint of one tenant.
 type Group struct {
-	Fingerprint string    `json:"fingerprint"`
-	Kind        Kind      `json:"kind"`
-	Message     string    `json:"message"`
-	Frame       string    `json:"frame,omitempty"`
-	URL         string    `json:"url,omitempty"`
-	Status      int       `json:"status,omitempty"`
-	Count       int64     `json:"count"`
-	FirstSeen   time.Time `json:"firstSeen"`
-	LastSeen    time.Time `json:"lastSeen"`
+	Fingerprint string `json:"fingerprint"`
+	Kind        Kind   `json:"kind"`
+	Message     string `json:"message"`
+	Frame       string `json:"frame,omitempty"`
+	URL         string `json:"url,omitempty"`
+	Status      int    `json:"status,omitempty"`
+	// RequestID is the latest request id an event of the group carried.
+	RequestID string    `json:"requestId,omitempty"`
+	Count     int64     `json:"count"`
+	FirstSeen time.Time `json:"firstSeen"`
+	LastSeen  time.Time `json:"lastSeen"`
 	// TrackingIDs are the anonymous daily ids that hit the group, at most MaxTrackingIDs.
 	TrackingIDs []string `json:"trackingIds"`
 	// TrackingIDsCapped is true once more ids hit the group than are kept.
@@ -188,7 +191,7 @@ func (s *Service) Accept(ctx context.Context, tenant, accountID string, events [
 	for i, e := range events {
 		hits[i] = Hit{
 			Fingerprint: Fingerprint(e), Kind: e.Kind, Message: e.Message, Frame: TopFrame(e.Stack),
-			URL: e.URL, Status: e.Status, TrackingID: id,
+			URL: e.URL, Status: e.Status, RequestID: e.RequestID, TrackingID: id,
 		}
 	}
 	if err := s.store.Record(ctx, tenant, hits, now, s.ret); err != nil {

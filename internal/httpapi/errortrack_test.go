@@ -290,7 +290,7 @@ func TestErrorsScrubbedBeforeStored(t *testing.T) {
 		g.URL != "https://app.example/page?token=[redacted]&page=2" {
 		t.Errorf("error group not scrubbed as expected: %+v", g)
 	}
-	if g := byKind["http"]; g.Status != 502 || g.URL != "https://api.example/v1/items/42?signature=[redacted]&jwt=[redacted]" {
+	if g := byKind["http"]; g.Status != 502 || g.RequestID != "req-2" || g.URL != "https://api.example/v1/items/42?signature=[redacted]&jwt=[redacted]" {
 		t.Errorf("http group: %+v", g)
 	}
 }

@@ -59,7 +59,7 @@ func (e *Errors) Reserve(ctx context.Context, tenant string, n, limit int, windo
 
 // errRecordLua records one hit. KEYS: group hash, its id set, the tenant's index.
 // ARGV: now ms, ttl s, fingerprint, kind, message, frame, url, status, tracking id,
-// max ids, max groups. The first hit sets the sample; every hit moves last-seen and the
+// max ids, max groups, request id. The first hit sets the sample; every hit moves last-seen and the
 // TTLs, so a group lives ttl after its last hit. The index forgets groups older than the
 // TTL and keeps the most recently hit max groups.
 var errRecordLua = redis.NewScript(`
@@ -70,6 +70,7 @@ if n == 1 then
     'frame', ARGV[6], 'url', ARGV[7], 'status', ARGV[8])
 end
 redis.call('HSET', KEYS[1], 'last', ARGV[1])
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'requestId', ARGV[12]) end
 redis.call('EXPIRE', KEYS[1], ttl)
 if ARGV[9] ~= '' and redis.call('SISMEMBER', KEYS[2], ARGV[9]) == 0 then
   if redis.call('SCARD', KEYS[2]) < tonumber(ARGV[10]) then
@@ -93,7 +94,7 @@ func (e *Errors) Record(ctx context.Context, tenant string, hits []errortrack.Hi
 	for _, h := range hits {
 		keys := []string{errGroupKey(tenant, h.Fingerprint), errUsersKey(tenant, h.Fingerprint), errGroupsKey(tenant)}
 		errRecordLua.Run(ctx, pipe, keys, now.UnixMilli(), ttl, h.Fingerprint, string(h.Kind), h.Message,
-			h.Frame, h.URL, h.Status, h.TrackingID, r.MaxTrackingIDs, r.MaxGroups)
+			h.Frame, h.URL, h.Status, h.TrackingID, r.MaxTrackingIDs, r.MaxGroups, h.RequestID)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		if strings.Contains(err.Error(), "NOSCRIPT") {
@@ -151,7 +152,7 @@ func (e *Errors) Groups(ctx context.Context, tenant, cursor string, limit int) (
 			continue // expired between the index and the read
 		}
 		g := errortrack.Group{
-			Fingerprint: fp, Kind: errortrack.Kind(f["kind"]), Message: f["message"], Frame: f["frame"], URL: f["url"],
+			Fingerprint: fp, Kind: errortrack.Kind(f["kind"]), Message: f["message"], Frame: f["frame"], URL: f["url"], RequestID: f["requestId"],
 			FirstSeen: msTime(f["first"]), LastSeen: msTime(f["last"]), TrackingIDs: ids.Val(), TrackingIDsCapped: f["capped"] == "1",
 		}
 		g.Count, _ = strconv.ParseInt(f["count"], 10, 64)
