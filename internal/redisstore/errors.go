@@ -89,6 +89,22 @@ return n
 
 // Record implements errortrack.Store: one script per hit, all in one pipeline.
 func (e *Errors) Record(ctx context.Context, tenant string, hits []errortrack.Hit, now time.Time, r errortrack.Retention) error {
+	err := e.record(ctx, tenant, hits, now, r)
+	if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
+		// A pipeline cannot fall back from EVALSHA as Script.Run does alone, and no hit of
+		// the pipeline ran: load the script (a new or flushed server) and send it once more.
+		if err := errRecordLua.Load(ctx, e.rdb).Err(); err != nil {
+			return fmt.Errorf("load error script: %w: %w", ErrUnavailable, err)
+		}
+		err = e.record(ctx, tenant, hits, now, r)
+	}
+	if err != nil {
+		return fmt.Errorf("record error groups: %w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (e *Errors) record(ctx context.Context, tenant string, hits []errortrack.Hit, now time.Time, r errortrack.Retention) error {
 	ttl := int64(r.TTL / time.Second)
 	pipe := e.rdb.Pipeline()
 	for _, h := range hits {
@@ -96,17 +112,8 @@ func (e *Errors) Record(ctx context.Context, tenant string, hits []errortrack.Hi
 		errRecordLua.Run(ctx, pipe, keys, now.UnixMilli(), ttl, h.Fingerprint, string(h.Kind), h.Message,
 			h.Frame, h.URL, h.Status, h.TrackingID, r.MaxTrackingIDs, r.MaxGroups, h.RequestID)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		if strings.Contains(err.Error(), "NOSCRIPT") {
-			// A pipeline cannot fall back from EVALSHA; load the script once and retry.
-			if err := errRecordLua.Load(ctx, e.rdb).Err(); err != nil {
-				return fmt.Errorf("load error script: %w: %w", ErrUnavailable, err)
-			}
-			return e.Record(ctx, tenant, hits, now, r)
-		}
-		return fmt.Errorf("record error groups: %w: %w", ErrUnavailable, err)
-	}
-	return nil
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // Groups implements errortrack.Store. The index holds at most MaxGroups members, so a page
