@@ -110,6 +110,8 @@ function fakeWindow(storage) {
 
 function setup(opts = {}) {
   const win = fakeWindow(opts.storage);
+  win.originalFetch = win.fetch;
+  win.originalOpen = win.XMLHttpRequest.prototype.open;
   const clock = fakeClock(Date.UTC(2026, 11, 4, 10, 0, 0));
   const sent = [];
   const cap = create(win);
@@ -278,7 +280,7 @@ test('bounds fields to the server limits and works without sessionStorage', asyn
 
 test('ignores failures of its own intake, and stop removes every hook', async () => {
   const { win, clock, sent, cap } = setup();
-  const origFetch = win.fetch;
+  assert.notEqual(win.fetch, win.originalFetch, 'fetch is wrapped while started');
   win.fetchAnswers.push({ status: 503, headers: {} });
   await win.fetch('https://sb.example/api/v1/errors', { method: 'POST' });
   await clock.advance(0);
@@ -286,6 +288,7 @@ test('ignores failures of its own intake, and stop removes every hook', async ()
   cap.stop();
   assert.equal(win.listenerCount('error'), 0);
   assert.equal(win.listenerCount('unhandledrejection'), 0);
-  assert.notEqual(win.fetch, origFetch);
+  assert.equal(win.fetch, win.originalFetch);
+  assert.equal(win.XMLHttpRequest.prototype.open, win.originalOpen);
   assert.throws(() => create(fakeWindow()).start({}), TypeError);
 });
