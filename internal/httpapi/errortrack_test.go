@@ -22,6 +22,8 @@ import (
 	"github.com/supportbridge/supportbridge/internal/agentauth"
 	"github.com/supportbridge/supportbridge/internal/config"
 	"github.com/supportbridge/supportbridge/internal/errortrack"
+	"github.com/supportbridge/supportbridge/internal/forge"
+	"github.com/supportbridge/supportbridge/internal/forge/forgetest"
 	"github.com/supportbridge/supportbridge/internal/redisstore"
 )
 
@@ -59,7 +61,7 @@ const (
 	errAccountB = "557058:0f1e2d3c-aaaa-bbbb-cccc-000000000002"
 )
 
-func newErrHarness(t *testing.T) *errHarness {
+func newErrHarness(t *testing.T, opts ...harnessOption) *errHarness {
 	t.Helper()
 	eh := &errHarness{clock: &errClock{t: time.Date(2026, 12, 4, 10, 0, 30, 0, time.UTC)}}
 	agents, err := agentauth.New(agentauth.Options{TokensFile: writeAgentTokens(t)})
@@ -70,7 +72,7 @@ func newErrHarness(t *testing.T) *errHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eh.harness = newHarness(t, func(env map[string]string, o *Options) {
+	eh.harness = newHarness(t, append(opts, func(env map[string]string, o *Options) {
 		rdb, err := redisstore.NewClient(config.Redis{URL: env["SB_REDIS_URL"]})
 		if err != nil {
 			t.Fatal(err)
@@ -86,7 +88,7 @@ func newErrHarness(t *testing.T) *errHarness {
 		o.Errors = svc
 		o.ErrorCapture = script
 		o.Consent = ConsentDeps{Agents: agents}
-	})
+	})...)
 	eh.install(errTenantA, secretA)
 	eh.install(errTenantB, secretA+"-b")
 	return eh
@@ -543,5 +545,27 @@ func TestErrorCaptureNode(t *testing.T) {
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("node --test: %v\n%s", err, out)
+	}
+}
+
+func TestErrorsFromForge(t *testing.T) {
+	iss := forgetest.NewIssuer(t)
+	eh := newErrHarness(t, withForge(iss))
+	sys := map[string]string{"Authorization": "Bearer " + iss.Sign(forgetest.Claims{})}
+	if st, _, b := eh.do("POST", "/forge/lifecycle", sys, forgeEvent(forge.EventInstalled, forgetest.InstallationID, forgetest.CloudID)); st != 204 {
+		t.Fatalf("installed: %d %s", st, b)
+	}
+	body := []byte(`{"events":[{"kind":"error","message":"from forge","stack":"at f (https://cdn.example/a.js:1:1)"}]}`)
+	user := map[string]string{"Authorization": "Bearer " + iss.Sign(forgetest.Claims{Principal: "acct-forge-user"})}
+	for _, hdr := range []map[string]string{user, user, sys} {
+		if st, _, b := eh.do("POST", "/api/v1/errors", hdr, body); st != http.StatusAccepted {
+			t.Fatalf("forge post: %d %s", st, b)
+		}
+	}
+	// The Forge-only tenant is named by its cloud id; a call without a user counts, but
+	// adds no tracking id.
+	g := eh.groups(forgetest.CloudID, "").Groups
+	if len(g) != 1 || g[0].Count != 3 || len(g[0].TrackingIDs) != 1 || strings.Contains(g[0].TrackingIDs[0], "acct") {
+		t.Errorf("forge groups: %+v", g)
 	}
 }
