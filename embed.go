@@ -14,3 +14,9 @@ var OpenAPI []byte
 //
 //go:embed web/site-admin/page.html web/site-admin/*.js web/site-admin/*.css
 var SiteAdmin embed.FS
+
+// ErrorCapture is web/error-capture: the script the apps' pages include to capture browser
+// errors and send them to POST /api/v1/errors.
+//
+//go:embed web/error-capture/error-capture.js
+var ErrorCapture embed.FS

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +31,7 @@ import (
 	"github.com/supportbridge/supportbridge/internal/connect"
 	"github.com/supportbridge/supportbridge/internal/consent"
 	"github.com/supportbridge/supportbridge/internal/delivery"
+	"github.com/supportbridge/supportbridge/internal/errortrack"
 	"github.com/supportbridge/supportbridge/internal/forge"
 	"github.com/supportbridge/supportbridge/internal/httpapi"
 	"github.com/supportbridge/supportbridge/internal/jsm"
@@ -328,6 +330,14 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		return nil, err
 	}
 
+	errs, err := errortrack.New(redisstore.NewErrors(rdb), errortrack.Options{Key: deriveKey(cfg.SecretKey.Bytes(), "error-tracking-ids")})
+	if err != nil {
+		return nil, err
+	}
+	errScript, err := fs.Sub(supportbridge.ErrorCapture, "web/error-capture")
+	if err != nil {
+		return nil, err
+	}
 	a.server = httpapi.New(httpapi.Options{
 		Config:      cfg,
 		Logger:      log,
@@ -345,6 +355,9 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		PageTokens:  pages,
 		Logs:        logReader,
 		SiteUI:      siteUI(),
+
+		Errors:       errs,
+		ErrorCapture: errScript,
 	})
 	return a, nil
 }

@@ -36,6 +36,10 @@ func (s *Server) Routes() *gin.Engine {
 	app := r.Group("/api/v1", s.appAuth())
 	app.POST("/reports", requireContentType("application/json", "multipart/form-data"), s.createReport)
 	app.GET("/reports/:id", s.getReport)
+	app.POST("/errors", json, s.postErrors)
+
+	// Agent-facing: browser error groups of a tenant.
+	r.GET("/api/v1/errors/groups", s.agentAuth(), s.errorGroups)
 
 	// Admin-facing: retry a failed report.
 	r.POST("/api/v1/reports/:id/retry", s.agentAuth(), s.retryReport)

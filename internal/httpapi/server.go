@@ -71,6 +71,11 @@ type Options struct {
 	// SiteUI holds web/site-admin: page.html and the files it loads; nil leaves the
 	// Connect admin page unavailable.
 	SiteUI fs.FS
+	// Errors takes browser error events and lists their groups; nil answers those routes
+	// with 503.
+	Errors ErrorTracker
+	// ErrorCapture holds web/error-capture, the script apps include to capture errors.
+	ErrorCapture fs.FS
 	// SkipAppAuth switches app-route authentication off. Only the benchmark that prices
 	// authentication sets it.
 	SkipAppAuth bool
@@ -100,6 +105,7 @@ type Server struct {
 	pageTokens *pagetoken.Signer
 	logReader  LogReader
 	siteUI     *siteUI
+	errs       errorTracking
 	// grantMaxBytes is shown on the admin page: how much one grant may read.
 	grantMaxBytes int64
 	// loopbackBase is true when the public base URL is a loopback host (local runs, tests).
@@ -161,6 +167,7 @@ func New(o Options) *Server {
 	pl := s.parser.Limits()
 	// A multipart report carries its JSON part and up to the attachment cap, plus framing.
 	s.bodyLimits = map[string]int64{"/api/v1/reports": pl.MaxReportBytes + pl.MaxAttachmentBytes + 64<<10}
+	s.errs = newErrorTracking(o.Errors, o.ErrorCapture, base.Path, s.bodyLimits)
 	s.limits = report.Limits{
 		PerUser: o.Config.Reports.RatePerUser, PerTenant: o.Config.Reports.RatePerTenant,
 		Window: o.Config.Reports.RateWindow, MaxQueueLength: o.Config.Reports.MaxQueueLength,

@@ -19,11 +19,18 @@ import (
 // can be cached for good and a new release is fetched at once; ES module imports between
 // the files stay relative and land in the same version.
 type siteUI struct {
-	page    *template.Template
+	*staticFiles
+	page *template.Template
+	csp  string
+}
+
+// staticFiles is one set of files served under /static/<version>/<file>, where the version
+// is a hash of every file of the set. The admin page and the error-capture script are two
+// sets; their versions differ, so a URL names one set and only the current release of it.
+type staticFiles struct {
 	files   map[string][]byte
 	version string
 	base    string // <base path>/static/<version>/
-	csp     string
 }
 
 // staticTypes are the files the page may load, by extension.
@@ -39,10 +46,24 @@ func newSiteUI(fsys fs.FS, basePath string, frameAncestors string) (*siteUI, err
 	if err != nil {
 		return nil, fmt.Errorf("site admin page: %w", err)
 	}
-	ui := &siteUI{page: page, files: map[string][]byte{}}
+	files, err := newStaticFiles(fsys, basePath)
+	if err != nil {
+		return nil, fmt.Errorf("site admin: %w", err)
+	}
+	ui := &siteUI{staticFiles: files, page: page}
+	// The page runs scripts and styles from our origin only (and Atlassian's all.js), talks
+	// to our API only, and may be framed by the customer's Atlassian site only.
+	ui.csp = "default-src 'none'; script-src 'self' https://connect-cdn.atl-paas.net; style-src 'self'; " +
+		"img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors " + frameAncestors
+	return ui, nil
+}
+
+// newStaticFiles reads the servable files (by extension) at the top of fsys.
+func newStaticFiles(fsys fs.FS, basePath string) (*staticFiles, error) {
+	sf := &staticFiles{files: map[string][]byte{}}
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return nil, fmt.Errorf("site admin files: %w", err)
+		return nil, fmt.Errorf("static files: %w", err)
 	}
 	var names []string
 	for _, e := range entries {
@@ -51,39 +72,40 @@ func newSiteUI(fsys fs.FS, basePath string, frameAncestors string) (*siteUI, err
 		}
 		b, err := fs.ReadFile(fsys, e.Name())
 		if err != nil {
-			return nil, fmt.Errorf("site admin file %s: %w", e.Name(), err)
+			return nil, fmt.Errorf("static file %s: %w", e.Name(), err)
 		}
-		ui.files[e.Name()] = b
+		sf.files[e.Name()] = b
 		names = append(names, e.Name())
 	}
 	sort.Strings(names)
 	h := sha256.New()
 	for _, n := range names {
-		fmt.Fprintf(h, "%s\x00%d\x00", n, len(ui.files[n]))
-		h.Write(ui.files[n])
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(sf.files[n]))
+		h.Write(sf.files[n])
 	}
-	ui.version = hex.EncodeToString(h.Sum(nil))[:12]
-	ui.base = strings.TrimRight(basePath, "/") + "/static/" + ui.version + "/"
-	// The page runs scripts and styles from our origin only (and Atlassian's all.js), talks
-	// to our API only, and may be framed by the customer's Atlassian site only.
-	ui.csp = "default-src 'none'; script-src 'self' https://connect-cdn.atl-paas.net; style-src 'self'; " +
-		"img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors " + frameAncestors
-	return ui, nil
+	sf.version = hex.EncodeToString(h.Sum(nil))[:12]
+	sf.base = strings.TrimRight(basePath, "/") + "/static/" + sf.version + "/"
+	return sf, nil
 }
 
 // url is where file is served.
-func (ui *siteUI) url(file string) string { return ui.base + file }
+func (sf *staticFiles) url(file string) string { return sf.base + file }
 
-// static serves one file of the admin page. Only the current version exists: an old or
-// invented version is a 404, not a stale file.
+// static serves one file of the admin page or of the error-capture script. Only the current
+// version of each set exists: an old or invented version is a 404, not a stale file.
 func (s *Server) static(c *gin.Context) {
-	ui := s.siteUI
-	if ui == nil || c.Param("version") != ui.version {
+	var set *staticFiles
+	for _, sf := range []*staticFiles{s.siteFiles(), s.errs.script} {
+		if sf != nil && c.Param("version") == sf.version {
+			set = sf
+		}
+	}
+	if set == nil {
 		writeProblem(c, notFound("No such static file."))
 		return
 	}
 	name := c.Param("file")
-	b, ok := ui.files[name]
+	b, ok := set.files[name]
 	if !ok {
 		writeProblem(c, notFound("No such static file."))
 		return
@@ -92,4 +114,12 @@ func (s *Server) static(c *gin.Context) {
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("X-Content-Type-Options", "nosniff")
 	c.Data(http.StatusOK, staticTypes[path.Ext(name)], b)
+}
+
+// siteFiles is the admin page's file set, or nil when the page is not configured.
+func (s *Server) siteFiles() *staticFiles {
+	if s.siteUI == nil {
+		return nil
+	}
+	return s.siteUI.staticFiles
 }
