@@ -104,7 +104,7 @@ func (w *Worker) record(ctx context.Context, d *report.Delivery, r report.StepRe
 	for _, s := range r.Settled {
 		delete(p.Pending, s)
 	}
-	// The store's count, not r.Progressed(): a step recorded again is no progress.
+	// The store's count: only a step the report did not have yet is progress.
 	d.Tries = tries
 	if step != "" {
 		w.hook(step)

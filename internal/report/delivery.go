@@ -77,7 +77,3 @@ type StepRecord struct {
 	Settled []string
 }
 
-// Progressed reports whether r finishes a step, which resets Delivery.Tries.
-func (r StepRecord) Progressed() bool {
-	return r.AccountID != "" || r.TicketKey != "" || len(r.Uploads) > 0 || len(r.Done) > 0
-}
