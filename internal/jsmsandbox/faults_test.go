@@ -110,6 +110,33 @@ func TestDropAfterCreate(t *testing.T) {
 	}
 }
 
+// TestLostAnswer checks that a write whose answer is lost took effect all the same, and
+// that the call log records it unanswered.
+func TestLostAnswer(t *testing.T) {
+	t.Parallel()
+	s, srv := NewTestServer(t, testOptions())
+	s.SetFaults(Faults{LostAnswerRate: 1})
+	body, _ := json.Marshal(map[string]string{"email": "lost@customer.example", "displayName": "Lost"})
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rest/servicedeskapi/customer", bytes.NewReader(body))
+	req.SetBasicAuth(testEmail, testToken)
+	req.Header.Set("Content-Type", "application/json")
+	if res, err := srv.Client().Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("customer create answered %d, want a connection error", res.StatusCode)
+	}
+	found := false
+	for _, c := range s.Customers() {
+		found = found || c.Email == "lost@customer.example"
+	}
+	if !found {
+		t.Errorf("customers %+v lack the one whose answer was lost", s.Customers())
+	}
+	calls := s.Calls()
+	if last := calls[len(calls)-1]; last.Path != "/rest/servicedeskapi/customer" || last.Status != 0 {
+		t.Errorf("last call %+v, want the customer create with status 0", last)
+	}
+}
+
 func TestLatency(t *testing.T) {
 	t.Parallel()
 	s, srv := NewTestServer(t, testOptions())
