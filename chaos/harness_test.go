@@ -266,6 +266,7 @@ type env struct {
 	redis        map[string]string // SB_REDIS_URL or SB_REDIS_ADDRS
 	sharedSecret string
 	extra        map[string]string
+	installExtra map[string]any // more fields of the install payload
 }
 
 func newEnv(t *testing.T, redisVars map[string]string) *env {
@@ -400,16 +401,26 @@ func (s *service) stop() {
 
 // install posts a signed install for the chaos tenant, exactly as Atlassian would.
 func (e *env) install(s *service) {
+	e.t.Helper()
+	e.lifecycle(s, "installed", connect.PathInstalled)
+}
+
+// lifecycle posts a signed lifecycle event (installed, uninstalled) for the chaos tenant.
+func (e *env) lifecycle(s *service, event, path string) {
 	t := e.t
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{
+	payload := map[string]any{
 		"key": appKey, "clientKey": clientKey, "sharedSecret": e.sharedSecret,
 		"baseUrl": siteBaseURL, "displayUrl": siteBaseURL, "productType": "jira",
-		"description": "chaos site", "eventType": "installed",
+		"description": "chaos site", "eventType": event,
 		"serviceEntitlementNumber": "SEN-CHAOS-1",
-	})
+	}
+	for k, v := range e.installExtra {
+		payload[k] = v
+	}
+	body, _ := json.Marshal(payload)
 	base, _ := url.Parse(s.base)
-	target := s.base + connect.PathInstalled
+	target := s.base + path
 	u, _ := url.Parse(target)
 	now := time.Now()
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
@@ -431,7 +442,7 @@ func (e *env) install(s *service) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("install answered %d: %s", resp.StatusCode, b)
+		t.Fatalf("%s answered %d: %s", event, resp.StatusCode, b)
 	}
 }
 
