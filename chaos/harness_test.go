@@ -1,10 +1,5 @@
 //go:build chaos
 
-// Package chaos proves the service under faults: the real binary, started with `serve` and
-// real configuration, against real redis-server processes this package starts, kills,
-// pauses and restarts, and the JSM sandbox in-process so every call it received can be
-// counted. Run with `make chaos`; every scenario is bounded by deadlines, never by sleeps
-// that hope.
 package chaos
 
 import (

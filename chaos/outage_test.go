@@ -112,16 +112,17 @@ func testRedisOutage(t *testing.T, mode string) {
 	// a known bug of the service (see knownHang), and the rest of the scenario still counts.
 	var hangs []string
 	var (
-		during, refused503 int
-		maxLat             time.Duration
+		during, refused503, overSecond int
+		maxLat                         time.Duration
 	)
 	for _, f := range all {
 		if f.sent.Before(outageStart) || !f.sent.Before(outageEnd) {
 			continue
 		}
 		during++
-		if f.latency() > maxLat {
-			maxLat = f.latency()
+		maxLat = max(maxLat, f.latency())
+		if f.latency() > time.Second {
+			overSecond++
 		}
 		if f.err != nil {
 			hangs = append(hangs, fmt.Sprintf("%s during the outage: %v after %v", f.summary, f.err, f.latency().Round(time.Millisecond)))
@@ -181,8 +182,8 @@ func testRedisOutage(t *testing.T, mode string) {
 			t.Errorf("%s delivered %d times; want once", s, len(rs))
 		}
 	}
-	t.Logf("%s: %d reports sent during the 10 s outage, %d answered 503, slowest answer %v; /readyz red in %d/%d probes, slowest %v; back %v after Redis returned; %d accepted in all, each delivered once",
-		mode, during, refused503, maxLat.Round(time.Millisecond), readyRed, readyProbes, maxReadyLat.Round(time.Millisecond),
+	t.Logf("%s: %d reports sent during the 10 s outage, %d answered 503, slowest answer %v (%d over 1 s); /readyz red in %d/%d probes, slowest %v; back %v after Redis returned; %d accepted in all, each delivered once",
+		mode, during, refused503, maxLat.Round(time.Millisecond), overSecond, readyRed, readyProbes, maxReadyLat.Round(time.Millisecond),
 		recovery.Round(time.Millisecond), len(accepted))
 	if len(hangs) == 0 {
 		return

@@ -27,6 +27,29 @@ func TestTwoReplicasUnderJSMFaults(t *testing.T) {
 	b := e.start("--role", "all")
 	e.install(a)
 
+	// Both replicas run the consent scheduler; its Redis lease must have one holder for the
+	// whole test, renewed across the scheduler's 15 s ticks rather than passed around.
+	holders := map[string]bool{}
+	var holdersMu sync.Mutex
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if h := rp.cli("GET", "sb:lease:consent-scheduler"); h != "" && h != "(nil)" {
+				holdersMu.Lock()
+				holders[h] = true
+				holdersMu.Unlock()
+			}
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
+	leaseStart := time.Now()
+
 	files := func(i int) map[string][]byte {
 		return map[string][]byte{
 			fmt.Sprintf("console-%d.txt", i): []byte(strings.Repeat(fmt.Sprintf("console line %d\n", i), 20)),
@@ -119,6 +142,16 @@ func TestTwoReplicasUnderJSMFaults(t *testing.T) {
 	if lost == 0 || failed == 0 {
 		t.Errorf("faults not exercised: %d lost answers, %d injected errors", lost, failed)
 	}
+	// Cover at least one renewal tick (15 s) of the scheduler before judging the lease.
+	if rest := 16*time.Second - time.Since(leaseStart); rest > 0 {
+		time.Sleep(rest)
+	}
+	close(stopSampling)
+	<-sampled
+	if len(holders) != 1 {
+		t.Errorf("consent scheduler lease holders seen over %v: %d; want exactly one", time.Since(leaseStart).Round(time.Second), len(holders))
+	}
+	t.Logf("consent scheduler lease: %d holder over %v with both replicas running", len(holders), time.Since(leaseStart).Round(time.Second))
 }
 
 func attachmentNames(r jsmsandbox.Request) []string {
