@@ -137,6 +137,35 @@ func TestLostAnswer(t *testing.T) {
 	}
 }
 
+// TestTimeout checks that a write held unanswered took effect and is ended by the client's
+// own timeout.
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	s, srv := NewTestServer(t, testOptions())
+	s.SetFaults(Faults{TimeoutRate: 1})
+	body, _ := json.Marshal(map[string]string{"email": "slow@customer.example", "displayName": "Slow"})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/rest/servicedeskapi/customer", bytes.NewReader(body))
+	req.SetBasicAuth(testEmail, testToken)
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	if res, err := srv.Client().Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("customer create answered %d, want the client's timeout", res.StatusCode)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("client gave up after %v, want about its 200ms timeout", d)
+	}
+	found := false
+	for _, c := range s.Customers() {
+		found = found || c.Email == "slow@customer.example"
+	}
+	if !found {
+		t.Errorf("customers %+v lack the one whose answer timed out", s.Customers())
+	}
+}
+
 func TestLatency(t *testing.T) {
 	t.Parallel()
 	s, srv := NewTestServer(t, testOptions())
