@@ -15,7 +15,8 @@ import (
 )
 
 // Two replicas (serve --role all) on one Redis and one JSM whose calls fail, and whose
-// writes lose their answers after taking effect: every report still ends as exactly one
+// writes lose their answers after taking effect (a dropped connection, or no answer until
+// the client's timeout): every report still ends as exactly one
 // request with exactly one internal comment and each file attached once.
 func TestTwoReplicasUnderJSMFaults(t *testing.T) {
 	const reports = 16
@@ -23,6 +24,7 @@ func TestTwoReplicasUnderJSMFaults(t *testing.T) {
 	e := newEnv(t, map[string]string{"SB_REDIS_URL": "redis://" + rp.Addr()})
 	e.extra["SB_DELIVERY_MAX_ATTEMPTS"] = "40"
 	e.extra["SB_WORKER_CONCURRENCY"] = "4"
+	e.extra["SB_JSM_CALL_TIMEOUT"] = "2s" // a held answer costs the worker 2 s, not 5
 	a := e.start("--role", "all")
 	b := e.start("--role", "all")
 	e.install(a)
@@ -75,7 +77,7 @@ func TestTwoReplicasUnderJSMFaults(t *testing.T) {
 		t.Fatal("reference report not delivered within 30 s")
 	}
 
-	e.sandbox.SetFaults(jsmsandbox.Faults{ErrorRate: 0.15, LostAnswerRate: 0.2, Seed: 7})
+	e.sandbox.SetFaults(jsmsandbox.Faults{ErrorRate: 0.15, LostAnswerRate: 0.15, TimeoutRate: 0.05, Seed: 7})
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -137,7 +139,7 @@ func TestTwoReplicasUnderJSMFaults(t *testing.T) {
 			t.Errorf("%s: attachments %v; want %d, each once (reference %v)", f.summary, g, len(w), w)
 		}
 	}
-	t.Logf("%d reports over 2 replicas: %d JSM calls, %d answered 429/503, %d writes lost their answer; each report one request, %d comment(s), %d attachments",
+	t.Logf("%d reports over 2 replicas: %d JSM calls, %d answered 429/503, %d writes lost their answer (dropped or held past the client's timeout); each report one request, %d comment(s), %d attachments",
 		reports, len(e.sandbox.Calls()), failed, lost, len(want.Comments), len(want.Attachments))
 	if lost == 0 || failed == 0 {
 		t.Errorf("faults not exercised: %d lost answers, %d injected errors", lost, failed)
