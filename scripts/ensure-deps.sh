@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Installs what the tests need when it is missing: redis-server from Debian's packages and the
-# Node packages of the interop (and browser) tests and of the Forge Custom UI (esbuild and
-# @forge/bridge, which its build and browser test need). Safe to run again; does nothing when
-# all is present.
+# Installs what the tests need when it is missing: redis-server and redis-cli from Debian's
+# packages and the Node packages of the interop (and browser) tests and of the Forge Custom
+# UI (esbuild and @forge/bridge, which its build and browser test need). Safe to run again;
+# does nothing when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# redis-cli builds the local Cluster of `make chaos` and restarts its servers.
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ "${SB_WITH_BROWSER:-1}" = 1 ] && [ -d e2e ] && ! command -v chromium >/dev/null 2>&1; then
   need_apt+=(chromium)

@@ -31,6 +31,15 @@ type Faults struct {
 	// the test: one lost answer, then a retry that must not create a second ticket. It
 	// implies DropAfterCreate.
 	DropFirstCreateOnly bool
+	// LostAnswerRate is the fraction of POST calls (0 to 1) that take effect and are then
+	// answered with a dropped connection: a lost answer on any write (comments, attachments,
+	// customers), not only creates, which the client must resolve before it writes again.
+	LostAnswerRate float64
+	// TimeoutRate is the fraction of POST calls (0 to 1) that take effect and are then held
+	// unanswered until the client gives up (or TimeoutAfter passes, default 30 s), when the
+	// connection is dropped: the client's own timeout is what ends the call.
+	TimeoutRate  float64
+	TimeoutAfter time.Duration
 	// Seed seeds the random choices, so a failing test replays the same faults.
 	Seed int64
 }
@@ -85,6 +94,34 @@ func (fi *faultInjector) takeDrop() bool {
 	fi.dropped++
 	return true
 }
+
+// takeLostAnswer decides whether this write's answer is lost after it took effect.
+func (fi *faultInjector) takeLostAnswer() bool {
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	return fi.f.LostAnswerRate > 0 && fi.rng.Float64() < fi.f.LostAnswerRate
+}
+
+// takeTimeout decides whether this write is held unanswered after it took effect, and for
+// how long at most.
+func (fi *faultInjector) takeTimeout() (time.Duration, bool) {
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	if fi.f.TimeoutRate <= 0 || fi.rng.Float64() >= fi.f.TimeoutRate {
+		return 0, false
+	}
+	if fi.f.TimeoutAfter > 0 {
+		return fi.f.TimeoutAfter, true
+	}
+	return 30 * time.Second, true
+}
+
+// discardWriter takes a handler's answer that is never sent.
+type discardWriter struct{ header http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(int)             {}
 
 func writeInjectedError(w http.ResponseWriter, api apiFamily, status int, retryAfter time.Duration) {
 	if retryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {

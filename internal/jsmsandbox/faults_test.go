@@ -110,6 +110,62 @@ func TestDropAfterCreate(t *testing.T) {
 	}
 }
 
+// TestLostAnswer checks that a write whose answer is lost took effect all the same, and
+// that the call log records it unanswered.
+func TestLostAnswer(t *testing.T) {
+	t.Parallel()
+	s, srv := NewTestServer(t, testOptions())
+	s.SetFaults(Faults{LostAnswerRate: 1})
+	body, _ := json.Marshal(map[string]string{"email": "lost@customer.example", "displayName": "Lost"})
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rest/servicedeskapi/customer", bytes.NewReader(body))
+	req.SetBasicAuth(testEmail, testToken)
+	req.Header.Set("Content-Type", "application/json")
+	if res, err := srv.Client().Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("customer create answered %d, want a connection error", res.StatusCode)
+	}
+	found := false
+	for _, c := range s.Customers() {
+		found = found || c.Email == "lost@customer.example"
+	}
+	if !found {
+		t.Errorf("customers %+v lack the one whose answer was lost", s.Customers())
+	}
+	calls := s.Calls()
+	if last := calls[len(calls)-1]; last.Path != "/rest/servicedeskapi/customer" || last.Status != 0 {
+		t.Errorf("last call %+v, want the customer create with status 0", last)
+	}
+}
+
+// TestTimeout checks that a write held unanswered took effect and is ended by the client's
+// own timeout.
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	s, srv := NewTestServer(t, testOptions())
+	s.SetFaults(Faults{TimeoutRate: 1})
+	body, _ := json.Marshal(map[string]string{"email": "slow@customer.example", "displayName": "Slow"})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/rest/servicedeskapi/customer", bytes.NewReader(body))
+	req.SetBasicAuth(testEmail, testToken)
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	if res, err := srv.Client().Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("customer create answered %d, want the client's timeout", res.StatusCode)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("client gave up after %v, want about its 200ms timeout", d)
+	}
+	found := false
+	for _, c := range s.Customers() {
+		found = found || c.Email == "slow@customer.example"
+	}
+	if !found {
+		t.Errorf("customers %+v lack the one whose answer timed out", s.Customers())
+	}
+}
+
 func TestLatency(t *testing.T) {
 	t.Parallel()
 	s, srv := NewTestServer(t, testOptions())

@@ -219,6 +219,22 @@ func (s *Sandbox) serveREST(w http.ResponseWriter, r *http.Request) {
 	}
 	// The handler reads the body again: it was consumed above to record and validate it.
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	if r.Method == http.MethodPost && s.faults.takeLostAnswer() {
+		s.api.ServeHTTP(&discardWriter{header: http.Header{}}, r)
+		dropConnection(rec)
+		return
+	}
+	if hold, ok := s.faults.takeTimeout(); r.Method == http.MethodPost && ok {
+		s.api.ServeHTTP(&discardWriter{header: http.Header{}}, r)
+		t := time.NewTimer(hold)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		}
+		dropConnection(rec)
+		return
+	}
 	s.api.ServeHTTP(rec, r)
 	if err := check.response(r, rec); err != nil {
 		s.addViolation(r, "jsmsandbox bug, response breaks the spec: "+firstLine(err.Error()))
