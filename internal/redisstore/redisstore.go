@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,7 +25,9 @@ var ErrUnavailable = errors.New("redis unavailable")
 // NewClient opens a UniversalClient: a single node from a URL, a Sentinel group when a master
 // name is set, or a Cluster from an address list.
 func NewClient(c config.Redis) (redis.UniversalClient, error) {
-	if c.URL != "" {
+	var rdb redis.UniversalClient
+	switch {
+	case c.URL != "":
 		opts, err := redis.ParseURL(c.URL)
 		if err != nil {
 			return nil, fmt.Errorf("parse redis url: %w", err)
@@ -37,18 +41,74 @@ func NewClient(c config.Redis) (redis.UniversalClient, error) {
 		if opts.Protocol == 0 {
 			opts.Protocol = defaultProtocol
 		}
-		return redis.NewClient(opts), nil
-	}
-	if len(c.Addrs) == 0 {
+		opts.ContextTimeoutEnabled = true
+		rdb = redis.NewClient(opts)
+	case len(c.Addrs) == 0:
 		return nil, errors.New("no redis address configured")
+	default:
+		rdb = redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:                 c.Addrs,
+			MasterName:            c.MasterName,
+			Username:              c.Username,
+			Password:              c.Password.Reveal(),
+			Protocol:              defaultProtocol,
+			ContextTimeoutEnabled: true,
+		})
 	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:      c.Addrs,
-		MasterName: c.MasterName,
-		Username:   c.Username,
-		Password:   c.Password.Reveal(),
-		Protocol:   defaultProtocol,
-	}), nil
+	rdb.AddHook(deadlineHook{d: CommandTimeout})
+	return rdb, nil
+}
+
+// CommandTimeout bounds one Redis command or pipeline whose context has no deadline of its
+// own. A Redis that accepts connections but does not answer (paused, partitioned, swapping)
+// would otherwise hold every request for go-redis' read timeout times its retries: intake
+// must answer 503 within a second instead. Blocking reads (XREADGROUP BLOCK) keep their own
+// wait.
+const CommandTimeout = 600 * time.Millisecond
+
+// deadlineHook gives commands without a deadline CommandTimeout; with ContextTimeoutEnabled
+// go-redis turns the context's deadline into the connection's.
+type deadlineHook struct{ d time.Duration }
+
+func (deadlineHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h deadlineHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if _, ok := ctx.Deadline(); ok || blocking(cmd) {
+			return next(ctx, cmd)
+		}
+		ctx, cancel := context.WithTimeout(ctx, h.d)
+		defer cancel()
+		return next(ctx, cmd)
+	}
+}
+
+func (h deadlineHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if _, ok := ctx.Deadline(); ok || slices.ContainsFunc(cmds, blocking) {
+			return next(ctx, cmds)
+		}
+		ctx, cancel := context.WithTimeout(ctx, h.d)
+		defer cancel()
+		return next(ctx, cmds)
+	}
+}
+
+// blocking reports whether cmd waits for data by design: a BLOCK argument (XREAD,
+// XREADGROUP), the B* list and zset pops, or a subscription.
+func blocking(cmd redis.Cmder) bool {
+	switch strings.ToLower(cmd.Name()) {
+	case "blpop", "brpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax", "blmpop", "bzmpop",
+		"subscribe", "psubscribe", "ssubscribe", "wait", "waitaof":
+		return true
+	case "xread", "xreadgroup":
+		for _, a := range cmd.Args() {
+			if s, ok := a.(string); ok && strings.EqualFold(s, "block") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // defaultProtocol is RESP2. Nothing here needs RESP3 (pub/sub works on its own connection

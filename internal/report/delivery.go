@@ -76,4 +76,3 @@ type StepRecord struct {
 	Pending []string
 	Settled []string
 }
-
