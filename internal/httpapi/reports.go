@@ -27,6 +27,15 @@ type EmailLookup interface {
 	UserEmail(ctx context.Context, baseURL string, sharedSecret []byte, accountID string) (string, error)
 }
 
+// RateGate looks, without counting anything, whether a report by accountID of tenantKey
+// would be refused by the rate limits now (a *report.RateLimitedError), so that a limited
+// user's upload is refused before it is read. Enqueue stays the authority: requests that
+// pass here together are still held to the limits there. A request with an idempotency key
+// already on record passes, since it may be a replay.
+type RateGate interface {
+	CheckRate(ctx context.Context, tenantKey, accountID, idempotencyKey string, limits report.Limits) error
+}
+
 // noReports answers before the report store is wired in.
 type noReports struct{}
 
@@ -73,6 +82,23 @@ func (s *Server) createReport(c *gin.Context) {
 			FieldError{Field: "header:Idempotency-Key", Message: "must be 1-255 visible ASCII characters"}))
 		return
 	}
+
+	// Refusals that need no body come before reading it: reading and decoding an upload
+	// costs memory in proportion to its size, a rate limit costs one Redis call.
+	if s.rateGate != nil {
+		if err := s.rateGate.CheckRate(ctx, p.TenantKey, p.AccountID, idemKey, s.limits); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	release, err := s.admitBody(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	// Everything this handler holds of the body (the attachments, the decoded and the
+	// scrubbed report) is dropped when it returns, so the budget is given back then.
+	defer release()
 
 	in, atts, err := s.parseReport(c)
 	if err != nil {
@@ -128,7 +154,7 @@ func (s *Server) createReport(c *gin.Context) {
 func (s *Server) parseReport(c *gin.Context) (report.Input, []report.Attachment, error) {
 	mt, params, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if mt == "multipart/form-data" {
-		return s.parser.ParseMultipart(c.Request.Body, params["boundary"])
+		return s.parser.ParseMultipartSized(c.Request.Body, params["boundary"], c.Request.ContentLength)
 	}
 	// The body is only read here: the parser copies what it keeps, so the buffer goes back
 	// to the pool at once.
