@@ -87,13 +87,13 @@ func (s *Server) createReport(c *gin.Context) {
 	// costs memory in proportion to its size, a rate limit costs one Redis call.
 	if s.rateGate != nil {
 		if err := s.rateGate.CheckRate(ctx, p.TenantKey, p.AccountID, idemKey, s.limits); err != nil {
-			s.fail(c, err)
+			s.refuseUnread(c, err)
 			return
 		}
 	}
 	release, err := s.admitBody(c)
 	if err != nil {
-		s.fail(c, err)
+		s.refuseUnread(c, err)
 		return
 	}
 	// Everything this handler holds of the body (the attachments, the decoded and the
@@ -148,6 +148,17 @@ func (s *Server) createReport(c *gin.Context) {
 	statusURL := s.publicBase + "/api/v1/reports/" + id
 	c.Header("Location", statusURL)
 	c.JSON(http.StatusAccepted, reportAccepted{ID: id, Status: status, StatusURL: statusURL})
+}
+
+// refuseUnread answers a request whose body was not read. It closes the connection after
+// the answer: otherwise net/http reads up to 256 KiB of the unread body before it sends the
+// answer, to keep the connection, which makes a slow uploader wait for its refusal and reads
+// what the refusal is meant to spare.
+func (s *Server) refuseUnread(c *gin.Context, err error) {
+	if c.Request.ContentLength != 0 {
+		c.Header("Connection", "close")
+	}
+	s.fail(c, err)
 }
 
 // parseReport reads a JSON body or a multipart body with a report part and attachments.
