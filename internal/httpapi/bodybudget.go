@@ -134,3 +134,53 @@ func (m *meteredBody) release() {
 		m.err = io.ErrClosedPipe
 	}
 }
+
+// scrubBytesAtOnce bounds the text attachments being scrubbed at once, over all requests.
+// Scrubbing holds several times a text's size while it runs (the text as a string, the spans
+// found, the rewritten text, its bytes): about 11 MB for a 2 MiB log with an address on
+// every line. The body budget does not see that, so without this bound reports that finish
+// reading together would all scrub together. Scrubbing is CPU-bound, so on the few cores a
+// replica has, more of it at once would not finish sooner anyway.
+const scrubBytesAtOnce = 4 << 20
+
+// scrubGate is a weighted semaphore over text bytes being scrubbed.
+type scrubGate struct {
+	limit int64
+
+	mu   sync.Mutex
+	used int64
+	wake chan struct{} // closed, and replaced, whenever bytes are given back
+}
+
+func newScrubGate(limit int64) *scrubGate {
+	return &scrubGate{limit: limit, wake: make(chan struct{})}
+}
+
+// acquire waits until n bytes (at most the whole gate: a larger text scrubs alone) may be
+// scrubbed, or ctx ends. It returns the weight to give back.
+func (g *scrubGate) acquire(done <-chan struct{}, n int64) (int64, error) {
+	n = min(n, g.limit)
+	for {
+		g.mu.Lock()
+		if g.used+n <= g.limit {
+			g.used += n
+			g.mu.Unlock()
+			return n, nil
+		}
+		wake := g.wake
+		g.mu.Unlock()
+		select {
+		case <-wake:
+		case <-done:
+			return 0, budgetSpent()
+		}
+	}
+}
+
+func (g *scrubGate) release(n int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.used -= n
+	close(g.wake)
+	g.wake = make(chan struct{})
+}

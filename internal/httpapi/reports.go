@@ -122,6 +122,20 @@ func (s *Server) createReport(c *gin.Context) {
 		source = report.EmailFromReport
 	}
 	hash := report.BodyHash(in, atts)
+	var text int64
+	for _, a := range atts {
+		if a.MediaType == "text/plain" || a.MediaType == "application/json" {
+			text += a.Size
+		}
+	}
+	if text > 0 {
+		w, err := s.scrubGate.acquire(ctx.Done(), text)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		defer s.scrubGate.release(w)
+	}
 	rep, stored, err := report.Build(in, atts, report.BuildContext{
 		ID: report.NewID(), Marker: report.NewMarker(), TenantKey: t.ClientKey, AccountID: p.AccountID,
 		Email: email, EmailSource: source, UserAgent: c.GetHeader("User-Agent"), Now: s.now().UTC(),

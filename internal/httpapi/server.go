@@ -96,7 +96,9 @@ type Server struct {
 	intake   report.Intake
 	rateGate RateGate
 	// inflight bounds the bodies of large-body routes being read at once.
-	inflight   *bodyBudget
+	inflight *bodyBudget
+	// scrubGate bounds the text attachments being scrubbed at once.
+	scrubGate  *scrubGate
 	emails     EmailLookup
 	retrier    ReportRetrier
 	parser     *report.Parser
@@ -157,6 +159,7 @@ func New(o Options) *Server {
 	}
 	s.metrics = newMetrics(o.Registry)
 	s.inflight = newBodyBudget(cmp.Or(o.Config.MaxInflightBytes, config.DefaultMaxInflightBytes), s.metrics.bodyBytes)
+	s.scrubGate = newScrubGate(scrubBytesAtOnce)
 	s.rateGate = o.RateGate
 	if rg, ok := o.Intake.(RateGate); ok && s.rateGate == nil {
 		s.rateGate = rg
