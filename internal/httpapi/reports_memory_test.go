@@ -301,7 +301,16 @@ func TestInflightBudgetRefusesUnread(t *testing.T) {
 		}
 	}
 
-	second, secondCT := multipartReport(t, `{"summary":"Second"}`, map[string][]byte{"a.pdf": append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte{7}, 3<<20)...)})
+	// The second report is 128 KiB more than the budget has left: refused by its declared
+	// length, and refused chunked with less than 256 KiB unread, which net/http drains, so
+	// the connection stays open and the client reads its 503 instead of a reset.
+	left := int(12<<20 - big.size)
+	second, secondCT := multipartReport(t, `{"summary":"Second"}`, map[string][]byte{"a.pdf": append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte{7}, left+128<<10)...)})
+	// Expect: 100-continue, as careful upload clients send it: a body refused unread is
+	// then never sent. Without it the client is still writing when the server closes the
+	// connection after its 503, and the reset often reaches it before the answer.
+	client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{ExpectContinueTimeout: 30 * time.Second}}
+	defer client.CloseIdleConnections()
 	post := func(name string, chunked bool) (*http.Response, []byte) {
 		t.Helper()
 		var body io.Reader = bytes.NewReader(second)
@@ -312,6 +321,7 @@ func TestInflightBudgetRefusesUnread(t *testing.T) {
 		req.Header.Set("Authorization", "JWT "+tok)
 		req.Header.Set("Content-Type", secondCT)
 		req.Header.Set("X-Test-Request", name)
+		req.Header.Set("Expect", "100-continue")
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
