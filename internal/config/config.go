@@ -35,6 +35,13 @@ const (
 	DefaultForgeJWKSURL   = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
 )
 
+// Bounds of SB_MAX_INFLIGHT_BYTES. The minimum is one report of the largest size: a 1 MiB
+// report part, 10 MiB of attachments and room for the multipart framing.
+const (
+	DefaultMaxInflightBytes = 64 << 20
+	MinInflightBytes        = 12 << 20
+)
+
 // Config is the whole effective configuration.
 type Config struct {
 	HTTPAddr string
@@ -44,11 +51,15 @@ type Config struct {
 	// TrustedProxies are the CIDRs (or addresses) whose X-Forwarded-For and X-Real-IP are
 	// believed for the client address; empty trusts none, so a client cannot choose the
 	// address the access log records.
-	TrustedProxies  []string
-	PublicBaseURL   *url.URL
-	MaxBodyBytes    int64
-	ShutdownTimeout time.Duration
-	LogLevel        slog.Level
+	TrustedProxies []string
+	PublicBaseURL  *url.URL
+	MaxBodyBytes   int64
+	// MaxInflightBytes bounds the request bodies being read at once, over all requests:
+	// without it, concurrent uploads each holding their bytes add up past the container's
+	// memory limit.
+	MaxInflightBytes int64
+	ShutdownTimeout  time.Duration
+	LogLevel         slog.Level
 
 	Redis Redis
 
@@ -294,6 +305,12 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 		}
 	}
 	c.MaxBodyBytes = l.integer("SB_MAX_BODY_BYTES", 1<<20)
+	c.MaxInflightBytes = l.integer("SB_MAX_INFLIGHT_BYTES", DefaultMaxInflightBytes)
+	if c.MaxInflightBytes < MinInflightBytes {
+		// A budget below one report of the largest size would refuse such reports forever
+		// with a 503 that tells the client to retry.
+		l.fail("SB_MAX_INFLIGHT_BYTES: must be at least %d (one report of the largest size)", int64(MinInflightBytes))
+	}
 	c.ShutdownTimeout = l.duration("SB_SHUTDOWN_TIMEOUT", 20*time.Second)
 	if lv := l.str("SB_LOG_LEVEL", "info"); c.LogLevel.UnmarshalText([]byte(lv)) != nil {
 		l.fail("SB_LOG_LEVEL: %q is not one of debug, info, warn, error", lv)
@@ -510,6 +527,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("public_base_url", u(c.PublicBaseURL)),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
+		slog.Int64("max_inflight_bytes", c.MaxInflightBytes),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.String("redis_url", redisURL),
 		slog.Any("redis_addrs", c.Redis.Addrs),

@@ -200,3 +200,21 @@ func TestServeRequiresHTTPS(t *testing.T) {
 		t.Errorf("dev with http URLs: %v", err)
 	}
 }
+
+func TestMaxInflightBytes(t *testing.T) {
+	c, err := Load(ModeServe, getenv(serveEnv()))
+	if err != nil || c.MaxInflightBytes != 64<<20 {
+		t.Fatalf("default MaxInflightBytes = %d, %v; want 64 MiB", c.MaxInflightBytes, err)
+	}
+	env := serveEnv()
+	env["SB_MAX_INFLIGHT_BYTES"] = "134217728"
+	if c, err := Load(ModeServe, getenv(env)); err != nil || c.MaxInflightBytes != 128<<20 {
+		t.Errorf("MaxInflightBytes = %d, %v; want 128 MiB", c.MaxInflightBytes, err)
+	}
+	for _, bad := range []string{"0", "-1", "64MiB", "1048576"} {
+		env["SB_MAX_INFLIGHT_BYTES"] = bad
+		if _, err := Load(ModeServe, getenv(env)); err == nil || !strings.Contains(err.Error(), "SB_MAX_INFLIGHT_BYTES") {
+			t.Errorf("SB_MAX_INFLIGHT_BYTES=%q: err = %v, want a problem", bad, err)
+		}
+	}
+}

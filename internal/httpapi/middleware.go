@@ -155,6 +155,8 @@ func joinOr(types []string) string {
 type metrics struct {
 	duration *prometheus.HistogramVec
 	inflight prometheus.Gauge
+	// bodyBytes is the part of SB_MAX_INFLIGHT_BYTES in use.
+	bodyBytes prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -168,8 +170,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "supportbridge_http_requests_in_flight",
 			Help: "HTTP requests being served.",
 		}),
+		bodyBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "supportbridge_http_body_bytes_in_flight",
+			Help: "Bytes of request bodies admitted for reading and not yet released (at most SB_MAX_INFLIGHT_BYTES).",
+		}),
 	}
-	reg.MustRegister(m.duration, m.inflight)
+	reg.MustRegister(m.duration, m.inflight, m.bodyBytes)
 	return m
 }
 

@@ -27,6 +27,15 @@ type EmailLookup interface {
 	UserEmail(ctx context.Context, baseURL string, sharedSecret []byte, accountID string) (string, error)
 }
 
+// RateGate looks, without counting anything, whether a report by accountID of tenantKey
+// would be refused by the rate limits now (a *report.RateLimitedError), so that a limited
+// user's upload is refused before it is read. Enqueue stays the authority: requests that
+// pass here together are still held to the limits there. A request with an idempotency key
+// already on record passes, since it may be a replay.
+type RateGate interface {
+	CheckRate(ctx context.Context, tenantKey, accountID, idempotencyKey string, limits report.Limits) error
+}
+
 // noReports answers before the report store is wired in.
 type noReports struct{}
 
@@ -74,6 +83,23 @@ func (s *Server) createReport(c *gin.Context) {
 		return
 	}
 
+	// Refusals that need no body come before reading it: reading and decoding an upload
+	// costs memory in proportion to its size, a rate limit costs one Redis call.
+	if s.rateGate != nil {
+		if err := s.rateGate.CheckRate(ctx, p.TenantKey, p.AccountID, idemKey, s.limits); err != nil {
+			s.refuseUnread(c, err)
+			return
+		}
+	}
+	release, err := s.admitBody(c)
+	if err != nil {
+		s.refuseUnread(c, err)
+		return
+	}
+	// Everything this handler holds of the body (the attachments, the decoded and the
+	// scrubbed report) is dropped when it returns, so the budget is given back then.
+	defer release()
+
 	in, atts, err := s.parseReport(c)
 	if err != nil {
 		s.fail(c, err)
@@ -96,6 +122,20 @@ func (s *Server) createReport(c *gin.Context) {
 		source = report.EmailFromReport
 	}
 	hash := report.BodyHash(in, atts)
+	var text int64
+	for _, a := range atts {
+		if a.MediaType == "text/plain" || a.MediaType == "application/json" {
+			text += a.Size
+		}
+	}
+	if text > 0 {
+		w, err := s.scrubGate.acquire(ctx.Done(), text)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		defer s.scrubGate.release(w)
+	}
 	rep, stored, err := report.Build(in, atts, report.BuildContext{
 		ID: report.NewID(), Marker: report.NewMarker(), TenantKey: t.ClientKey, AccountID: p.AccountID,
 		Email: email, EmailSource: source, UserAgent: c.GetHeader("User-Agent"), Now: s.now().UTC(),
@@ -124,11 +164,22 @@ func (s *Server) createReport(c *gin.Context) {
 	c.JSON(http.StatusAccepted, reportAccepted{ID: id, Status: status, StatusURL: statusURL})
 }
 
+// refuseUnread answers a request whose body was not read. It closes the connection after
+// the answer: otherwise net/http reads up to 256 KiB of the unread body before it sends the
+// answer, to keep the connection, which makes a slow uploader wait for its refusal and reads
+// what the refusal is meant to spare.
+func (s *Server) refuseUnread(c *gin.Context, err error) {
+	if c.Request.ContentLength != 0 {
+		c.Header("Connection", "close")
+	}
+	s.fail(c, err)
+}
+
 // parseReport reads a JSON body or a multipart body with a report part and attachments.
 func (s *Server) parseReport(c *gin.Context) (report.Input, []report.Attachment, error) {
 	mt, params, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if mt == "multipart/form-data" {
-		return s.parser.ParseMultipart(c.Request.Body, params["boundary"])
+		return s.parser.ParseMultipartSized(c.Request.Body, params["boundary"], c.Request.ContentLength)
 	}
 	// The body is only read here: the parser copies what it keeps, so the buffer goes back
 	// to the pool at once.

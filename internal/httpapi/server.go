@@ -57,6 +57,9 @@ type Options struct {
 	Reports ReportReader
 	// Intake stores and queues accepted reports.
 	Intake report.Intake
+	// RateGate looks at the report rate limits before a report's body is read; nil takes
+	// Intake when it can (redisstore.Reports does), and skips the early look otherwise.
+	RateGate RateGate
 	// Retrier re-queues failed reports for admins.
 	Retrier ReportRetrier
 	// Emails asks Connect sites for the reporter's email; nil skips the lookup.
@@ -84,18 +87,23 @@ type Options struct {
 
 // Server holds the dependencies of the handlers.
 type Server struct {
-	cfg        config.Config
-	log        *slog.Logger
-	tenants    Tenants
-	install    *connect.InstallVerifier
-	context    *connect.ContextVerifier
-	forge      ForgeVerifier
-	ready      func(ctx context.Context) error
-	registry   *prometheus.Registry
-	metrics    *metrics
-	openapi    []byte
-	reports    ReportReader
-	intake     report.Intake
+	cfg      config.Config
+	log      *slog.Logger
+	tenants  Tenants
+	install  *connect.InstallVerifier
+	context  *connect.ContextVerifier
+	forge    ForgeVerifier
+	ready    func(ctx context.Context) error
+	registry *prometheus.Registry
+	metrics  *metrics
+	openapi  []byte
+	reports  ReportReader
+	intake   report.Intake
+	rateGate RateGate
+	// inflight bounds the bodies of large-body routes being read at once.
+	inflight *bodyBudget
+	// scrubGate bounds the text attachments being scrubbed at once.
+	scrubGate  *scrubGate
 	emails     EmailLookup
 	retrier    ReportRetrier
 	parser     *report.Parser
@@ -156,6 +164,12 @@ func New(o Options) *Server {
 		s.reports = noReports{}
 	}
 	s.metrics = newMetrics(o.Registry)
+	s.inflight = newBodyBudget(cmp.Or(o.Config.MaxInflightBytes, config.DefaultMaxInflightBytes), s.metrics.bodyBytes)
+	s.scrubGate = newScrubGate(scrubBytesAtOnce)
+	s.rateGate = o.RateGate
+	if rg, ok := o.Intake.(RateGate); ok && s.rateGate == nil {
+		s.rateGate = rg
+	}
 	s.install = &connect.InstallVerifier{Keys: o.InstallKeys, Audience: base.String(), BasePath: base.Path, Now: o.Now}
 	s.context = &connect.ContextVerifier{Secrets: s.tenantSecret, BasePath: base.Path, Now: o.Now}
 	s.descriptor = connect.Descriptor(connect.DescriptorConfig{

@@ -427,6 +427,33 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	return r.ID, false, nil
 }
 
+// CheckRate tells whether a report by accountID of tenantKey would be refused by the rate
+// limits right now, in one read-only round trip: a *report.RateLimitedError if so, nil if
+// not. It counts nothing, so it is a cheap early answer, not a reservation; Enqueue decides.
+// With an idempotency key whose record exists it answers nil: the request may be a replay,
+// which Enqueue answers even when the user is at the limit.
+func (s *Reports) CheckRate(ctx context.Context, tenantKey, accountID, idempotencyKey string, lim report.Limits) error {
+	if lim.Window <= 0 || (lim.PerUser <= 0 && lim.PerTenant <= 0) {
+		return nil
+	}
+	tag := tenantTag(tenantKey)
+	hasIdem := "0"
+	if idempotencyKey != "" {
+		hasIdem = "1"
+	}
+	res, err := rateCheckScript.Run(ctx, s.rdb,
+		[]string{rateUserKeyOf(tag, accountID), rateTenantKeyOf(tag), idemKeyOf(tag, accountID, idempotencyKey)},
+		ms(s.now()), msDur(lim.Window), lim.PerUser, lim.PerTenant, hasIdem).StringSlice()
+	if err != nil {
+		return unavailable("check report rate", err)
+	}
+	if res[0] == "rate" {
+		ra, _ := strconv.ParseInt(res[2], 10, 64)
+		return &report.RateLimitedError{Scope: res[1], RetryAfter: time.Duration(ra) * time.Millisecond}
+	}
+	return nil
+}
+
 // enqueueAtomic is the staged path of enqueue in one script, for a single server (see
 // Reports). Its answers are mapped exactly as the staged path maps them.
 func (s *Reports) enqueueAtomic(ctx context.Context, r report.Report, bodyHash string, lim report.Limits,

@@ -60,6 +60,23 @@ for i, lim in ipairs({perUser, perTenant}) do
 end
 `
 
+// rateCheckScript (tenant) is the look at the rate limits taken before a report's body is
+// read, so that a limited user's upload is refused without reading it. It writes nothing:
+// only enqueueScript and stageScript count a report, so concurrent requests that all pass
+// here are still held to the limit there. A repeat of a request whose idempotency record
+// exists passes, because the authoritative scripts answer it with a replay (or a mismatch)
+// before looking at the limits.
+//
+// KEYS: rate-user, rate-tenant, idem. ARGV: now, window, perUser, perTenant, hasIdem.
+var rateCheckScript = redis.NewScript(`
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local userRateKey, tenantRateKey = KEYS[1], KEYS[2]
+local perUser, perTenant = tonumber(ARGV[3]), tonumber(ARGV[4])
+if ARGV[5] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return {'ok'} end
+` + luaRateCheck + `
+return {'ok'}
+`)
+
 // admitScript (queue) is the cheap first check of Enqueue: it refuses while the queue or
 // the stored attachment bytes are over their caps, writing nothing, and otherwise records
 // the intent to publish a report, which is how a crash before publishing is recovered.

@@ -1065,3 +1065,66 @@ func TestEnqueueScriptRunsOnEmbeddedRedis(t *testing.T) {
 		t.Errorf("stored bytes = %d, want 3", got)
 	}
 }
+
+// TestCheckRateAgreesWithEnqueueAndWritesNothing: the early look refuses exactly when
+// Enqueue would, with the same Retry-After, counts nothing, and lets an idempotent repeat
+// through to be answered as a replay.
+func TestCheckRateAgreesWithEnqueueAndWritesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		limits report.Limits
+		users  [3]string // the third is refused
+		scope  string
+	}{
+		{"per user", report.Limits{PerUser: 2, Window: time.Minute}, [3]string{"u1", "u1", "u1"}, "user"},
+		{"per tenant", report.Limits{PerUser: 5, PerTenant: 2, Window: time.Minute}, [3]string{"u1", "u2", "u3"}, "tenant"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, rdb, clock := newReports(t, false)
+			ctx := context.Background()
+			for range 3 {
+				// Looking any number of times uses none of the budget.
+				if err := s.CheckRate(ctx, tenantA, tc.users[0], "", tc.limits); err != nil {
+					t.Fatalf("CheckRate before any report = %v, want nil", err)
+				}
+			}
+			mustEnqueue(t, s, submission(tenantA, tc.users[0], "k1", "x"), tc.limits)
+			clock.Advance(10 * time.Second)
+			mustEnqueue(t, s, submission(tenantA, tc.users[1], "", "x"), tc.limits)
+
+			before := snapshot(t, rdb)
+			var rl *report.RateLimitedError
+			err := s.CheckRate(ctx, tenantA, tc.users[2], "", tc.limits)
+			if !errors.As(err, &rl) || rl.Scope != tc.scope || rl.RetryAfter != 50*time.Second {
+				t.Fatalf("CheckRate = %v, want RateLimitedError(%s) after 50s", err, tc.scope)
+			}
+			_, _, eerr := s.Enqueue(ctx, submission(tenantA, tc.users[2], "", "x"), tc.limits)
+			var erl *report.RateLimitedError
+			if !errors.As(eerr, &erl) || *erl != *rl {
+				t.Errorf("Enqueue = %v, CheckRate = %v; want the same refusal", eerr, rl)
+			}
+			if diff := cmp.Diff(snapshot(t, rdb), before); diff != "" {
+				t.Errorf("CheckRate wrote (-after +before):\n%s", diff)
+			}
+			// The first user's repeat of an accepted request passes the look; Enqueue
+			// answers it with a replay although the user is at the limit.
+			if err := s.CheckRate(ctx, tenantA, tc.users[0], "k1", tc.limits); err != nil {
+				t.Errorf("CheckRate of an idempotent repeat = %v, want nil", err)
+			}
+			if _, replayed, err := s.Enqueue(ctx, submission(tenantA, tc.users[0], "k1", "x"), tc.limits); err != nil || !replayed {
+				t.Errorf("repeat = %v, %v; want a replay", replayed, err)
+			}
+			// A new key of a limited user is no repeat.
+			if err := s.CheckRate(ctx, tenantA, tc.users[2], "k-new", tc.limits); !errors.As(err, &rl) {
+				t.Errorf("CheckRate with an unknown key = %v, want RateLimitedError", err)
+			}
+			if err := s.CheckRate(ctx, tenantB, tc.users[2], "", tc.limits); err != nil {
+				t.Errorf("CheckRate of another tenant = %v, want nil", err)
+			}
+			clock.Advance(50 * time.Second)
+			if err := s.CheckRate(ctx, tenantA, tc.users[2], "", tc.limits); err != nil {
+				t.Errorf("CheckRate after the window moved = %v, want nil", err)
+			}
+		})
+	}
+}

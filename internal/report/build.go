@@ -50,7 +50,8 @@ const maxSummary = 255
 // Build turns a validated Input into the Report to queue: it picks the reporter's email,
 // parses the User-Agent, and scrubs every text field and every text attachment with one
 // scrubber, so that Report.Redactions counts everything that was removed. The attachments
-// returned are copies with ID set; the caller's are not modified.
+// returned are new values with ID set, the caller's are not modified; the content of those
+// that are not scrubbed (images, PDFs) is shared with the caller's.
 //
 // Without an email from the host product or the report the answer is a *ValidationError at
 // /email: JSM cannot raise a request on behalf of someone without an address.
@@ -135,9 +136,9 @@ func Build(in Input, atts []Attachment, c BuildContext) (Report, []Attachment, e
 		a.Filename = s.String(a.Filename)
 		if isText(a.MediaType) {
 			a.Content = []byte(s.String(string(a.Content)))
-		} else {
-			a.Content = append([]byte(nil), a.Content...)
 		}
+		// Other content is shared with the caller, not copied: nobody writes to it, and a
+		// copy of every upload would double the memory each report holds.
 		a.Size = int64(len(a.Content))
 		out[i] = a
 		r.Attachments = append(r.Attachments, a.AttachmentMeta)

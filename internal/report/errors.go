@@ -50,7 +50,13 @@ type SyntaxError struct {
 	Offset int64
 	// Msg is our own description, safe to show to the client.
 	Msg string
+	// Err is the body's own read error when there was one (a limit of the server cut it
+	// off, the client went away); the HTTP layer may answer it for what it is.
+	Err error
 }
+
+// Unwrap returns the body's read error, if any.
+func (e *SyntaxError) Unwrap() error { return e.Err }
 
 // Error says where the body broke; it quotes nothing from it.
 func (e *SyntaxError) Error() string {

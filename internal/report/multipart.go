@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime/multipart"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -36,6 +37,15 @@ func (p *Parser) maxParts() int { return 1 + p.limits.MaxAttachments + 10 }
 // The attachments come back with Filename, MediaType, Size and Content set; ID is set by
 // Build. Part Content-Type headers are ignored: a file's type is what its bytes are.
 func (p *Parser) ParseMultipart(body io.Reader, boundary string) (Input, []Attachment, error) {
+	return p.ParseMultipartSized(body, boundary, -1)
+}
+
+// ParseMultipartSized is ParseMultipart for a body whose length is declared (size, -1 when
+// unknown). The attachments are then read into one buffer of at most that size, allocated
+// once: reading them part by part with growing buffers held up to twice their bytes and left
+// as much again as garbage, which is what let concurrent uploads exhaust memory. A size that
+// turns out too small costs only a copy, never a wrong answer.
+func (p *Parser) ParseMultipartSized(body io.Reader, boundary string, size int64) (Input, []Attachment, error) {
 	if boundary == "" {
 		return Input{}, nil, &SyntaxError{Msg: "the multipart boundary is missing"}
 	}
@@ -51,6 +61,8 @@ func (p *Parser) ParseMultipart(body io.Reader, boundary string) (Input, []Attac
 		parts       int
 		sawTooMany  bool
 		attachIndex int // 1-based number of the attachment part, for default names
+		// arena holds the kept attachments back to back; each one's Content is a slice of it.
+		arena []byte
 	)
 	for {
 		part, err := mr.NextRawPart()
@@ -83,7 +95,16 @@ func (p *Parser) ParseMultipart(body io.Reader, boundary string) (Input, []Attac
 				surplus++
 				continue
 			}
-			b, err := readAtMost(part, p.limits.MaxAttachmentBytes-attBytes)
+			if size < 0 {
+				// Nothing bounds this body in advance: each part grows its own buffer, so no
+				// earlier part is copied when a later one grows.
+				arena = nil
+			} else if arena == nil {
+				// The attachments cannot be longer than the body, nor (by one byte, which
+				// shows that the limit is crossed) than their limit.
+				arena = make([]byte, 0, min(size, p.limits.MaxAttachmentBytes+1))
+			}
+			b, err := readInto(&arena, part, p.limits.MaxAttachmentBytes-attBytes)
 			if err != nil {
 				return Input{}, nil, cr.translate(err)
 			}
@@ -150,6 +171,32 @@ func readAtMost(r io.Reader, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// readInto appends what r yields to *arena and returns it as a slice of its own (appending
+// to it cannot reach the next part), or fails with ErrTooLarge once r yields more than limit
+// bytes. While the arena has room nothing is allocated; beyond it, it grows as ReadAll would.
+func readInto(arena *[]byte, r io.Reader, limit int64) ([]byte, error) {
+	lr := &io.LimitedReader{R: r, N: limit + 1}
+	b, start := *arena, len(*arena)
+	for lr.N > 0 {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, int(min(lr.N, 32<<10)))
+		}
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	*arena = b
+	if int64(len(b)-start) > limit {
+		return nil, ErrTooLarge
+	}
+	return b[start:len(b):len(b)], nil
+}
+
 // capReader fails once more than max bytes are read from the body, so that neither headers
 // nor surplus parts can make us read without end.
 type capReader struct {
@@ -157,6 +204,9 @@ type capReader struct {
 	max      int64
 	n        int64
 	exceeded bool
+	// readErr is the body's own failure (other than its end), kept so that translate can
+	// pass it on: a body cut off by the server's limits is not a malformed one.
+	readErr error
 }
 
 var errBodyCap = errors.New("body over the cap")
@@ -176,6 +226,9 @@ func (c *capReader) Read(b []byte) (int, error) {
 		c.exceeded = true
 		return n, errBodyCap
 	}
+	if err != nil && !errors.Is(err, io.EOF) && c.readErr == nil {
+		c.readErr = err
+	}
 	return n, err
 }
 
@@ -185,7 +238,7 @@ func (c *capReader) translate(err error) error {
 	if c.exceeded || errors.Is(err, ErrTooLarge) {
 		return ErrTooLarge
 	}
-	return &SyntaxError{Offset: c.n, Msg: "malformed multipart body"}
+	return &SyntaxError{Offset: c.n, Msg: "malformed multipart body", Err: c.readErr}
 }
 
 // newAttachment sniffs the content and names the file.

@@ -11,8 +11,10 @@ import (
 	"io"
 	"mime/multipart"
 	"net/textproto"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -384,5 +386,73 @@ func TestParseMultipartIgnoresDeclaredEncoding(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"ab=3Dcd"}, []string{string(atts[0].Content)}, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("content (-want +got):\n%s", diff)
+	}
+}
+
+// TestParseMultipartSizedAgrees: the declared length only decides where the attachments are
+// read to, never the answer, even when it is wrong.
+func TestParseMultipartSizedAgrees(t *testing.T) {
+	const mib = 1 << 20
+	bodies := map[string][]testPart{
+		"two attachments": {reportPart(minimalReport), filePart("a.png", "image/png", pngOfSize(t, 100<<10)),
+			filePart("b.txt", "text/plain", []byte("line one\nline two\n"))},
+		"exactly 10 MiB": {reportPart(minimalReport), filePart("a.png", "image/png", pngOfSize(t, 6*mib)),
+			filePart("b.png", "image/png", pngOfSize(t, 4*mib))},
+		"over 10 MiB": {reportPart(minimalReport), filePart("a.png", "image/png", pngOfSize(t, 6*mib)),
+			filePart("b.png", "image/png", pngOfSize(t, 4*mib+1))},
+		"empty attachment": {reportPart(minimalReport), filePart("a.txt", "text/plain", nil)},
+		"unsupported":      {reportPart(minimalReport), filePart("a.zip", "", zipBytes(t))},
+	}
+	for name, parts := range bodies {
+		t.Run(name, func(t *testing.T) {
+			body, boundary := multipartBody(t, parts...)
+			raw := body.Bytes()
+			wantIn, wantAtts, wantErr := newTestParser(t).ParseMultipart(bytes.NewReader(raw), boundary)
+			n := int64(len(raw))
+			for _, size := range []int64{n, n / 2, 1, 0, 2 * n} {
+				in, atts, err := newTestParser(t).ParseMultipartSized(bytes.NewReader(raw), boundary, size)
+				if diff := cmp.Diff(wantErr, err, cmpopts.EquateErrors()); diff != "" && fmt.Sprint(err) != fmt.Sprint(wantErr) {
+					t.Errorf("size %d: error %v, want %v", size, err, wantErr)
+				}
+				if diff := cmp.Diff(wantIn, in); diff != "" {
+					t.Errorf("size %d: input (-unsized +sized):\n%s", size, diff)
+				}
+				// bytes.Equal: cmp walks 10 MiB slices element by element.
+				if diff := cmp.Diff(wantAtts, atts, cmpopts.EquateEmpty(), cmp.Comparer(bytes.Equal)); diff != "" {
+					t.Errorf("size %d: attachments (-unsized +sized):\n%s", size, diff)
+				}
+			}
+		})
+	}
+}
+
+// TestParseMultipartSizedAllocatesOnce: with the body's length known, 10 MiB of attachments
+// cost about 10 MiB of allocation. Reading each part with a growing buffer allocated about
+// twice that, and Build copied it all once more.
+func TestParseMultipartSizedAllocatesOnce(t *testing.T) {
+	const mib = 1 << 20
+	body, boundary := multipartBody(t, reportPart(minimalReport),
+		filePart("a.png", "image/png", pngOfSize(t, 4*mib)), filePart("b.png", "image/png", pngOfSize(t, 3*mib)),
+		filePart("c.pdf", "application/pdf", append([]byte("%PDF-1.7\n"), make([]byte, 3*mib-9)...)))
+	raw := body.Bytes()
+	p := newTestParser(t)
+	build := func(in Input, atts []Attachment) {
+		t.Helper()
+		if _, _, err := Build(in, atts, BuildContext{ID: "r1", Marker: "m1", Email: "a@b.example", Now: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build(Input{Summary: "warm-up"}, nil) // the User-Agent parser builds its tables on first use
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	in, atts, err := p.ParseMultipartSized(bytes.NewReader(raw), boundary, int64(len(raw)))
+	if err != nil || len(atts) != 3 {
+		t.Fatalf("parse: %d attachments, %v", len(atts), err)
+	}
+	build(in, atts)
+	runtime.ReadMemStats(&after)
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(len(raw))+mib; got > limit {
+		t.Errorf("parsing and building a %d-byte body allocated %d bytes, want at most %d", len(raw), got, limit)
 	}
 }
