@@ -30,7 +30,7 @@ bench: deps ## benchmarks with the figures the issues ask for (see README)
 
 # fuzz lists the targets with -race so that, after `make test`, listing only links the test
 # binaries instead of compiling every package again.
-fuzz: ## run every fuzz target for FUZZTIME each (CI passes 8s, see .ci/run)
+fuzz: ## run every fuzz target for FUZZTIME each (CI passes 30s, see .ci/run)
 	@set -e; list=$$(mktemp); trap 'rm -f $$list' EXIT; \
 	$(GO) test -race -list '^Fuzz' $(PKGS) > $$list || { cat $$list; exit 1; }; \
 	awk '/^Fuzz/ { n[++c] = $$1; next } /^ok/ { for (i = 1; i <= c; i++) print $$2, n[i]; c = 0 }' $$list > $$list.t; \

@@ -261,6 +261,14 @@ func unavailable(op string, err error) error {
 // must be new (report.NewID): a report found under it is taken for this call's own earlier
 // attempt.
 func (s *Reports) Enqueue(ctx context.Context, sub report.Submission, lim report.Limits) (string, bool, error) {
+	// One deadline for the whole enqueue, queue wait in the script batcher included: a
+	// per-command deadline alone would let the wait behind a stuck pipeline and the call's
+	// own pipeline add up, and intake must answer within a second when Redis does not.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, CommandTimeout)
+		defer cancel()
+	}
 	return s.enqueue(ctx, sub, lim)
 }
 
