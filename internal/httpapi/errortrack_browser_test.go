@@ -37,9 +37,10 @@ func TestErrorCaptureInBrowser(t *testing.T) {
 		fmt.Fprintf(w, `'use strict';
 window.__sbSent = [];
 SupportbridgeErrors.start({ send: async (batch) => {
+  const at = Date.now(); // when the batch is sent, which is what the throttle governs
   const r = await fetch('/api/v1/errors', { method: 'POST', body: JSON.stringify(batch),
     headers: { 'Content-Type': 'application/json', Authorization: 'JWT %s' } });
-  window.__sbSent.push({ status: r.status, at: Date.now(), n: batch.events.length });
+  window.__sbSent.push({ status: r.status, at, n: batch.events.length });
 }});
 setTimeout(() => { throw new TypeError('widget ' + 42 + ' is undefined'); }, 0);
 Promise.reject(new Error('load failed for ada@customer.example'));
