@@ -99,6 +99,23 @@ type Config struct {
 	Reports  Reports
 	Delivery Delivery
 	Consent  Consent
+
+	// Lifecycle holds the data-retention settings.
+	Lifecycle Lifecycle
+}
+
+// Lifecycle says how long tenant data is kept and what a purge deletes.
+type Lifecycle struct {
+	// Retention is how long an uninstalled tenant's data stays (SB_RETENTION, default 30 days).
+	Retention time.Duration
+	// PurgeLogs makes a purge delete the tenant's log files too (SB_PURGE_LOGS).
+	PurgeLogs bool
+	// ReportRetention is how long a delivered report's leftovers stay (SB_REPORT_RETENTION,
+	// default 7 days); failed reports and dead letters stay FailedRetention (30 days).
+	ReportRetention time.Duration
+	FailedRetention time.Duration
+	// PurgeInterval is how often the purge job looks for tenants due (SB_PURGE_INTERVAL).
+	PurgeInterval time.Duration
 }
 
 // Redis says how to reach Redis: one URL, or a Sentinel or Cluster address list.
@@ -471,6 +488,23 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 	}
 	c.Consent = Consent{ClaimWindow: l.duration("SB_CONSENT_CLAIM_WINDOW", 72*time.Hour)}
 
+	c.Lifecycle = Lifecycle{
+		Retention:       l.duration("SB_RETENTION", 30*24*time.Hour),
+		ReportRetention: l.duration("SB_REPORT_RETENTION", 7*24*time.Hour),
+		FailedRetention: 30 * 24 * time.Hour,
+		PurgeInterval:   l.duration("SB_PURGE_INTERVAL", time.Minute),
+	}
+	switch v := l.str("SB_PURGE_LOGS", "false"); v {
+	case "true", "1", "yes":
+		c.Lifecycle.PurgeLogs = true
+	case "false", "0", "no":
+	default:
+		l.fail("SB_PURGE_LOGS: %q is not true or false", v)
+	}
+	if c.Lifecycle.Retention <= 0 || c.Lifecycle.ReportRetention <= 0 || c.Lifecycle.PurgeInterval <= 0 {
+		l.fail("SB_RETENTION, SB_REPORT_RETENTION and SB_PURGE_INTERVAL must be positive")
+	}
+
 	if !dev {
 		// These carry the JSM API token, or return the keys every token is checked with:
 		// over plain http anyone on the path reads the one or swaps the other. dev keeps its
@@ -557,6 +591,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("jira_webhook_secret", c.JiraWebhookSecret),
 		slog.String("role", c.Delivery.Role),
 		slog.Int("worker_concurrency", c.Delivery.Concurrency),
+		slog.Duration("retention", c.Lifecycle.Retention),
+		slog.Duration("report_retention", c.Lifecycle.ReportRetention),
+		slog.Bool("purge_logs", c.Lifecycle.PurgeLogs),
 	)
 }
 

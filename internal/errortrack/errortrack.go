@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/supportbridge/supportbridge/internal/usage"
 )
 
 // Kind says what the browser saw.
@@ -116,6 +118,13 @@ type Options struct {
 	Window    time.Duration
 	Retention Retention // default 14 days, 100 ids, 1000 groups
 	Now       func() time.Time
+	// Usage counts accepted events anonymously (usage.ErrorEvents); nil counts nothing.
+	Usage UsageCounter
+}
+
+// UsageCounter is the anonymous usage count; *usage.Counter implements it.
+type UsageCounter interface {
+	Count(ctx context.Context, tenant string, kind usage.Kind, n int64)
 }
 
 // Service accepts events and lists groups.
@@ -126,6 +135,7 @@ type Service struct {
 	win   time.Duration
 	ret   Retention
 	now   func() time.Time
+	usage UsageCounter
 }
 
 // New returns a Service over store. A key shorter than 16 bytes is an error: tracking ids
@@ -134,7 +144,7 @@ func New(store Store, o Options) (*Service, error) {
 	if len(o.Key) < 16 {
 		return nil, errors.New("errortrack: tracking-id key shorter than 16 bytes")
 	}
-	s := &Service{store: store, key: append([]byte(nil), o.Key...), per: o.PerWindow, win: o.Window, ret: o.Retention, now: o.Now}
+	s := &Service{store: store, key: append([]byte(nil), o.Key...), per: o.PerWindow, win: o.Window, ret: o.Retention, now: o.Now, usage: o.Usage}
 	if s.per <= 0 {
 		s.per = 600
 	}
@@ -196,6 +206,9 @@ func (s *Service) Accept(ctx context.Context, tenant, accountID string, events [
 	}
 	if err := s.store.Record(ctx, tenant, hits, now, s.ret); err != nil {
 		return 0, fmt.Errorf("record errors: %w", err)
+	}
+	if s.usage != nil {
+		s.usage.Count(ctx, tenant, usage.ErrorEvents, int64(len(events)))
 	}
 	return len(events), nil
 }

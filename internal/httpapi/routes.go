@@ -46,5 +46,8 @@ func (s *Server) Routes() *gin.Engine {
 
 	// Agent-facing, customer-facing and Jira webhook routes of log-access consent.
 	s.consentRoutes(r)
+
+	// Admin-facing: the data lifecycle (tenant purge and status, usage stats, erasure).
+	s.lifecycleRoutes(r)
 	return r
 }

@@ -79,6 +79,8 @@ type Options struct {
 	Errors ErrorTracker
 	// ErrorCapture holds web/error-capture, the script apps include to capture errors.
 	ErrorCapture fs.FS
+	// Lifecycle wires the admin routes of the data lifecycle (purge, stats, erasure).
+	Lifecycle LifecycleDeps
 	// SkipAppAuth switches app-route authentication off. Only the benchmark that prices
 	// authentication sets it.
 	SkipAppAuth bool
@@ -114,6 +116,7 @@ type Server struct {
 	logReader  LogReader
 	siteUI     *siteUI
 	errs       errorTracking
+	lifecycle  LifecycleDeps
 	// grantMaxBytes is shown on the admin page: how much one grant may read.
 	grantMaxBytes int64
 	// loopbackBase is true when the public base URL is a loopback host (local runs, tests).
@@ -145,7 +148,7 @@ func New(o Options) *Server {
 		cfg: o.Config, log: o.Logger, tenants: o.Tenants, forge: o.Forge, ready: o.Ready,
 		registry: o.Registry, openapi: o.OpenAPI, reports: o.Reports, skipAppAuth: o.SkipAppAuth,
 		intake: o.Intake, emails: o.Emails, consent: o.Consent, retrier: o.Retrier,
-		now: o.Now, basePath: base.Path, publicBase: base.String(), pageTokens: o.PageTokens, logReader: o.Logs,
+		now: o.Now, lifecycle: o.Lifecycle, basePath: base.Path, publicBase: base.String(), pageTokens: o.PageTokens, logReader: o.Logs,
 		grantMaxBytes: cmp.Or(o.Config.GrantMaxBytes, 256<<20), loopbackBase: isLoopbackHost(base.Hostname()),
 	}
 	if o.SiteUI != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/supportbridge/supportbridge/internal/logstore"
 	"github.com/supportbridge/supportbridge/internal/secret"
 	"github.com/supportbridge/supportbridge/internal/tenant"
+	"github.com/supportbridge/supportbridge/internal/usage"
 )
 
 // Consent is what reading needs of the consent service; *consent.Service implements it.
@@ -63,6 +64,13 @@ type Options struct {
 	PreviewLines   int
 	PreviewTimeout time.Duration
 	Logger         *slog.Logger
+	// Usage counts bytes served anonymously (usage.LogBytesServed); nil counts nothing.
+	Usage UsageCounter
+}
+
+// UsageCounter is the anonymous usage count; *usage.Counter implements it.
+type UsageCounter interface {
+	Count(ctx context.Context, tenant string, kind usage.Kind, n int64)
 }
 
 // Service reads logs under grants.
@@ -294,6 +302,9 @@ func (r *Read) Stream(ctx context.Context, w Writer) Receipt {
 	})
 	if err != nil {
 		r.s.o.Logger.Error("log_read_receipt_failed", "grant_id", r.grant.ID, "error", err)
+	}
+	if r.s.o.Usage != nil {
+		r.s.o.Usage.Count(rctx, r.grant.Tenant, usage.LogBytesServed, rc.Bytes)
 	}
 	return rc
 }
