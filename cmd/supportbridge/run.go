@@ -194,6 +194,7 @@ type app struct {
 	worker  *delivery.Worker // nil on api-only replicas
 	sites   *siteapi.Checker
 	logs    *logaccess.Service
+	life    *lifecycleParts
 }
 
 // previewFunc adapts a function to consent.Previewer: the log reader that computes
@@ -269,6 +270,9 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		}
 	}
 	a.reports = redisstore.NewReports(rdb, redisstore.ReportsOptions{CustomerKey: deriveKey(cfg.SecretKey.Bytes(), "customer-cache")})
+	if a.life, err = buildLifecycle(cfg, rdb, a.reports, reg, log); err != nil {
+		return nil, err
+	}
 	if a.jsm != nil && cfg.Delivery.Role != "api" {
 		a.worker = delivery.NewWorker(delivery.Options{
 			Store: a.reports, JSM: a.jsm, Tenants: dir, Render: report.Renderer{AppKey: cfg.ConnectAppKey},
@@ -319,6 +323,7 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		a.logs, err = logaccess.New(logaccess.Options{
 			Consent: a.consent, Logs: logs, Secrets: logaccess.TenantSecrets{Dir: dir},
 			PseudonymKey: deriveKey(cfg.SecretKey.Bytes(), "log-pseudonyms"), MaxBytes: cfg.GrantMaxBytes, Logger: log,
+			Usage: a.life.counter,
 		})
 		if err != nil {
 			return nil, err
@@ -330,7 +335,7 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		return nil, err
 	}
 
-	errs, err := errortrack.New(redisstore.NewErrors(rdb), errortrack.Options{Key: deriveKey(cfg.SecretKey.Bytes(), "error-tracking-ids")})
+	errs, err := errortrack.New(redisstore.NewErrors(rdb), errortrack.Options{Key: deriveKey(cfg.SecretKey.Bytes(), "error-tracking-ids"), Usage: a.life.counter})
 	if err != nil {
 		return nil, err
 	}
@@ -358,6 +363,7 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 
 		Errors:       errs,
 		ErrorCapture: errScript,
+		Lifecycle:    a.life.deps(errs.TrackingID),
 	})
 	return a, nil
 }
@@ -396,6 +402,7 @@ func serve(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, lo
 		redisstore.WatchTenantChanges(bgCtx, rdb, log, a.tenants.Invalidate, a.tenants.InvalidateAll, nil)
 	})
 	a.agents.WatchSIGHUP(bgCtx, log)
+	a.life.start(bgCtx, &bg)
 	if a.worker != nil {
 		bg.Go(func() {
 			if err := a.worker.Run(bgCtx); err != nil {

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/supportbridge/supportbridge/internal/config"
+	"github.com/supportbridge/supportbridge/internal/httpapi"
+	"github.com/supportbridge/supportbridge/internal/lifecycle"
+	"github.com/supportbridge/supportbridge/internal/logstore"
+	"github.com/supportbridge/supportbridge/internal/redisstore"
+	usagecount "github.com/supportbridge/supportbridge/internal/usage"
+)
+
+// lifecycleParts is the data lifecycle of a running service: the purge service (also the
+// port tenant uninstall and reinstall call), its scheduled job, the usage counter and the
+// erasure store.
+type lifecycleParts struct {
+	svc     *lifecycle.Service
+	job     *lifecycle.Job
+	counter *usagecount.Counter
+	usage   *redisstore.Usage
+	privacy *redisstore.Privacy
+	cfg     config.Lifecycle
+}
+
+// usageFlushInterval is how long counts wait in memory before they are written.
+const usageFlushInterval = 5 * time.Second
+
+// buildLifecycle wires the data lifecycle. The purge deletes log files only with
+// SB_PURGE_LOGS=true, from the store the logs are read from.
+func buildLifecycle(cfg config.Config, rdb redis.UniversalClient, reports *redisstore.Reports, reg prometheus.Registerer, log *slog.Logger) (*lifecycleParts, error) {
+	purge := redisstore.NewPurge(rdb, redisstore.PurgeOptions{Reports: reports})
+	var logs lifecycle.LogPurger
+	if cfg.Lifecycle.PurgeLogs {
+		if b := cfg.LogS3; b.Bucket != "" {
+			var opts []logstore.BucketOption
+			if b.Endpoint != "" {
+				opts = append(opts, logstore.WithEndpoint(b.Endpoint))
+			}
+			if b.PathStyle {
+				opts = append(opts, logstore.WithPathStyle())
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			bucket, err := logstore.NewBucket(ctx, b.Bucket, b.Prefix, opts...)
+			if err != nil {
+				return nil, err
+			}
+			logs = bucket
+		} else {
+			logs = logstore.NewDir(cfg.LogDir)
+		}
+	}
+	svc := lifecycle.New(purge, lifecycle.Options{
+		Logs: logs, TenantChanged: redisstore.PublishTenantChanged(rdb), Logger: log,
+	})
+	u := redisstore.NewUsage(rdb)
+	return &lifecycleParts{
+		svc:     svc,
+		job:     lifecycle.NewJob(svc, purge, lifecycle.JobOptions{Interval: cfg.Lifecycle.PurgeInterval, Logger: log}),
+		counter: usagecount.NewCounter(u, reg, nil, log),
+		usage:   u,
+		privacy: redisstore.NewPrivacy(rdb, deriveKey(cfg.SecretKey.Bytes(), "customer-cache")),
+		cfg:     cfg.Lifecycle,
+	}, nil
+}
+
+// deps are the HTTP layer's part; trackingID recomputes error-tracking ids for erasure.
+func (l *lifecycleParts) deps(trackingID lifecycle.TrackingIDFunc) httpapi.LifecycleDeps {
+	return httpapi.LifecycleDeps{
+		Purger: l.svc, Usage: l.usage,
+		Eraser: lifecycle.NewEraser(l.privacy, trackingID, 0, nil),
+	}
+}
+
+// start runs the purge job (one replica at a time, by lease) and the usage flusher.
+func (l *lifecycleParts) start(ctx context.Context, bg *sync.WaitGroup) {
+	bg.Go(func() { l.job.Run(ctx) })
+	bg.Go(func() { l.counter.Run(ctx, usageFlushInterval) })
+}
