@@ -110,10 +110,6 @@ type Lifecycle struct {
 	Retention time.Duration
 	// PurgeLogs makes a purge delete the tenant's log files too (SB_PURGE_LOGS).
 	PurgeLogs bool
-	// ReportRetention is how long a delivered report's leftovers stay (SB_REPORT_RETENTION,
-	// default 7 days); failed reports and dead letters stay FailedRetention (30 days).
-	ReportRetention time.Duration
-	FailedRetention time.Duration
 	// PurgeInterval is how often the purge job looks for tenants due (SB_PURGE_INTERVAL).
 	PurgeInterval time.Duration
 }
@@ -489,10 +485,8 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 	c.Consent = Consent{ClaimWindow: l.duration("SB_CONSENT_CLAIM_WINDOW", 72*time.Hour)}
 
 	c.Lifecycle = Lifecycle{
-		Retention:       l.duration("SB_RETENTION", 30*24*time.Hour),
-		ReportRetention: l.duration("SB_REPORT_RETENTION", 7*24*time.Hour),
-		FailedRetention: 30 * 24 * time.Hour,
-		PurgeInterval:   l.duration("SB_PURGE_INTERVAL", time.Minute),
+		Retention:     l.duration("SB_RETENTION", 30*24*time.Hour),
+		PurgeInterval: l.duration("SB_PURGE_INTERVAL", time.Minute),
 	}
 	switch v := l.str("SB_PURGE_LOGS", "false"); v {
 	case "true", "1", "yes":
@@ -501,8 +495,8 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 	default:
 		l.fail("SB_PURGE_LOGS: %q is not true or false", v)
 	}
-	if c.Lifecycle.Retention <= 0 || c.Lifecycle.ReportRetention <= 0 || c.Lifecycle.PurgeInterval <= 0 {
-		l.fail("SB_RETENTION, SB_REPORT_RETENTION and SB_PURGE_INTERVAL must be positive")
+	if c.Lifecycle.Retention <= 0 || c.Lifecycle.PurgeInterval <= 0 {
+		l.fail("SB_RETENTION and SB_PURGE_INTERVAL must be positive")
 	}
 
 	if !dev {
@@ -592,7 +586,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("role", c.Delivery.Role),
 		slog.Int("worker_concurrency", c.Delivery.Concurrency),
 		slog.Duration("retention", c.Lifecycle.Retention),
-		slog.Duration("report_retention", c.Lifecycle.ReportRetention),
 		slog.Bool("purge_logs", c.Lifecycle.PurgeLogs),
 	)
 }

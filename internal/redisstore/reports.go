@@ -664,7 +664,7 @@ func (s *Reports) Retry(ctx context.Context, tenantKey, id string) error {
 	if err := s.rdb.ZAdd(ctx, s.intentsKey(), redis.Z{Score: float64(ms(s.now())), Member: in.member()}).Err(); err != nil {
 		return unavailable("retry report", err)
 	}
-	res, err := retryScript.Run(ctx, s.rdb, []string{reportKey(tenantKey, id)}, ms(s.now())).StringSlice()
+	res, err := retryScript.Run(ctx, s.rdb, []string{reportKey(tenantKey, id), reportFilesKey(tenantKey, id)}, ms(s.now())).StringSlice()
 	if err != nil {
 		return unavailable("retry report", err)
 	}

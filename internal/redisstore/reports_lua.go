@@ -305,25 +305,32 @@ return 1
 `)
 
 // failedScript (tenant, fenced) marks a report failed; its data and step records stay, so
-// an admin retry resumes where it stopped.
+// an admin retry resumes where it stopped, but only for failedRetention: then the report
+// and its files leave Redis (a retry makes them permanent again).
 //
-// KEYS: report. ARGV: fence, now, reason.
+// KEYS: report, files. ARGV: fence, now, reason, retention ms.
 var failedScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'reason', ARGV[3], 'updatedAt', ARGV[2])
+if ARGV[4] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  if KEYS[2] then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+end
 return 1
 `)
 
 // retryScript (tenant) puts a failed report back to queued, keeping its step records. The
 // fence is raised so a worker still holding the old delivery can write nothing more.
 //
-// KEYS: report. ARGV: now.
+// KEYS: report, files (optional). ARGV: now.
 var retryScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'missing'} end
 if st ~= 'failed' then return {'state'} end
 if redis.call('HEXISTS', KEYS[1], 'json') == 0 then return {'missing'} end
 redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('PERSIST', KEYS[1])
+if KEYS[2] then redis.call('PERSIST', KEYS[2]) end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'reason', '', 'tries', 0, 'published', 0,
   'entry', '', 'updatedAt', ARGV[1])
 return {'ok', redis.call('HGET', KEYS[1], 'bytes') or '0'}
@@ -351,7 +358,9 @@ return 1
 // deadLetterScript (queue) moves an entry of a failed report to the dead-letter stream,
 // once: an entry no longer on the stream was moved already.
 //
-// KEYS: stream, dead. ARGV: group, entryID, tenantKey, id, reason, now, deadMaxLen.
+// Dead letters older than the retention (ARGV[8] ms, optional) are trimmed on each move.
+//
+// KEYS: stream, dead. ARGV: group, entryID, tenantKey, id, reason, now, deadMaxLen, retention.
 var deadLetterScript = redis.NewScript(`
 if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then
   redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
@@ -359,6 +368,9 @@ if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 't', ARGV[3], 'r', ARGV[4],
   'reason', ARGV[5], 'at', ARGV[6], 'entry', ARGV[2])
+if ARGV[8] then
+  redis.call('XTRIM', KEYS[2], 'MINID', tostring(tonumber(ARGV[6]) - tonumber(ARGV[8])))
+end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 return 1

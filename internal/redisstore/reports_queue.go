@@ -284,11 +284,15 @@ func (s *Reports) Delivered(ctx context.Context, job report.Job, fence int64) er
 	return nil
 }
 
+// FailedRetention is how long a failed report (its data and files) and its dead letter stay
+// in Redis for a retry; after it they are gone.
+const FailedRetention = 30 * 24 * time.Hour
+
 // Failed marks the report failed with reason and moves its entry to the dead-letter
-// stream. The report keeps its data and step records for Retry.
+// stream. The report keeps its data and step records for Retry, for FailedRetention.
 func (s *Reports) Failed(ctx context.Context, job report.Job, fence int64, reason string) error {
-	n, err := failedScript.Run(ctx, s.rdb, []string{reportKey(job.TenantKey, job.ReportID)},
-		fence, ms(s.now()), reason).Int()
+	n, err := failedScript.Run(ctx, s.rdb, []string{reportKey(job.TenantKey, job.ReportID), reportFilesKey(job.TenantKey, job.ReportID)},
+		fence, ms(s.now()), reason, msDur(FailedRetention)).Int()
 	if err != nil {
 		return unavailable("mark report failed", err)
 	}
@@ -317,7 +321,7 @@ func (s *Reports) settle(ctx context.Context, job report.Job, release bool) erro
 
 func (s *Reports) deadLetter(ctx context.Context, job report.Job, reason string) error {
 	err := deadLetterScript.Run(ctx, s.rdb, []string{s.streamKey(), s.deadKey()},
-		s.group, job.EntryID, job.TenantKey, job.ReportID, reason, ms(s.now()), s.deadMaxLen).Err()
+		s.group, job.EntryID, job.TenantKey, job.ReportID, reason, ms(s.now()), s.deadMaxLen, msDur(FailedRetention)).Err()
 	if err != nil {
 		return unavailable("dead-letter report", err)
 	}
