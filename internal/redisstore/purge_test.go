@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
@@ -459,5 +460,26 @@ func TestLeaseHandsOutIncreasingFences(t *testing.T) {
 	p.Release(ctx, "a")
 	if f2, ok, _ := p.Acquire(ctx, "b", time.Minute); !ok || f2 <= f1 {
 		t.Errorf("next holder's fence = %d, want above %d", f2, f1)
+	}
+}
+
+// TestPurgeOnMiniredis: dev mode runs on the embedded miniredis, whose Lua and commands
+// must carry the purge too.
+func TestPurgeOnMiniredis(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	e := newPurgeEnv(t, rdb)
+	p := NewPurge(rdb, PurgeOptions{Reports: e.reports})
+	svc := newPurgeService(e, p)
+	if err := svc.MarkForDeletion(context.Background(), victim, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	n, err := lifecycle.NewJob(svc, p, lifecycle.JobOptions{Now: e.clock.Now}).RunOnce(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("RunOnce = %d, %v", n, err)
+	}
+	if left := leftovers(dumpAll(t, rdb), victim); len(left) > 0 {
+		t.Errorf("left on miniredis: %v", left)
 	}
 }
