@@ -318,6 +318,7 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 			Tenants:     siteapi.ConsentTenants{Dir: dir, AppKey: cfg.ConnectAppKey},
 			ClaimWindow: cfg.Consent.ClaimWindow,
 			Logger:      log,
+			Usage:       a.life.counter,
 		})
 		consentDeps = httpapi.ConsentDeps{Service: a.consent, Agents: a.agents, WebhookSecret: cfg.JiraWebhookSecret}
 		a.logs, err = logaccess.New(logaccess.Options{

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/supportbridge/supportbridge/internal/usage"
 )
 
 // Tick is one scheduler pass. It records what the clock already decided (Authorize never
@@ -71,12 +73,15 @@ func (s *Service) tickRequest(ctx context.Context, id string) error {
 	if rec.Notice != "" {
 		return s.deliverRequest(ctx, &rec)
 	}
-	return s.updateRequest(ctx, id, func(rec *RequestRecord) error {
+	expiredIn := "" // the tenant, once the saved change is this request's expiry
+	err = s.updateRequest(ctx, id, func(rec *RequestRecord) error {
+		expiredIn = ""
 		now := s.now()
 		r := &rec.Request
 		if r.Status != RequestPending || now.Before(r.ExpiresAt) {
 			return nil // not due after all: saving recomputes the schedule entry
 		}
+		expiredIn = r.Tenant
 		r.Status, r.DecidedAt, r.DecidedBy = RequestExpired, r.ExpiresAt, systemActor
 		rec.Notice, rec.NoticeAudited, rec.NoticeCommented = noticeExpired, false, false
 		if r.Reconfirms != "" {
@@ -84,6 +89,10 @@ func (s *Service) tickRequest(ctx context.Context, id string) error {
 		}
 		return nil
 	})
+	if err == nil && expiredIn != "" {
+		s.count(ctx, expiredIn, usage.AccessExpired)
+	}
+	return err
 }
 
 func (s *Service) tickGrant(ctx context.Context, id string) error {

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/supportbridge/supportbridge/internal/audit"
+	"github.com/supportbridge/supportbridge/internal/usage"
 )
 
 // Options are the dependencies of a Service. Store, Tickets, Streams, Audit, Sites and
@@ -44,6 +45,8 @@ type Options struct {
 	// covering missed webhooks; zero means 10 minutes.
 	ReconcileEvery time.Duration
 	Logger         *slog.Logger
+	// Usage counts requests, decisions and grant ends anonymously; nil counts nothing.
+	Usage UsageCounter
 }
 
 // Service runs consent. It is safe for concurrent use and across replicas: every decision is
@@ -247,6 +250,7 @@ func (s *Service) openRequest(ctx context.Context, r AccessRequest) (AccessReque
 	if err := s.deliverRequest(ctx, &rec); err != nil {
 		s.o.Logger.Warn("consent_notice_deferred", "request_id", r.ID, "error", err)
 	}
+	s.count(ctx, rec.Request.Tenant, usage.AccessRequested)
 	return rec.Request, nil
 }
 
@@ -609,6 +613,7 @@ func (s *Service) endGrant(ctx context.Context, id, reason string, by Actor, che
 				s.o.Logger.Warn("consent_notice_deferred", "request_id", c.Request.Request.ID, "error", err)
 			}
 		}
+		s.count(ctx, rec.Grant.Tenant, usage.GrantsEnded(rec.Grant.EndReason))
 		return nil
 	}
 	return fmt.Errorf("end grant: %w", ErrConflict)

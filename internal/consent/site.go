@@ -11,6 +11,8 @@ import (
 
 	"github.com/supportbridge/supportbridge/internal/audit"
 	"github.com/supportbridge/supportbridge/internal/secret"
+
+	"github.com/supportbridge/supportbridge/internal/usage"
 )
 
 // SiteAdmin is a person acting in the app's admin page inside their own Atlassian site. Tenant
@@ -255,6 +257,7 @@ func (s *Service) Approve(ctx context.Context, who SiteAdmin, id, duration strin
 		if err := s.deliverRequest(ctx, &rec); err != nil {
 			s.o.Logger.Warn("consent_notice_deferred", "request_id", r.ID, "error", err)
 		}
+		s.count(ctx, r.Tenant, usage.AccessApproved)
 		return grec.Grant, nil
 	}
 	return Grant{}, fmt.Errorf("approve: %w", ErrConflict)
@@ -290,6 +293,7 @@ func (s *Service) Deny(ctx context.Context, who SiteAdmin, id, note string) (Acc
 	if err != nil {
 		return AccessRequest{}, err
 	}
+	s.count(ctx, out.Tenant, usage.AccessDenied)
 	if out.Reconfirms != "" {
 		err = s.endGrant(ctx, out.Reconfirms, ReasonRevokedByCustomer, decider, nil)
 		if err != nil && !errors.Is(err, ErrNoActiveGrant) {
