@@ -104,7 +104,8 @@ func (j *Job) RunOnce(ctx context.Context) (int, error) {
 		}
 		if _, err := j.svc.purge(ctx, t, fence); err != nil {
 			if errors.Is(err, ErrSuperseded) {
-				return n, nil
+				// An admin's purge of this tenant (a newer token) took over; it finishes it.
+				continue
 			}
 			j.o.Logger.ErrorContext(ctx, "scheduled_purge_failed", "tenant_key_hash", KeyHash(t), "error", err)
 			continue // the tenant stays marked and is tried again next run

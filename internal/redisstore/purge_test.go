@@ -412,6 +412,12 @@ func TestPurgeJobRunsOnceAcrossReplicas(t *testing.T) {
 	if len(only(all, bystander)) == 0 {
 		t.Error("the unmarked tenant was purged")
 	}
+	if _, err := os.Stat(filepath.Join(e.logDir, victim)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("past retention the tenant's logs are still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.logDir, bystander)); err != nil {
+		t.Errorf("the unmarked tenant's logs went: %v", err)
+	}
 }
 
 func TestPurgeRefusesAStaleFence(t *testing.T) {
