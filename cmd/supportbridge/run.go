@@ -269,17 +269,22 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		}
 	}
 	a.reports = redisstore.NewReports(rdb, redisstore.ReportsOptions{CustomerKey: deriveKey(cfg.SecretKey.Bytes(), "customer-cache")})
+	var sites delivery.Sites
+	if cfg.EmailFromHost {
+		// The worker asks the reporter's site for their email; intake never waits on it.
+		sites = siteapi.Emails{
+			Host:    &connect.HostClient{AppKey: cfg.ConnectAppKey, HTTP: &http.Client{Timeout: 5 * time.Second}},
+			Rewrite: siteRewrite,
+		}
+	}
 	if a.jsm != nil && cfg.Delivery.Role != "api" {
 		a.worker = delivery.NewWorker(delivery.Options{
-			Store: a.reports, JSM: a.jsm, Tenants: dir, Render: report.Renderer{AppKey: cfg.ConnectAppKey},
+			Store: a.reports, JSM: jsm.ForDelivery(a.jsm), Sites: sites, Tenants: dir,
+			Render:      report.Renderer{AppKey: cfg.ConnectAppKey},
 			Concurrency: cfg.Delivery.Concurrency, MaxAttempts: cfg.Delivery.MaxAttempts,
 			SearchPatience: cfg.Delivery.SearchPatience, ClaimIdle: cfg.Delivery.ClaimIdle,
 			Logger: log, Registerer: reg,
 		})
-	}
-	var emails httpapi.EmailLookup
-	if cfg.EmailFromHost {
-		emails = &connect.HostClient{AppKey: cfg.ConnectAppKey, HTTP: &http.Client{Timeout: 3 * time.Second}}
 	}
 
 	agentOpts := agentauth.Options{TokensFile: cfg.AgentTokensFile, Logger: log}
@@ -345,10 +350,8 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		InstallKeys: connect.NewKeyFetcher(cfg.ConnectKeysURL, httpClient, cfg.KeyFetchTimeout),
 		Forge:       fv,
 		Ready:       a.ready,
-		Reports:     a.reports,
 		Intake:      a.reports,
 		Retrier:     a.reports,
-		Emails:      emails,
 		Registry:    reg,
 		OpenAPI:     supportbridge.OpenAPI,
 		Consent:     consentDeps,

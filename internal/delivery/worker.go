@@ -28,7 +28,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/supportbridge/supportbridge/internal/jsm"
 	"github.com/supportbridge/supportbridge/internal/report"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
@@ -52,20 +51,15 @@ type Store interface {
 	Delivered(ctx context.Context, job report.Job, fence int64) error
 	Failed(ctx context.Context, job report.Job, fence int64, reason string) error
 
+	// CachedReporterEmail and CacheReporterEmail keep what a site said about an account's
+	// email for a day, so a busy tenant's site is asked once per reporter and day.
+	CachedReporterEmail(ctx context.Context, tenantKey, accountID string) (string, bool, error)
+	CacheReporterEmail(ctx context.Context, tenantKey, accountID, email string) error
+
 	CachedCustomer(ctx context.Context, tenantKey, email string) (string, bool, error)
 	CacheCustomer(ctx context.Context, tenantKey, email, accountID string) error
 	// ForgetCustomer drops the cached accountId of email if it is still accountID.
 	ForgetCustomer(ctx context.Context, tenantKey, email, accountID string) error
-}
-
-// JSM is the part of *jsm.Client the worker calls.
-type JSM interface {
-	ResolveCustomer(ctx context.Context, email, displayName string) (string, error)
-	CreateRequest(ctx context.Context, r jsm.NewRequest) (jsm.Ticket, error)
-	FindByMarker(ctx context.Context, marker string) (jsm.Ticket, bool, error)
-	UploadTemporary(ctx context.Context, filename string, content []byte) (string, error)
-	AttachTemporary(ctx context.Context, issueKey string, tempIDs []string, public bool) error
-	AddComment(ctx context.Context, issueKey, body string, public bool) (string, error)
 }
 
 // Tenants finds the installation a report came from, for the bundle and the comment.
@@ -88,6 +82,9 @@ type Options struct {
 	JSM     JSM
 	Tenants Tenants
 	Render  Renderer
+	// Sites asks reporters' sites for their email; nil confirms none, so every request is
+	// raised by the service account.
+	Sites Sites
 	// Concurrency is how many reports are delivered at once; default 8.
 	Concurrency int
 	// MaxAttempts bounds the attempts of a report without progress: an attempt that finishes
@@ -127,6 +124,7 @@ const (
 type Worker struct {
 	store       Store
 	jsm         JSM
+	sites       Sites
 	tenants     Tenants
 	render      Renderer
 	concurrency int
@@ -144,11 +142,6 @@ type Worker struct {
 	mu      sync.Mutex
 	cfgErr  error // the last configuration error JSM answered, and when
 	cfgAt   time.Time
-
-	// afterStep, set by tests only, runs after each step is recorded, and after each
-	// write-once call returns ("create-sent", "attach-sent", "bundle-sent", "comment-sent")
-	// before its outcome is recorded: the points where a crash is interesting.
-	afterStep func(step string)
 }
 
 // NewWorker returns a worker; it panics when a required dependency is missing, which is a
@@ -192,7 +185,7 @@ func NewWorker(opts Options) *Worker {
 		opts.Sleep = sleep
 	}
 	return &Worker{
-		store: opts.Store, jsm: opts.JSM, tenants: opts.Tenants, render: opts.Render,
+		store: opts.Store, jsm: opts.JSM, sites: opts.Sites, tenants: opts.Tenants, render: opts.Render,
 		concurrency: opts.Concurrency, maxAttempts: opts.MaxAttempts, patience: opts.SearchPatience,
 		claimIdle: opts.ClaimIdle, tempTTL: opts.TempFileTTL, consumer: opts.Consumer,
 		log: opts.Logger, now: opts.Now, sleep: opts.Sleep, m: newMetrics(opts.Registerer),
@@ -232,13 +225,13 @@ func (w *Worker) Healthy() error {
 
 // noteJSM remembers configuration errors for Healthy; a successful create clears them.
 func (w *Worker) noteJSM(op string, err error) {
-	var je *jsm.Error
+	var je *Failure
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
 	case err == nil && op == "create request":
 		w.cfgErr = nil
-	case errors.As(err, &je) && je.Kind == jsm.Permanent && configStatus(je):
+	case errors.As(err, &je) && je.Kind == Permanent && configStatus(je):
 		w.cfgErr = fmt.Errorf("JSM configuration is wrong: %s answered %d", je.Op, je.Status)
 		w.cfgAt = w.now()
 	}
@@ -248,12 +241,12 @@ func (w *Worker) noteJSM(op string, err error) {
 // desk, request type, project) from those about one report's data. A create's 400 counts
 // only when its error names the desk or the request type; a marker search's query holds
 // nothing of the report but a checked marker, so its 400 is about the project.
-func configStatus(e *jsm.Error) bool {
+func configStatus(e *Failure) bool {
 	switch e.Status {
 	case 401, 403, 404:
 		return true
 	case 400:
-		return (e.Op == "create request" && e.Subject == jsm.SubjectConfig) || e.Op == "find by marker"
+		return (e.Op == "create request" && e.Refused == RefusedConfig) || e.Op == "find by marker"
 	}
 	return false
 }
@@ -418,7 +411,7 @@ func (w *Worker) deliver(ctx context.Context, d *report.Delivery) {
 		}
 		kind := kindOf(err)
 		w.m.attempts.WithLabelValues(kind.String()).Inc()
-		if kind == jsm.Permanent {
+		if kind == Permanent {
 			w.fail(ctx, d, log, "permanent", reasonOf(err))
 			return
 		}
@@ -482,20 +475,20 @@ func (e *permanentError) Unwrap() error { return e.err }
 
 // kindOf classifies any error of an attempt: JSM errors by their Kind, ours by type, and
 // everything else (Redis) as transient.
-func kindOf(err error) jsm.Kind {
+func kindOf(err error) Kind {
 	var pe *permanentError
 	if errors.As(err, &pe) {
-		return jsm.Permanent
+		return Permanent
 	}
-	var je *jsm.Error
+	var je *Failure
 	if errors.As(err, &je) {
 		return je.Kind
 	}
-	return jsm.Transient
+	return Transient
 }
 
 func retryAfterOf(err error) time.Duration {
-	var je *jsm.Error
+	var je *Failure
 	if errors.As(err, &je) {
 		return je.RetryAfter
 	}
@@ -509,7 +502,7 @@ func reasonOf(err error) string {
 	if errors.As(err, &pe) {
 		return pe.reason
 	}
-	var je *jsm.Error
+	var je *Failure
 	if errors.As(err, &je) {
 		return je.Error()
 	}

@@ -8,8 +8,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/supportbridge/supportbridge/internal/connect"
+	"github.com/supportbridge/supportbridge/internal/domain"
 	"github.com/supportbridge/supportbridge/internal/forge"
-	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/report"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
@@ -41,11 +41,6 @@ func principal(c *gin.Context) Principal {
 // Forge has no disable event), so only an explicit disable turns a tenant off.
 func (s *Server) appAuth() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if s.skipAppAuth {
-			c.Set(principalKey, Principal{TenantKey: "bench", AccountID: "bench", Via: "none"})
-			c.Next()
-			return
-		}
 		p, err := s.authenticateApp(c)
 		if err != nil {
 			s.fail(c, err)
@@ -134,7 +129,7 @@ func domainProblem(err error) *Problem {
 		return problem(http.StatusConflict, "not-failed", "Report has not failed", "Only failed reports can be retried.")
 	case errors.Is(err, report.ErrNotFound):
 		return notFound("No report with this id exists for this site.")
-	case errors.Is(err, redisstore.ErrUnavailable):
+	case errors.Is(err, domain.ErrUnavailable):
 		return unavailable("Storage is temporarily unavailable; retry shortly.", 5)
 	}
 	return nil

@@ -17,33 +17,11 @@ import (
 	"github.com/supportbridge/supportbridge/internal/report"
 )
 
-// ReportReader reads the delivery status of a tenant's report.
-type ReportReader interface {
-	Status(ctx context.Context, tenantKey, id string) (report.Status, error)
-}
-
-// EmailLookup asks the host product for a user's email (Connect tenants only).
-type EmailLookup interface {
-	UserEmail(ctx context.Context, baseURL string, sharedSecret []byte, accountID string) (string, error)
-}
-
-// RateGate looks, without counting anything, whether a report by accountID of tenantKey
-// would be refused by the rate limits now (a *report.RateLimitedError), so that a limited
-// user's upload is refused before it is read. Enqueue stays the authority: requests that
-// pass here together are still held to the limits there. A request with an idempotency key
-// already on record passes, since it may be a replay.
-type RateGate interface {
-	CheckRate(ctx context.Context, tenantKey, accountID, idempotencyKey string, limits report.Limits) error
-}
-
-// noReports answers before the report store is wired in.
-type noReports struct{}
-
-func (noReports) Status(context.Context, string, string) (report.Status, error) {
-	return report.Status{}, report.ErrNotFound
-}
-
 func (s *Server) getReport(c *gin.Context) {
+	if s.reports == nil {
+		s.fail(c, report.ErrNotFound)
+		return
+	}
 	p := principal(c)
 	st, err := s.reports.Status(c.Request.Context(), p.TenantKey, c.Param("id"))
 	if err != nil {
@@ -63,17 +41,12 @@ type reportAccepted struct {
 // maxIdempotencyKey bounds the header; IETF's draft suggests UUIDs, so 255 is generous.
 const maxIdempotencyKey = 255
 
-// createReport accepts a problem report: validated, scrubbed, stored with its attachments and
-// queued, all before the 202. Tenant and user come from the token only.
+// createReport decodes a problem report and hands it to report.Service, which stores and
+// queues it before the 202. Tenant and user come from the verified token only.
 func (s *Server) createReport(c *gin.Context) {
 	ctx := c.Request.Context()
-	p := principal(c)
-	if s.intake == nil {
+	if s.reports == nil {
 		s.fail(c, unavailable("Report intake is not configured on this replica.", 30))
-		return
-	}
-	if p.AccountID == "" {
-		s.fail(c, forbidden("The token names no user; reports are raised on behalf of a user."))
 		return
 	}
 	idemKey := c.GetHeader("Idempotency-Key")
@@ -82,14 +55,16 @@ func (s *Server) createReport(c *gin.Context) {
 			FieldError{Field: "header:Idempotency-Key", Message: "must be 1-255 visible ASCII characters"}))
 		return
 	}
+	p := principal(c)
+	who := report.Submitter{
+		TenantKey: p.TenantKey, AccountID: p.AccountID, UserAgent: c.GetHeader("User-Agent"), IdempotencyKey: idemKey,
+	}
 
 	// Refusals that need no body come before reading it: reading and decoding an upload
 	// costs memory in proportion to its size, a rate limit costs one Redis call.
-	if s.rateGate != nil {
-		if err := s.rateGate.CheckRate(ctx, p.TenantKey, p.AccountID, idemKey, s.limits); err != nil {
-			s.refuseUnread(c, err)
-			return
-		}
+	if err := s.reports.Admit(ctx, who); err != nil {
+		s.refuseUnread(c, err)
+		return
 	}
 	release, err := s.admitBody(c)
 	if err != nil {
@@ -105,23 +80,8 @@ func (s *Server) createReport(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	t, err := s.tenants.Get(ctx, p.TenantKey)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	email, source := "", report.EmailFromHostProduct
-	if p.Via == "connect" && s.emails != nil && !t.SharedSecret.IsZero() {
-		if e, err := s.emails.UserEmail(ctx, t.BaseURL, t.SharedSecret.Bytes(), p.AccountID); err == nil {
-			email = e
-		} else {
-			s.log.InfoContext(ctx, "host_email_unavailable", "request_id", requestID(c), "error", err)
-		}
-	}
-	if email == "" {
-		source = report.EmailFromReport
-	}
-	hash := report.BodyHash(in, atts)
+	// Scrubbing text attachments is the CPU-heavy part of intake: bound how much of it
+	// runs at once, so a burst of large logs cannot starve the small reports.
 	var text int64
 	for _, a := range atts {
 		if a.MediaType == "text/plain" || a.MediaType == "application/json" {
@@ -136,32 +96,17 @@ func (s *Server) createReport(c *gin.Context) {
 		}
 		defer s.scrubGate.release(w)
 	}
-	rep, stored, err := report.Build(in, atts, report.BuildContext{
-		ID: report.NewID(), Marker: report.NewMarker(), TenantKey: t.ClientKey, AccountID: p.AccountID,
-		Email: email, EmailSource: source, UserAgent: c.GetHeader("User-Agent"), Now: s.now().UTC(),
-		SharedSecret: t.SharedSecret.Reveal(),
-	})
+	acc, err := s.reports.Submit(ctx, who, in, atts)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	id, replayed, err := s.intake.Enqueue(ctx, report.Submission{
-		Report: rep, Attachments: stored, IdempotencyKey: idemKey, BodyHash: hash,
-	}, s.limits)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	status := report.StateQueued
-	if replayed {
+	if acc.Replayed {
 		c.Header("Idempotent-Replayed", "true")
-		if st, err := s.reports.Status(ctx, t.ClientKey, id); err == nil {
-			status = st.State
-		}
 	}
-	statusURL := s.publicBase + "/api/v1/reports/" + id
+	statusURL := s.publicBase + "/api/v1/reports/" + acc.ID
 	c.Header("Location", statusURL)
-	c.JSON(http.StatusAccepted, reportAccepted{ID: id, Status: status, StatusURL: statusURL})
+	c.JSON(http.StatusAccepted, reportAccepted{ID: acc.ID, Status: acc.State, StatusURL: statusURL})
 }
 
 // refuseUnread answers a request whose body was not read. It closes the connection after
@@ -203,6 +148,8 @@ func reportProblem(err error) *Problem {
 	var rl *report.RateLimitedError
 	var ol *report.OverloadedError
 	switch {
+	case errors.Is(err, report.ErrNoUser):
+		return forbidden("The token names no user; reports are raised on behalf of a user.")
 	case errors.As(err, &ve):
 		return badRequest("The report is invalid.",
 			fieldErrors(ve.Fields, func(f report.FieldError) (string, string) { return f.Path, f.Message })...)

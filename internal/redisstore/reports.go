@@ -81,14 +81,7 @@ type Reports struct {
 	// it instead of in the same script. It is set for Cluster clients and on demand, and
 	// once the server refuses a multi-slot script.
 	staged atomic.Bool
-
-	// crashAfter, set by tests only, makes Enqueue stop dead after the named step ("admit"
-	// or "stage"), as a replica that crashed there would.
-	crashAfter string
 }
-
-// errTestCrash is what Enqueue returns when a test makes it stop half-way.
-var errTestCrash = errors.New("redisstore: simulated crash")
 
 // ReportsOptions configures a Reports store. Zero values take the defaults.
 type ReportsOptions struct {
@@ -277,12 +270,7 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	if r.TenantKey == "" {
 		return "", false, errors.New("enqueue report: no tenant")
 	}
-	if r.ID == "" {
-		r.ID = randomID()
-	}
-	if r.Marker == "" {
-		r.Marker = "sb" + randomID()
-	}
+	// The id and marker are the intake service's to mint; the store only checks them.
 	if !idRE.MatchString(r.ID) || !idRE.MatchString(r.Marker) {
 		return "", false, errors.New("enqueue report: id and marker must match " + idRE.String())
 	}
@@ -351,19 +339,12 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 		return "", false, &report.OverloadedError{Resource: res[0], RetryAfter: s.overloadRA}
 	}
 
-	if s.crashAfter == "admit" {
-		return "", false, errTestCrash
-	}
-
 	args := append([]any{r.ID, sub.BodyHash, ms(now), doc, nbytes, hasIdem, msDur(idemTTL),
 		msDur(lim.Window), lim.PerUser, lim.PerTenant}, files...)
 	staged, err := stageScript.Run(ctx, s.rdb, tkeys, args...).StringSlice()
 	if err != nil {
 		// Whether the stage happened is unknown; the intent stays, so Recover settles it.
 		return "", false, unavailable("stage report", err)
-	}
-	if s.crashAfter == "stage" {
-		return "", false, errTestCrash
 	}
 	if staged[0] == "exists" {
 		// This stage ran before and its answer was lost (see enqueueScript): it is staged.
@@ -632,7 +613,7 @@ func (s *Reports) Status(ctx context.Context, tenantKey, id string) (report.Stat
 		return report.Status{}, report.ErrNotFound
 	}
 	vals, err := s.rdb.HMGet(ctx, reportKey(tenantKey, id),
-		"state", "ticketKey", "ticketUrl", "reason", "createdAt", "updatedAt").Result()
+		"state", "ticketKey", "ticketUrl", "reason", "createdAt", "updatedAt", "emailSource").Result()
 	if err != nil {
 		return report.Status{}, unavailable("read report status", err)
 	}
@@ -647,6 +628,7 @@ func (s *Reports) Status(ctx context.Context, tenantKey, id string) (report.Stat
 	st := report.Status{
 		ID: id, State: report.State(str(vals[0])), TicketKey: str(vals[1]), TicketURL: str(vals[2]),
 		Reason: str(vals[3]), CreatedAt: at(vals[4]), UpdatedAt: at(vals[5]),
+		EmailSource: report.EmailSource(str(vals[6])),
 	}
 	return st, nil
 }
@@ -784,10 +766,4 @@ func (s *Reports) ForgetCustomer(ctx context.Context, tenantKey, email, accountI
 		return unavailable("forget cached customer", err)
 	}
 	return nil
-}
-
-func randomID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

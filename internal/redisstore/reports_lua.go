@@ -270,7 +270,7 @@ local i = 5
 local progressed = false
 for _ = 1, nset do
   local f = ARGV[i]
-  if (f == 'customer' or f == 'ticketKey' or string.sub(f, 1, 7) == 'upload:'
+  if (f == 'customer' or f == 'emailSource' or f == 'ticketKey' or string.sub(f, 1, 7) == 'upload:'
       or string.sub(f, 1, 5) == 'done:')
     and redis.call('HEXISTS', KEYS[1], f) == 0 then
     progressed = true

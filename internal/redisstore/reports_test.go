@@ -70,8 +70,8 @@ func bothPaths(t *testing.T, test func(t *testing.T, staged bool)) {
 func submission(tenantKey, user, idemKey string, files ...string) report.Submission {
 	s := report.Submission{
 		Report: report.Report{
-			TenantKey: tenantKey, AccountID: user, Email: user + "@customer.example",
-			EmailSource: report.EmailFromReport, Summary: "Export fails",
+			ID: report.NewID(), Marker: report.NewMarker(),
+			TenantKey: tenantKey, AccountID: user, EmailHint: user + "@customer.example", Summary: "Export fails",
 		},
 		IdempotencyKey: idemKey,
 		BodyHash:       "hash-of-" + idemKey,
@@ -222,6 +222,42 @@ func TestStageResentAfterALostAnswerIsStaged(t *testing.T) {
 	}
 }
 
+// errTestCrash is what Enqueue returns when crashAt makes it stop half-way.
+var errTestCrash = errors.New("redisstore test: simulated crash")
+
+// crashAt makes the next Enqueue on rdb stop dead after the named step, as a replica that
+// crashed there would: after "admit" the stage script is never sent; after "stage" it runs
+// and its answer is lost. It fires once.
+func crashAt(rdb redis.UniversalClient, step string) {
+	rdb.AddHook(&crashHook{script: stageScript.Hash(), runFirst: step == "stage"})
+}
+
+type crashHook struct {
+	script   string
+	runFirst bool
+	fired    atomic.Bool
+}
+
+func (*crashHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*crashHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *crashHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		if cmd.Name() != "evalsha" || len(args) < 2 || args[1] != h.script || !h.fired.CompareAndSwap(false, true) {
+			return next(ctx, cmd)
+		}
+		if h.runFirst {
+			if err := next(ctx, cmd); err != nil {
+				return err
+			}
+		}
+		cmd.SetErr(errTestCrash)
+		return errTestCrash
+	}
+}
+
 // resendHook runs each call of one script twice, answering the second run, as a client does
 // that resends a command whose first answer was lost.
 type resendHook struct {
@@ -250,8 +286,8 @@ func (h *resendHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func resendSucceedsOnce(t *testing.T, s *Reports, rdb redis.UniversalClient, calls int) {
 	t.Helper()
 	sub := submission(tenantA, "u1", "", "png-bytes")
-	sub.Report.ID = "r" + randomID()
-	sub.Report.Marker = "sb" + randomID()
+	sub.Report.ID = report.NewID()
+	sub.Report.Marker = report.NewMarker()
 	lim := report.Limits{PerUser: 1, PerTenant: 1, Window: time.Hour, MaxQueueLength: 1, MaxAttachmentBytes: int64(len("png-bytes"))}
 	for range calls {
 		id, replayed, err := s.Enqueue(context.Background(), sub, lim)
@@ -354,7 +390,7 @@ func TestIdempotencyKeyIsPerUser(t *testing.T) {
 func TestIdempotencyKeyWhileFirstIsStillBeingStored(t *testing.T) {
 	bothPaths(t, func(t *testing.T, staged bool) {
 		crashed, rdb, clock := newReports(t, true)
-		crashed.crashAfter = "stage" // the first request is staged, not yet on the stream
+		crashAt(rdb, "stage") // the first request is staged, not yet on the stream
 		if _, _, err := crashed.Enqueue(context.Background(), submission(tenantA, "u1", "key-1"), noLimits); !errors.Is(err, errTestCrash) {
 			t.Fatalf("first Enqueue error = %v", err)
 		}
@@ -550,16 +586,15 @@ func testRecoverPublishesWhatACrashLeftStaged(t *testing.T, staged bool) {
 	s, rdb, clock := newReports(t, true)
 	retrier := sameStore(rdb, clock, staged)
 	ctx := context.Background()
-	s.crashAfter = "stage"
+	crashAt(rdb, "stage")
 	_, _, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1", "abc"), noLimits)
 	if !errors.Is(err, errTestCrash) {
 		t.Fatal(err)
 	}
-	s.crashAfter = "admit"
+	crashAt(rdb, "admit")
 	if _, _, err := s.Enqueue(ctx, submission(tenantA, "u2", "key-2"), noLimits); !errors.Is(err, errTestCrash) {
 		t.Fatal(err)
 	}
-	s.crashAfter = ""
 	if got := xlen(t, s); got != 0 {
 		t.Fatalf("queue length = %d before recovery", got)
 	}
@@ -618,7 +653,7 @@ func TestDeliveryLifecycle(t *testing.T) {
 		id := mustEnqueue(t, s, submission(tenantA, "u1", "", "abc", "defg"), noLimits)
 
 		d := take(t, s, "w1")
-		if d.ReportID != id || d.TenantKey != tenantA || d.Report.Email != "u1@customer.example" || d.Fence != 1 || d.Tries != 1 {
+		if d.ReportID != id || d.TenantKey != tenantA || d.Report.EmailHint != "u1@customer.example" || d.Fence != 1 || d.Tries != 1 {
 			t.Fatalf("Begin = %+v", d)
 		}
 		if st, _ := s.Status(ctx, tenantA, id); st.State != report.StateDelivering {
@@ -1058,7 +1093,7 @@ func TestEnqueueScriptRunsOnEmbeddedRedis(t *testing.T) {
 	if err := s.EnsureGroup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d := take(t, s, "w1"); d.ReportID != first || d.Report.Email != "u1@customer.example" {
+	if d := take(t, s, "w1"); d.ReportID != first || d.Report.EmailHint != "u1@customer.example" {
 		t.Errorf("Begin = %+v", d)
 	}
 	if got := storedBytes(t, s, rdb); got != 3 {
