@@ -34,12 +34,22 @@ type fakeEmails struct {
 	mu    sync.Mutex
 	email string
 	calls int
+	// hang, when set, makes every call wait for ctx: a site that accepts connections and
+	// never answers.
+	hang bool
 }
 
-func (f *fakeEmails) VerifiedEmail(_ context.Context, _ tenant.Tenant, _ string) (string, error) {
+func (f *fakeEmails) VerifiedEmail(ctx context.Context, _ tenant.Tenant, _ string) (string, error) {
+	f.mu.Lock()
+	f.calls++
+	hang := f.hang
+	f.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls++
 	if f.email == "" {
 		return "", fmt.Errorf("%w: no email scope", delivery.ErrNoVerifiedEmail)
 	}
@@ -362,6 +372,36 @@ func TestReportRaisedForTheEmailTheSiteConfirms(t *testing.T) {
 		if strings.HasPrefix(a.Filename, "support-bundle") && !bytes.Contains(a.Content, []byte(`"emailSource": "site"`)) {
 			t.Errorf("bundle does not say the email came from the site: %s", a.Content)
 		}
+	}
+}
+
+// Intake answers from Redis alone: with the reporter's site hanging, reports are still
+// accepted at once, while the worker waits on the site.
+func TestIntakeDoesNotWaitOnAHangingSite(t *testing.T) {
+	rh := newReportHarness(t, nil)
+	rh.install("client-h", secretA)
+	rh.emails.mu.Lock()
+	rh.emails.hang = true
+	rh.emails.mu.Unlock()
+	tok := contextToken(t, "client-h", secretA, "557058:hang", nil)
+	var slowest time.Duration
+	for i := range 8 { // under the per-user limit
+		start := time.Now()
+		st, _, b := rh.post(tok, nil, []byte(fmt.Sprintf(`{"summary":"report %d"}`, i)), "application/json")
+		slowest = max(slowest, time.Since(start))
+		if st != http.StatusAccepted {
+			t.Fatalf("report %d: %d %s", i, st, b)
+		}
+	}
+	// The worker is stuck on the site, which shows the site really hangs.
+	for deadline := time.Now().Add(10 * time.Second); rh.emails.callCount() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never asked the site")
+		}
+	}
+	// Generous: a request that waited on the site would take its whole timeout.
+	if slowest > 2*time.Second {
+		t.Errorf("slowest intake took %v with the site hanging", slowest)
 	}
 }
 
