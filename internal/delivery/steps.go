@@ -244,7 +244,7 @@ func (w *Worker) createRequest(ctx context.Context, d *report.Delivery) error {
 		// cause that a retry can fix is the customer: cached, or recorded by an earlier
 		// attempt, before the account was deleted or merged. Look it up afresh and create
 		// once more; a second refusal fails this report, and only it.
-		w.log.Info("create refused for report data, refreshing customer",
+		w.log.Info("create_refused_refreshing_customer",
 			"report_id", d.ReportID, "subject", je.Refused.String())
 		if err := w.refreshCustomer(ctx, d); err != nil {
 			return err
@@ -424,7 +424,7 @@ func (w *Worker) attach(ctx context.Context, d *report.Delivery, step string, te
 	switch {
 	case err == nil:
 	case uncertain && !reuploaded && errors.As(err, &je) && je.Status == http.StatusBadRequest:
-		w.log.Info("attachment found attached by an earlier attempt", "report_id", d.ReportID, "step", step)
+		w.log.Info("attachment_already_attached", "report_id", d.ReportID, "step", step)
 	case kindOf(err) == Ambiguous:
 		return err
 	default:

@@ -260,7 +260,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		w.log.Warn("delivery queue unavailable", "error", err)
+		w.log.Warn("delivery_queue_unavailable", "error", err)
 		if sleep(ctx, time.Second) != nil {
 			return nil
 		}
@@ -331,7 +331,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		}
 		failures++
-		w.log.Warn("delivery queue read failed", "error", err)
+		w.log.Warn("delivery_queue_read_failed", "error", err)
 		if sleep(ctx, backoff(failures, 0)) != nil {
 			return nil
 		}
@@ -342,9 +342,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // worker does it, so no extra process is needed; the store makes racing sweeps harmless.
 func (w *Worker) recoverEnqueues(ctx context.Context, olderThan time.Duration) {
 	if n, err := w.store.Recover(ctx, olderThan); err != nil {
-		w.log.Warn("report recovery failed", "error", err)
+		w.log.Warn("report_recovery_failed", "error", err)
 	} else if n > 0 {
-		w.log.Info("reports recovered", "count", n)
+		w.log.Info("reports_recovered", "count", n)
 	}
 }
 
@@ -356,7 +356,7 @@ func (w *Worker) handle(ctx context.Context, job report.Job) {
 		return
 	}
 	if err != nil {
-		w.log.Warn("delivery not started", "report_id", job.ReportID, "error", err)
+		w.log.Warn("delivery_not_started", "report_id", job.ReportID, "error", err)
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -397,12 +397,12 @@ func (w *Worker) deliver(ctx context.Context, d *report.Delivery) {
 		if err == nil {
 			if err := w.store.Delivered(ctx, d.Job, d.Fence); err != nil && !errors.Is(err, report.ErrSettled) {
 				w.m.attempts.WithLabelValues("interrupted").Inc()
-				log.Warn("delivered report not settled", "error", err)
+				log.Warn("delivered_report_not_settled", "error", err)
 				return
 			}
 			w.m.attempts.WithLabelValues("delivered").Inc()
 			w.m.delivered.Inc()
-			log.Info("report delivered", "ticket_key", d.Progress.TicketKey, "attempts", d.Attempts)
+			log.Info("report_delivered", "ticket_key", d.Progress.TicketKey, "attempts", d.Attempts)
 			return
 		}
 		if ctx.Err() != nil || errors.Is(err, report.ErrSuperseded) {
@@ -419,7 +419,7 @@ func (w *Worker) deliver(ctx context.Context, d *report.Delivery) {
 			w.fail(ctx, d, log, "exhausted", fmt.Sprintf("gave up after %d attempts: %s", d.Tries, reasonOf(err)))
 			return
 		}
-		log.Info("delivery attempt failed", "tries", d.Tries, "error", err)
+		log.Info("delivery_attempt_failed", "tries", d.Tries, "error", err)
 		if w.sleep(ctx, backoff(d.Tries, retryAfterOf(err))) != nil {
 			return
 		}
@@ -435,11 +435,11 @@ func (w *Worker) deliver(ctx context.Context, d *report.Delivery) {
 
 func (w *Worker) fail(ctx context.Context, d *report.Delivery, log *slog.Logger, why, reason string) {
 	if err := w.store.Failed(ctx, d.Job, d.Fence, reason); err != nil {
-		log.Warn("failed report not settled", "error", err)
+		log.Warn("failed_report_not_settled", "error", err)
 		return
 	}
 	w.m.failed.WithLabelValues(why).Inc()
-	log.Warn("report failed", "reason", reason, "attempts", d.Attempts)
+	log.Warn("report_failed", "reason", reason, "attempts", d.Attempts)
 }
 
 // backoff is exponential with equal jitter, so workers that failed together do not return

@@ -211,7 +211,7 @@ func TestWorkerKilledMidwayIsResumedWithoutDuplicates(t *testing.T) {
 					t.Error("the second worker did not search for the marker")
 				}
 			case "attach-sent", "bundle-sent":
-				if !strings.Contains(logs.String(), "attachment found attached by an earlier attempt") {
+				if !strings.Contains(logs.String(), "attachment_already_attached") {
 					t.Errorf("the second worker did not recognise the earlier attach; logs:\n%s", logs)
 				}
 			}

@@ -156,7 +156,7 @@ func (c *Client) FindByMarker(ctx context.Context, marker string) (Ticket, bool,
 		return Ticket{}, false, nil
 	}
 	if len(res.Issues) > 1 {
-		c.logger.WarnContext(ctx, "several requests carry one delivery marker",
+		c.logger.WarnContext(ctx, "marker_on_several_requests",
 			slog.String("marker", marker), slog.String("first_key", res.Issues[0].Key))
 	}
 	hit := res.Issues[0]
