@@ -2,16 +2,9 @@ package httpapi
 
 import (
 	"errors"
-	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/supportbridge/supportbridge/internal/connect"
-	"github.com/supportbridge/supportbridge/internal/domain"
-	"github.com/supportbridge/supportbridge/internal/forge"
-	"github.com/supportbridge/supportbridge/internal/report"
-	"github.com/supportbridge/supportbridge/internal/tenant"
 )
 
 // Principal is who an app-facing request speaks for. It comes only from a verified token.
@@ -96,41 +89,4 @@ func (s *Server) authenticateApp(c *gin.Context) (Principal, error) {
 	default:
 		return Principal{}, unauthorized("Unsupported Authorization scheme; use JWT (Connect) or Bearer (Forge).")
 	}
-}
-
-// authProblem maps authentication errors. Reasons from the verifiers are fixed text safe to
-// show, and make a broken integration debuggable.
-func authProblem(err error) *Problem {
-	var ce *connect.TokenError
-	var fe *forge.InvalidTokenError
-	switch {
-	case errors.As(err, &ce):
-		return unauthorized("Token rejected: " + ce.Reason + ".")
-	case errors.As(err, &fe):
-		return unauthorized("Token rejected: " + fe.Reason + ".")
-	case errors.Is(err, connect.ErrInvalidToken), errors.Is(err, forge.ErrInvalidToken):
-		return unauthorized("Token rejected.")
-	case errors.Is(err, connect.ErrKeyUnavailable), errors.Is(err, forge.ErrKeysUnavailable):
-		return unavailable("Atlassian's signing keys cannot be fetched right now; retry shortly.", 10)
-	case errors.Is(err, tenant.ErrUninstalled):
-		return unauthorized("The app is uninstalled from this site.")
-	case errors.Is(err, tenant.ErrNotFound):
-		return unauthorized("Unknown tenant: the app is not installed on this site.")
-	case errors.Is(err, errNoConnectSecret):
-		return unauthorized("The app is installed on this site through Forge only; send a Forge Invocation Token (Authorization: Bearer …).")
-	}
-	return nil
-}
-
-// domainProblem maps domain sentinels that are not about authentication.
-func domainProblem(err error) *Problem {
-	switch {
-	case errors.Is(err, report.ErrNotFailed):
-		return problem(http.StatusConflict, "not-failed", "Report has not failed", "Only failed reports can be retried.")
-	case errors.Is(err, report.ErrNotFound):
-		return notFound("No report with this id exists for this site.")
-	case errors.Is(err, domain.ErrUnavailable):
-		return unavailable("Storage is temporarily unavailable; retry shortly.", 5)
-	}
-	return nil
 }

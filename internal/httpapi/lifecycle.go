@@ -233,11 +233,11 @@ var dialogPage = template.Must(template.New("dialog").Parse(`<!doctype html>
 func (s *Server) reportDialog(c *gin.Context) {
 	token := c.Query("jwt")
 	if token == "" {
-		s.fail(c, unauthorized("The dialog URL needs the jwt query parameter Atlassian adds."))
+		s.failPage(c, unauthorized("The dialog URL needs the jwt query parameter Atlassian adds."))
 		return
 	}
 	if _, err := s.context.Verify(c.Request.Context(), token, c.Request.Method, requestURL(c), false); err != nil {
-		s.fail(c, err)
+		s.failPage(c, err)
 		return
 	}
 	c.Header("Content-Security-Policy", "default-src 'self'; script-src 'self' https://connect-cdn.atl-paas.net; style-src 'self'; frame-ancestors "+frameAncestors(s.cfg.ConnectAllowedHosts))
@@ -286,7 +286,7 @@ func (s *Server) forgeLifecycle(c *gin.Context) {
 		err = ev.MatchesInvocation(inv)
 	}
 	if err != nil {
-		s.fail(c, forgeEventProblem(err))
+		s.fail(c, err)
 		return
 	}
 	switch ev.EventType {
@@ -302,16 +302,6 @@ func (s *Server) forgeLifecycle(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
-}
-
-func forgeEventProblem(err error) error {
-	var ve *forge.ValidationError
-	if !errors.As(err, &ve) {
-		return err
-	}
-	return badRequest("The lifecycle event is invalid.", fieldErrors(ve.Fields, func(f forge.FieldError) (string, string) {
-		return jsonPointer(f.Path), f.Message // forge names fields with dots
-	})...)
 }
 
 // linkForgeInstallation records a Forge installation. It joins an existing Connect tenant that

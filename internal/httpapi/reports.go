@@ -3,8 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"math"
 	"mime"
 	"net/http"
@@ -138,48 +136,6 @@ func (s *Server) parseReport(c *gin.Context) (report.Input, []report.Attachment,
 	}
 	in, err := s.parser.ParseJSON(buf.Bytes())
 	return in, nil, err
-}
-
-// reportProblem maps intake errors.
-func reportProblem(err error) *Problem {
-	var ve *report.ValidationError
-	var se *report.SyntaxError
-	var ue *report.UnsupportedAttachmentError
-	var rl *report.RateLimitedError
-	var ol *report.OverloadedError
-	switch {
-	case errors.Is(err, report.ErrNoUser):
-		return forbidden("The token names no user; reports are raised on behalf of a user.")
-	case errors.As(err, &ve):
-		return badRequest("The report is invalid.",
-			fieldErrors(ve.Fields, func(f report.FieldError) (string, string) { return f.Path, f.Message })...)
-	case errors.As(err, &se):
-		where := "body"
-		if se.Part != "" {
-			where = se.Part + " part"
-		}
-		return badRequest(fmt.Sprintf("Malformed %s at byte offset %d: %s", where, se.Offset, se.Msg))
-	case errors.Is(err, report.ErrTooLarge):
-		return problem(http.StatusRequestEntityTooLarge, "too-large", "Request body too large",
-			"The report or its attachments are over the size limits (report 1 MiB; at most 5 attachments, 10 MiB in all).")
-	case errors.As(err, &ue):
-		return problem(http.StatusUnsupportedMediaType, "unsupported-attachment", "Unsupported attachment type",
-			"Attachments may be PNG, JPEG, GIF, WebP, PDF, plain text or JSON; one file's content is "+ue.MediaType+".")
-	case errors.Is(err, report.ErrIdempotencyMismatch):
-		return problem(http.StatusUnprocessableEntity, "idempotency-mismatch", "Idempotency key reused",
-			"This Idempotency-Key was used before with a different request; use a new key for a new report.")
-	case errors.Is(err, report.ErrIdempotencyInFlight):
-		return problem(http.StatusConflict, "idempotency-in-flight", "Request in progress",
-			"A request with this Idempotency-Key is being processed; retry shortly.")
-	case errors.As(err, &rl):
-		p := problem(http.StatusTooManyRequests, "rate-limited", "Too many reports",
-			"Too many reports from this "+rl.Scope+"; retry after the time in Retry-After.")
-		p.RetryAfter = retryAfterSeconds(rl.RetryAfter)
-		return p
-	case errors.As(err, &ol):
-		return unavailable("The report queue is full; nothing was stored. Retry after the time in Retry-After.", retryAfterSeconds(ol.RetryAfter))
-	}
-	return nil
 }
 
 func retryAfterSeconds(d time.Duration) int {

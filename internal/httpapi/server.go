@@ -74,7 +74,7 @@ type Options struct {
 	Errors ErrorTracker
 	// ErrorCapture holds web/error-capture, the script apps include to capture errors.
 	ErrorCapture fs.FS
-	Now         func() time.Time
+	Now          func() time.Time
 }
 
 // Server holds the dependencies of the handlers.
@@ -107,7 +107,6 @@ type Server struct {
 	// loopbackBase is true when the public base URL is a loopback host (local runs, tests).
 	loopbackBase bool
 	now          func() time.Time
-	errorMappers []func(error) *Problem
 	basePath     string
 	publicBase   string // SB_PUBLIC_BASE_URL as a string, for status URLs
 	descriptor   map[string]any
@@ -156,7 +155,6 @@ func New(o Options) *Server {
 		Key: o.Config.ConnectAppKey, Name: o.Config.ConnectAppName, BaseURL: base.String(),
 		Scopes: o.Config.ConnectScopes, VendorName: "supportbridge",
 	})
-	s.errorMappers = []func(error) *Problem{authProblem, reportProblem, consentProblem, domainProblem}
 	s.parser = report.NewParser(report.ParserLimits{})
 	pl := s.parser.Limits()
 	// A multipart report carries its JSON part and up to the attachment cap, plus framing.
