@@ -307,7 +307,7 @@ func submission(email, idemKey string, files map[string]string) report.Submissio
 	s := report.Submission{
 		Report: report.Report{
 			ID: report.NewID(), TenantKey: testTenant, AccountID: accountPrefix + email, EmailHint: email,
-			Summary: "Export to PDF fails",
+			Summary:   "Export to PDF fails",
 			Operation: report.Operation{Name: "export-pdf"},
 		},
 		IdempotencyKey: idemKey, BodyHash: "body-" + idemKey,

@@ -171,7 +171,7 @@ func TestBuildReport(t *testing.T) {
 	want := Report{
 		ID: "r7x2kq4m5n6p7q8r9s2t3u4v5w", TenantKey: "client-key-1", AccountID: "5b10ac8d82e05b22cc7d4ef5",
 		ReceivedAt: testNow,
-		Marker: "sbmabcdefghijklmnopqrstuvwxyz", Summary: "Export fails", Description: "It broke.",
+		Marker:     "sbmabcdefghijklmnopqrstuvwxyz", Summary: "Export fails", Description: "It broke.",
 		Operation: Operation{
 			Name: "export", RequestIDs: []string{"req-1"}, OccurredAt: time.Date(2025, 1, 31, 14, 5, 0, 0, time.UTC),
 			HTTPStatus: 502, ErrorMessage: "Bad gateway", Stack: "at x",
