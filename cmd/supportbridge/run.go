@@ -268,14 +268,17 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 			return nil, err
 		}
 	}
-	a.reports = redisstore.NewReports(rdb, redisstore.ReportsOptions{CustomerKey: deriveKey(cfg.SecretKey.Bytes(), "customer-cache")})
-	var sites delivery.Sites
+	tokenSealer, err := seal.New(deriveKey(cfg.SecretKey.Bytes(), "report-site-token"))
+	if err != nil {
+		return nil, err
+	}
+	a.reports = redisstore.NewReports(rdb, redisstore.ReportsOptions{
+		CustomerKey: deriveKey(cfg.SecretKey.Bytes(), "customer-cache"), Sealer: tokenSealer,
+	})
+	// The worker asks the reporter's site for their email; intake never waits on it.
+	sites := siteapi.Emails{Rewrite: siteRewrite, HTTP: &http.Client{Timeout: 5 * time.Second}}
 	if cfg.EmailFromHost {
-		// The worker asks the reporter's site for their email; intake never waits on it.
-		sites = siteapi.Emails{
-			Host:    &connect.HostClient{AppKey: cfg.ConnectAppKey, HTTP: &http.Client{Timeout: 5 * time.Second}},
-			Rewrite: siteRewrite,
-		}
+		sites.Host = &connect.HostClient{AppKey: cfg.ConnectAppKey, HTTP: &http.Client{Timeout: 5 * time.Second}}
 	}
 	if a.jsm != nil && cfg.Delivery.Role != "api" {
 		a.worker = delivery.NewWorker(delivery.Options{

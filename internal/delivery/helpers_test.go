@@ -26,6 +26,7 @@ import (
 	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/redisstore/redistest"
 	"github.com/supportbridge/supportbridge/internal/report"
+	"github.com/supportbridge/supportbridge/internal/seal"
 	"github.com/supportbridge/supportbridge/internal/secret"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
@@ -47,11 +48,11 @@ const (
 // siteEmails stands in for the reporters' sites (delivery.Sites).
 type siteEmails struct{ asked *atomic.Int64 }
 
-func (s siteEmails) VerifiedEmail(_ context.Context, _ tenant.Tenant, accountID string) (string, error) {
+func (s siteEmails) VerifiedEmail(_ context.Context, r delivery.Reporter) (string, error) {
 	if s.asked != nil {
 		s.asked.Add(1)
 	}
-	if email, ok := strings.CutPrefix(accountID, accountPrefix); ok {
+	if email, ok := strings.CutPrefix(r.AccountID, accountPrefix); ok {
 		return email, nil
 	}
 	return "", delivery.ErrNoVerifiedEmail
@@ -261,8 +262,12 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 	if cfg.redisHook != nil {
 		rdb.AddHook(cfg.redisHook)
 	}
+	sealer, err := seal.New([]byte("site-token-sealing-key-for-tests"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	store := redisstore.NewReports(rdb, redisstore.ReportsOptions{
-		Now: now, CustomerKey: []byte("customer-cache-key-for-tests-000"),
+		Now: now, CustomerKey: []byte("customer-cache-key-for-tests-000"), Sealer: sealer,
 	})
 	return &env{sb: sb, store: store, client: client, wire: w, clock: clock, jsmConfig: jc}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/supportbridge/supportbridge/internal/secret"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
 
@@ -131,10 +132,21 @@ func (f *Failure) Is(target error) bool {
 
 // Sites asks a reporter's own Atlassian site who they are.
 type Sites interface {
-	// VerifiedEmail returns the email the tenant's site gives for accountID. It returns
-	// ErrNoVerifiedEmail when the site will not say (scope not granted, email hidden, no
-	// way to ask a Forge-only site); any other error is the site being unreachable.
-	VerifiedEmail(ctx context.Context, t tenant.Tenant, accountID string) (string, error)
+	// VerifiedEmail returns the email the reporter's site gives for their accountId. It
+	// returns ErrNoVerifiedEmail when the site will not say (scope not granted, email
+	// hidden, a Forge site and no token to ask with); any other error is the site being
+	// unreachable.
+	VerifiedEmail(ctx context.Context, r Reporter) (string, error)
+}
+
+// Reporter is whom to ask about, and what the worker may ask with.
+type Reporter struct {
+	Tenant    tenant.Tenant
+	AccountID string
+	// SiteToken and SiteAPI are the Forge app system token and API base URL that came with
+	// the report, when Forge sent one; Connect sites are asked with an app JWT instead.
+	SiteToken secret.Secret
+	SiteAPI   string
 }
 
 // ErrNoVerifiedEmail means the reporter's site named no email for them.

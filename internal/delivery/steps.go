@@ -175,7 +175,11 @@ func (w *Worker) reporterEmail(ctx context.Context, d *report.Delivery) (string,
 	if !t.Installed {
 		return "", fmt.Errorf("%w: the app is no longer installed on the site", ErrNoVerifiedEmail)
 	}
-	email, err := w.sites.VerifiedEmail(ctx, t, d.Report.AccountID)
+	tok, api, err := w.store.SiteToken(ctx, d.TenantKey, d.ReportID)
+	if err != nil {
+		return "", err
+	}
+	email, err := w.sites.VerifiedEmail(ctx, Reporter{Tenant: t, AccountID: d.Report.AccountID, SiteToken: tok, SiteAPI: api})
 	if err != nil {
 		return "", err
 	}

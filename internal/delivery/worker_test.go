@@ -22,7 +22,6 @@ import (
 	"github.com/supportbridge/supportbridge/internal/jsmsandbox"
 	"github.com/supportbridge/supportbridge/internal/report"
 	"github.com/supportbridge/supportbridge/internal/secret"
-	"github.com/supportbridge/supportbridge/internal/tenant"
 )
 
 var twoFiles = map[string]string{"steps.txt": "1. open\n2. export\n", "console.log": "TypeError: x is undefined\n"}
@@ -569,7 +568,7 @@ func TestUnreachableSiteFallsBackToTheServiceAccount(t *testing.T) {
 
 type downSite struct{ asked *atomic.Int64 }
 
-func (d downSite) VerifiedEmail(context.Context, tenant.Tenant, string) (string, error) {
+func (d downSite) VerifiedEmail(context.Context, delivery.Reporter) (string, error) {
 	d.asked.Add(1)
 	return "", errors.New("dial tcp: connection refused")
 }
@@ -602,5 +601,40 @@ func TestDeliveryDoesNotDependOnTheJSMClient(t *testing.T) {
 		if strings.Contains(dep, "go-jira") || strings.HasSuffix(dep, "/internal/jsm") {
 			t.Errorf("internal/delivery depends on %s", dep)
 		}
+	}
+}
+
+// askedSite records whom the worker asked about, and with what.
+type askedSite struct {
+	mu   sync.Mutex
+	last delivery.Reporter
+}
+
+func (a *askedSite) VerifiedEmail(_ context.Context, r delivery.Reporter) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.last = r
+	return "forge.user@customer.example", nil
+}
+
+// A Forge report carries the app system token Forge sent with it; the worker asks the site
+// with it, at the installation's API base URL.
+func TestForgeReporterIsAskedAboutWithTheKeptSystemToken(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	sub := submission("forge.user@customer.example", "", nil)
+	sub.Report.AccountID = "forge-acc-1"
+	sub.SiteToken, sub.SiteAPI = secret.New("forge-system-token"), "https://api.atlassian.com/ex/jira/cloud-1"
+	id := e.enqueue(t, sub)
+	opts := e.options(prometheus.NewRegistry())
+	site := &askedSite{}
+	opts.Sites = site
+	start(t, delivery.NewWorker(opts))
+	if st := e.waitFor(t, id, report.StateDelivered); st.EmailSource != report.EmailFromSite {
+		t.Errorf("emailSource %q, want site", st.EmailSource)
+	}
+	site.mu.Lock()
+	defer site.mu.Unlock()
+	if site.last.AccountID != "forge-acc-1" || site.last.SiteToken.Reveal() != "forge-system-token" || site.last.SiteAPI != sub.SiteAPI {
+		t.Errorf("asked about %+v (token %q)", site.last, site.last.SiteToken.Reveal())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/supportbridge/supportbridge/internal/secret"
 )
 
 // Principal is who an app-facing request speaks for. It comes only from a verified token.
@@ -12,6 +13,11 @@ type Principal struct {
 	TenantKey string // the tenant's clientKey (Forge-only tenants: cloud id)
 	AccountID string // the Atlassian user (Connect sub, Forge principal)
 	Via       string // "connect" or "forge"
+	// SiteToken and SiteAPI are what a Forge invocation gives the app to ask the site
+	// itself: the app system token (sent when the endpoint enables appSystemToken) and the
+	// installation's API base URL from the verified token. Zero for Connect.
+	SiteToken secret.Secret
+	SiteAPI   string
 }
 
 const principalKey = "sb.principal"
@@ -85,7 +91,10 @@ func (s *Server) authenticateApp(c *gin.Context) (Principal, error) {
 		if !t.Enabled {
 			return Principal{}, appDisabled()
 		}
-		return Principal{TenantKey: t.ClientKey, AccountID: inv.Principal, Via: "forge"}, nil
+		return Principal{
+			TenantKey: t.ClientKey, AccountID: inv.Principal, Via: "forge",
+			SiteToken: secret.New(c.GetHeader(forgeSystemTokenHeader)), SiteAPI: inv.APIBaseURL,
+		}, nil
 	default:
 		return Principal{}, unauthorized("Unsupported Authorization scheme; use JWT (Connect) or Bearer (Forge).")
 	}

@@ -56,6 +56,7 @@ func (s *Server) createReport(c *gin.Context) {
 	p := principal(c)
 	who := report.Submitter{
 		TenantKey: p.TenantKey, AccountID: p.AccountID, UserAgent: c.GetHeader("User-Agent"), IdempotencyKey: idemKey,
+		SiteToken: p.SiteToken, SiteAPI: p.SiteAPI,
 	}
 
 	// Refusals that need no body come before reading it: reading and decoding an upload

@@ -24,7 +24,6 @@ import (
 	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/report"
 	"github.com/supportbridge/supportbridge/internal/secret"
-	"github.com/supportbridge/supportbridge/internal/tenant"
 )
 
 // fakeEmails stands in for the reporter's site as the delivery worker asks it
@@ -34,14 +33,16 @@ type fakeEmails struct {
 	mu    sync.Mutex
 	email string
 	calls int
+	last  delivery.Reporter // whom the worker asked about last
 	// hang, when set, makes every call wait for ctx: a site that accepts connections and
 	// never answers.
 	hang bool
 }
 
-func (f *fakeEmails) VerifiedEmail(ctx context.Context, _ tenant.Tenant, _ string) (string, error) {
+func (f *fakeEmails) VerifiedEmail(ctx context.Context, r delivery.Reporter) (string, error) {
 	f.mu.Lock()
 	f.calls++
+	f.last = r
 	hang := f.hang
 	f.mu.Unlock()
 	if hang {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/supportbridge/supportbridge/internal/bufpool"
 	"github.com/supportbridge/supportbridge/internal/report"
+	"github.com/supportbridge/supportbridge/internal/seal"
 )
 
 // Reports stores problem reports and is their delivery queue. It implements report.Intake
@@ -74,6 +75,9 @@ type Reports struct {
 	overloadRA  time.Duration
 	deadMaxLen  int64
 
+	// sealer encrypts kept site tokens; nil keeps none.
+	sealer *seal.Sealer
+
 	// enqueueBatch shares round trips between concurrent one-step enqueues.
 	enqueueBatch *scriptBatcher
 
@@ -105,6 +109,9 @@ type ReportsOptions struct {
 	OverloadRetryAfter time.Duration
 	// DeadLetterMaxLen caps the dead-letter stream (approximately); default 10000.
 	DeadLetterMaxLen int64
+	// Sealer encrypts the Forge app system tokens kept for the worker next to a report (see
+	// SiteToken); nil keeps none, so Forge reporters' emails stay unconfirmed.
+	Sealer *seal.Sealer
 	// Staged makes Enqueue use the staged protocol that Redis Cluster needs even where the
 	// one-step script would do (see Reports). Tests set it so that both paths are exercised.
 	Staged bool
@@ -142,7 +149,7 @@ func NewReports(rdb redis.UniversalClient, opts ReportsOptions) *Reports {
 		rdb: rdb, now: opts.Now, queue: opts.Queue, queueTag: "{q:" + hex.EncodeToString(sum[:6]) + "}",
 		group: opts.Group, customerKey: opts.CustomerKey, customerTTL: opts.CustomerTTL,
 		statusTTL: opts.StatusTTL, overloadRA: opts.OverloadRetryAfter, deadMaxLen: opts.DeadLetterMaxLen,
-		enqueueBatch: newScriptBatcher(rdb, enqueueScript, 64),
+		enqueueBatch: newScriptBatcher(rdb, enqueueScript, 64), sealer: opts.Sealer,
 	}
 	// Only a *redis.Client is known to be one server at a time (a plain client or a
 	// Sentinel failover client); a Cluster, a Ring or anything else takes the staged path.
@@ -151,7 +158,7 @@ func NewReports(rdb redis.UniversalClient, opts ReportsOptions) *Reports {
 	return s
 }
 
-var _ report.Intake = (*Reports)(nil)
+var _ report.Queue = (*Reports)(nil)
 
 // Keys of reports. A report's id and attachment ids are checked against idRE before they
 // become part of a key; user-chosen strings (idempotency keys, account ids, emails) only
@@ -276,6 +283,9 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	}
 	if r.ReceivedAt.IsZero() {
 		r.ReceivedAt = s.now().UTC()
+	}
+	if err := s.keepSiteToken(ctx, r.TenantKey, r.ID, sub); err != nil {
+		return "", false, err
 	}
 	var nbytes int64
 	files := make([]any, 0, 2*len(sub.Attachments))

@@ -19,6 +19,8 @@ import (
 
 	"github.com/supportbridge/supportbridge/internal/redisstore/redistest"
 	"github.com/supportbridge/supportbridge/internal/report"
+	"github.com/supportbridge/supportbridge/internal/seal"
+	"github.com/supportbridge/supportbridge/internal/secret"
 )
 
 const (
@@ -1161,5 +1163,47 @@ func TestCheckRateAgreesWithEnqueueAndWritesNothing(t *testing.T) {
 				t.Errorf("CheckRate after the window moved = %v, want nil", err)
 			}
 		})
+	}
+}
+
+// A Forge app system token kept for the worker is sealed at rest, bound to its report, and
+// gone after its TTL.
+func TestSiteTokenIsKeptSealedForTheWorker(t *testing.T) {
+	rdb := redistest.Client(t)
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewReports(rdb, ReportsOptions{CustomerKey: []byte("k"), Sealer: sealer})
+	ctx := context.Background()
+	sub := submission(tenantA, "u1", "")
+	sub.SiteToken, sub.SiteAPI = secret.New("forge-system-token-canary"), "https://api.atlassian.com/ex/jira/cloud-1"
+	id := mustEnqueue(t, s, sub, noLimits)
+
+	tok, api, err := s.SiteToken(ctx, tenantA, id)
+	if err != nil || tok.Reveal() != "forge-system-token-canary" || api != sub.SiteAPI {
+		t.Fatalf("SiteToken = %q, %q, %v", tok.Reveal(), api, err)
+	}
+	for k, v := range snapshot(t, rdb) {
+		if strings.Contains(v, "forge-system-token-canary") {
+			t.Errorf("%s holds the token in the clear", k)
+		}
+	}
+	if ttl := rdb.PTTL(ctx, siteTokenKey(tenantA, id)).Val(); ttl <= 0 || ttl > SiteTokenTTL {
+		t.Errorf("token TTL %v, want (0, %v]", ttl, SiteTokenTTL)
+	}
+	// Sealed for this report: another report's key does not open it.
+	raw := rdb.Get(ctx, siteTokenKey(tenantA, id)).Val()
+	other := mustEnqueue(t, s, submission(tenantA, "u2", ""), noLimits)
+	rdb.Set(ctx, siteTokenKey(tenantA, other), raw, time.Minute)
+	if tok, _, err := s.SiteToken(ctx, tenantA, other); err != nil || !tok.IsZero() {
+		t.Errorf("a token moved to another report opened: %q, %v", tok.Reveal(), err)
+	}
+	// Without a sealer nothing is kept.
+	plain := NewReports(rdb, ReportsOptions{CustomerKey: []byte("k")})
+	sub.Report.ID = report.NewID()
+	id2 := mustEnqueue(t, plain, sub, noLimits)
+	if n := rdb.Exists(ctx, siteTokenKey(tenantA, id2)).Val(); n != 0 {
+		t.Error("a store without a sealer kept the token")
 	}
 }

@@ -1,9 +1,10 @@
 package report
 
 import (
-	"context"
 	"errors"
 	"time"
+
+	"github.com/supportbridge/supportbridge/internal/secret"
 )
 
 // Errors of intake that the HTTP layer maps to statuses.
@@ -125,13 +126,10 @@ type Submission struct {
 	// hash of the request that lets a replay be told from a different request.
 	IdempotencyKey string
 	BodyHash       string
-}
-
-// Intake is what accepting a report needs from storage. Enqueue stores the report and its
-// attachments and queues it, all or nothing; with an idempotency key seen before it returns
-// the first report's id and replayed=true instead.
-type Intake interface {
-	Enqueue(ctx context.Context, s Submission, limits Limits) (id string, replayed bool, err error)
+	// SiteToken and SiteAPI are the Forge app system token and API base URL of the call, for
+	// the worker to confirm the reporter's email with; see Submitter.
+	SiteToken secret.Secret
+	SiteAPI   string
 }
 
 // Limits are the intake caps checked inside Enqueue.

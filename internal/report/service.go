@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/supportbridge/supportbridge/internal/secret"
 )
 
 // ErrNoUser means the token names no user: a report is raised on behalf of a person, so an
@@ -39,6 +41,12 @@ type Submitter struct {
 	UserAgent string
 	// IdempotencyKey is the Idempotency-Key header, "" when absent.
 	IdempotencyKey string
+	// SiteToken and SiteAPI let the delivery worker ask a Forge site who the reporter is:
+	// the app system token Forge sent with the call and the installation's API base URL.
+	// They are kept sealed, briefly, next to the report; zero for Connect, whose worker signs
+	// its own app JWT.
+	SiteToken secret.Secret
+	SiteAPI   string
 }
 
 // Accepted is the answer to a report that was stored and queued (or replayed).
@@ -115,6 +123,7 @@ func (s *Service) Submit(ctx context.Context, who Submitter, in Input, atts []At
 	}
 	id, replayed, err := s.queue.Enqueue(ctx, Submission{
 		Report: rep, Attachments: stored, IdempotencyKey: who.IdempotencyKey, BodyHash: hash,
+		SiteToken: who.SiteToken, SiteAPI: who.SiteAPI,
 	}, s.limits)
 	if err != nil {
 		return Accepted{}, err
