@@ -36,6 +36,10 @@ type reportAccepted struct {
 	StatusURL string       `json:"statusUrl"`
 }
 
+// admitAfterReading is the largest declared body that is read before the rate limits are
+// asked: below it, reading costs less than the extra Redis call.
+const admitAfterReading = 64 << 10
+
 // maxIdempotencyKey bounds the header; IETF's draft suggests UUIDs, so 255 is generous.
 const maxIdempotencyKey = 255
 
@@ -59,11 +63,15 @@ func (s *Server) createReport(c *gin.Context) {
 		SiteToken: p.SiteToken, SiteAPI: p.SiteAPI,
 	}
 
-	// Refusals that need no body come before reading it: reading and decoding an upload
-	// costs memory in proportion to its size, a rate limit costs one Redis call.
-	if err := s.reports.Admit(ctx, who); err != nil {
-		s.refuseUnread(c, err)
-		return
+	// Refusals that need no body come before reading a large one: reading and decoding an
+	// upload costs memory in proportion to its size, a rate limit costs one Redis call. A
+	// small body costs less to read than that call, and the enqueue is held to the same
+	// limits anyway, so it is read first.
+	if n := c.Request.ContentLength; n < 0 || n > admitAfterReading {
+		if err := s.reports.Admit(ctx, who); err != nil {
+			s.refuseUnread(c, err)
+			return
+		}
 	}
 	release, err := s.admitBody(c)
 	if err != nil {
