@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/supportbridge/supportbridge/internal/tenant"
 )
 
 // problemTypeBase prefixes every problem type; RFC 9457 wants a URI that names the kind.
@@ -205,4 +207,24 @@ func fieldErrors[T any](items []T, get func(T) (path, message string)) []FieldEr
 		out = append(out, FieldError{Field: path, Message: msg})
 	}
 	return out
+}
+
+// tenantProblem maps the errors of the tenant lifecycle. It runs before the other mappers:
+// ErrIncomplete wraps the cause of a failed step, which must not decide the answer.
+func tenantProblem(err error) *Problem {
+	var ve *tenant.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return badRequest("The lifecycle payload is invalid.", fieldErrors(ve.Fields, func(f tenant.FieldError) (string, string) {
+			return jsonPointer(f.Path), f.Message
+		})...)
+	case errors.Is(err, tenant.ErrIdentityMismatch):
+		return unauthorized("Token rejected: issuer does not match clientKey.")
+	case errors.Is(err, tenant.ErrConflict):
+		return problem(http.StatusConflict, "installation-conflict", "Installation conflict",
+			"This installation is recorded for another site.")
+	case errors.Is(err, tenant.ErrIncomplete):
+		return unavailable("The change is saved but ending the site's access or scheduling its data deletion failed; retry the callback.", 10)
+	}
+	return nil
 }
