@@ -346,10 +346,16 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 	if err != nil {
 		return nil, err
 	}
+	lifecycle := tenant.ServiceOptions{Store: dir.Fresh(), AppKey: cfg.ConnectAppKey,
+		AllowedHosts: cfg.ConnectAllowedHosts, Logger: log}
+	if a.consent != nil { // a nil *consent.Service must not become a non-nil interface
+		lifecycle.Consent = a.consent
+	}
 	a.server = httpapi.New(httpapi.Options{
 		Config:      cfg,
 		Logger:      log,
 		Tenants:     dir,
+		Lifecycle:   tenant.NewService(lifecycle),
 		InstallKeys: connect.NewKeyFetcher(cfg.ConnectKeysURL, httpClient, cfg.KeyFetchTimeout),
 		Forge:       fv,
 		Ready:       a.ready,

@@ -29,7 +29,6 @@ type ConsentService interface {
 	RevokeGrant(ctx context.Context, by consent.Actor, grantID string) error
 	TicketClosed(ctx context.Context, ticketKey string) error
 	TicketDeleted(ctx context.Context, ticketKey string) error
-	TenantUninstalled(ctx context.Context, tenant string) error
 	Evidence(ctx context.Context, ticketKey string) (consent.Evidence, error)
 }
 

@@ -169,6 +169,7 @@ func (s *Server) problemFor(err error) *Problem {
 // gets its status, type and words here and nowhere else. Adapters translate their libraries'
 // errors into domain ones before they get here (domain.ErrUnavailable, not a Redis error).
 var errorTable = []func(error) *Problem{
+	tenantProblem,     // installs and the Forge link (first: ErrIncomplete wraps a step's cause)
 	authProblem,       // tokens of Atlassian and tenants' state
 	agentProblem,      // agents' tokens
 	reportProblem,     // report intake
@@ -455,4 +456,24 @@ func fieldErrors[T any](items []T, get func(T) (path, message string)) []FieldEr
 		out = append(out, FieldError{Field: path, Message: msg})
 	}
 	return out
+}
+
+// tenantProblem maps the errors of the tenant lifecycle. It runs before the other mappers:
+// ErrIncomplete wraps the cause of a failed step, which must not decide the answer.
+func tenantProblem(err error) *Problem {
+	var ve *tenant.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return badRequest("The lifecycle payload is invalid.", fieldErrors(ve.Fields, func(f tenant.FieldError) (string, string) {
+			return jsonPointer(f.Path), f.Message
+		})...)
+	case errors.Is(err, tenant.ErrIdentityMismatch):
+		return unauthorized("Token rejected: issuer does not match clientKey.")
+	case errors.Is(err, tenant.ErrConflict):
+		return problem(http.StatusConflict, "installation-conflict", "Installation conflict",
+			"This installation is recorded for another site.")
+	case errors.Is(err, tenant.ErrIncomplete):
+		return unavailable("The change is saved but ending the site's access or scheduling its data deletion failed; retry the callback.", 10)
+	}
+	return nil
 }

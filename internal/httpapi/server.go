@@ -24,13 +24,11 @@ import (
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
 
-// Tenants is what the HTTP layer needs of the tenant directory.
+// Tenants is what the HTTP layer needs of the tenant directory: authentication reads it;
+// changes go through the lifecycle service.
 type Tenants interface {
 	Get(ctx context.Context, clientKey string) (tenant.Tenant, error)
-	Lookup(ctx context.Context, clientKey string) (tenant.Tenant, error)
-	Save(ctx context.Context, t tenant.Tenant) error
 	FindByCloudID(ctx context.Context, cloudID string) (tenant.Tenant, error)
-	FindByInstallationID(ctx context.Context, id string) (tenant.Tenant, error)
 }
 
 // ForgeVerifier verifies Forge Invocation Tokens.
@@ -43,6 +41,8 @@ type Options struct {
 	Config  config.Config
 	Logger  *slog.Logger
 	Tenants Tenants
+	// Lifecycle installs, uninstalls, enables and links tenants; the lifecycle routes need it.
+	Lifecycle *tenant.Service
 	// InstallKeys fetches Atlassian's install-signing keys.
 	InstallKeys connect.KeySource
 	// Forge is nil when SB_FORGE_APP_ID is not set; Bearer tokens are then refused.
@@ -110,6 +110,9 @@ type Server struct {
 	basePath     string
 	publicBase   string // SB_PUBLIC_BASE_URL as a string, for status URLs
 	descriptor   map[string]any
+
+	// lifecycle decides the Connect and Forge lifecycle callbacks.
+	lifecycle *tenant.Service
 }
 
 // New builds a Server.
@@ -128,7 +131,7 @@ func New(o Options) *Server {
 		base = &url.URL{Scheme: "http", Host: "localhost"}
 	}
 	s := &Server{
-		cfg: o.Config, log: o.Logger, tenants: o.Tenants, forge: o.Forge, ready: o.Ready,
+		cfg: o.Config, log: o.Logger, tenants: o.Tenants, lifecycle: o.Lifecycle, forge: o.Forge, ready: o.Ready,
 		registry: o.Registry, openapi: o.OpenAPI,
 		consent: o.Consent, retrier: o.Retrier,
 		now: o.Now, basePath: base.Path, publicBase: base.String(), pageTokens: o.PageTokens, logReader: o.Logs,

@@ -78,6 +78,10 @@ type Reports struct {
 	// sealer encrypts kept site tokens; nil keeps none.
 	sealer *seal.Sealer
 
+	// rateClock is set when the clock was given: the rate limits then use it instead of
+	// Redis' TIME (see reports_lua.go), so tests move windows without waiting.
+	rateClock bool
+
 	// enqueueBatch shares round trips between concurrent one-step enqueues.
 	enqueueBatch *scriptBatcher
 
@@ -89,7 +93,8 @@ type Reports struct {
 
 // ReportsOptions configures a Reports store. Zero values take the defaults.
 type ReportsOptions struct {
-	// Now is the clock for timestamps, rate-limit windows and recovery; default time.Now.
+	// Now is the clock for timestamps and recovery; default time.Now. When set, the rate
+	// limits use it too; otherwise they use Redis' TIME, which all replicas share.
 	Now func() time.Time
 	// Queue names the delivery queue. Its stream, dead-letter stream, intent set and byte
 	// counter share one hash tag derived from it, so the queue scripts work on Cluster.
@@ -119,6 +124,7 @@ type ReportsOptions struct {
 
 // NewReports returns a report store on rdb.
 func NewReports(rdb redis.UniversalClient, opts ReportsOptions) *Reports {
+	rateClock := opts.Now != nil
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -146,7 +152,7 @@ func NewReports(rdb redis.UniversalClient, opts ReportsOptions) *Reports {
 	}
 	sum := sha256.Sum256([]byte(opts.Queue))
 	s := &Reports{
-		rdb: rdb, now: opts.Now, queue: opts.Queue, queueTag: "{q:" + hex.EncodeToString(sum[:6]) + "}",
+		rdb: rdb, now: opts.Now, rateClock: rateClock, queue: opts.Queue, queueTag: "{q:" + hex.EncodeToString(sum[:6]) + "}",
 		group: opts.Group, customerKey: opts.CustomerKey, customerTTL: opts.CustomerTTL,
 		statusTTL: opts.StatusTTL, overloadRA: opts.OverloadRetryAfter, deadMaxLen: opts.DeadLetterMaxLen,
 		enqueueBatch: newScriptBatcher(rdb, enqueueScript, 64), sealer: opts.Sealer,
@@ -176,8 +182,8 @@ func rateTenantKey(tenantKey string) string      { return rateTenantKeyOf(tenant
 func reportKeyOf(tag, id string) string          { return "sb:" + tag + ":report:" + id }
 func reportFilesKeyOf(tag, id string) string     { return "sb:" + tag + ":report:" + id + ":files" }
 func idemKeyOf(tag, user, key string) string     { return "sb:" + tag + ":idem:" + userScoped(user, key) }
-func rateUserKeyOf(tag, user string) string      { return "sb:" + tag + ":rl:user:" + sha256Hex(user) }
-func rateTenantKeyOf(tag string) string          { return "sb:" + tag + ":rl:tenant" }
+func rateUserKeyOf(tag, user string) string      { return "sb:" + tag + ":gcra:user:" + sha256Hex(user) }
+func rateTenantKeyOf(tag string) string          { return "sb:" + tag + ":gcra:tenant" }
 func reportIndexKey(id string) string            { return "sb:idx:filed-by:" + id }
 
 // TenantOfReport names the tenant that filed report id, for admin routes that have only the id.
@@ -350,7 +356,7 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	}
 
 	args := append([]any{r.ID, sub.BodyHash, ms(now), doc, nbytes, hasIdem, msDur(idemTTL),
-		msDur(lim.Window), lim.PerUser, lim.PerTenant}, files...)
+		msDur(lim.Window), lim.PerUser, lim.PerTenant, s.rateNow(now)}, files...)
 	staged, err := stageScript.Run(ctx, s.rdb, tkeys, args...).StringSlice()
 	if err != nil {
 		// Whether the stage happened is unknown; the intent stays, so Recover settles it.
@@ -383,7 +389,7 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	switch {
 	case errors.As(err, &over):
 		s.rdb.Del(ctx, reportIndexKey(r.ID)) // the hint of a report that is not coming
-		aborted, aerr := s.abort(ctx, tkeys, r.ID)
+		aborted, aerr := s.abort(ctx, tkeys, r.ID, lim)
 		if aerr != nil {
 			return "", false, aerr
 		}
@@ -406,7 +412,7 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 			return "", false, unavailable("check report", err)
 		}
 		if pub != "1" {
-			aborted, aerr := s.abort(ctx, tkeys, r.ID)
+			aborted, aerr := s.abort(ctx, tkeys, r.ID, lim)
 			if aerr != nil {
 				return "", false, aerr
 			}
@@ -442,7 +448,7 @@ func (s *Reports) CheckRate(ctx context.Context, tenantKey, accountID, idempoten
 	}
 	res, err := rateCheckScript.Run(ctx, s.rdb,
 		[]string{rateUserKeyOf(tag, accountID), rateTenantKeyOf(tag), idemKeyOf(tag, accountID, idempotencyKey)},
-		ms(s.now()), msDur(lim.Window), lim.PerUser, lim.PerTenant, hasIdem).StringSlice()
+		s.rateNow(s.now()), msDur(lim.Window), lim.PerUser, lim.PerTenant, hasIdem).StringSlice()
 	if err != nil {
 		return unavailable("check report rate", err)
 	}
@@ -453,6 +459,15 @@ func (s *Reports) CheckRate(ctx context.Context, tenantKey, accountID, idempoten
 	return nil
 }
 
+// rateNow is the rate limits' clock argument: the given clock's milliseconds, or empty for
+// Redis' TIME.
+func (s *Reports) rateNow(now time.Time) any {
+	if s.rateClock {
+		return ms(now)
+	}
+	return ""
+}
+
 // enqueueAtomic is the staged path of enqueue in one script, for a single server (see
 // Reports). Its answers are mapped exactly as the staged path maps them.
 func (s *Reports) enqueueAtomic(ctx context.Context, r report.Report, bodyHash string, lim report.Limits,
@@ -460,9 +475,9 @@ func (s *Reports) enqueueAtomic(ctx context.Context, r report.Report, bodyHash s
 ) (string, bool, error) {
 	keys := []string{s.streamKey(), s.bytesKey(), s.heldKey(), tkeys[0], tkeys[1], tkeys[2], tkeys[3], tkeys[4],
 		reportIndexKey(r.ID)}
-	args := append(make([]any, 0, 15+len(files)), r.TenantKey, r.ID, bodyHash, ms(now), doc, nbytes, hasIdem,
+	args := append(make([]any, 0, 16+len(files)), r.TenantKey, r.ID, bodyHash, ms(now), doc, nbytes, hasIdem,
 		msDur(idemTTL), msDur(lim.Window), lim.PerUser, lim.PerTenant, lim.MaxQueueLength,
-		lim.MaxAttachmentBytes, heldField(r.TenantKey, r.ID), msDur(s.statusTTL+24*time.Hour))
+		lim.MaxAttachmentBytes, heldField(r.TenantKey, r.ID), msDur(s.statusTTL+24*time.Hour), s.rateNow(now))
 	args = append(args, files...)
 	res, err := s.enqueueBatch.run(ctx, keys, args)
 	if redis.HasErrorPrefix(err, "CROSSSLOT") {
@@ -568,8 +583,8 @@ func publishAnswer(res []string, retryAfter time.Duration) (string, error) {
 }
 
 // abort undoes a stage; false when the report was published meanwhile and stays.
-func (s *Reports) abort(ctx context.Context, tkeys []string, id string) (bool, error) {
-	n, err := abortScript.Run(ctx, s.rdb, tkeys, id).Int()
+func (s *Reports) abort(ctx context.Context, tkeys []string, id string, lim report.Limits) (bool, error) {
+	n, err := abortScript.Run(ctx, s.rdb, tkeys, id, msDur(lim.Window), lim.PerUser, lim.PerTenant, s.rateNow(s.now())).Int()
 	if err != nil {
 		return false, unavailable("abort report", err)
 	}

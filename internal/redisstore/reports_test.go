@@ -475,9 +475,11 @@ func TestRateLimits(t *testing.T) {
 				if !errors.As(err, &rl) || rl.Scope != tc.scope {
 					t.Fatalf("third Enqueue error = %v, want RateLimitedError(%s)", err, tc.scope)
 				}
-				// The first of the two expires first: 60s after it, 50s from now.
-				if rl.RetryAfter != 50*time.Second {
-					t.Errorf("RetryAfter = %v, want 50s", rl.RetryAfter)
+				// GCRA, 2 a minute: one report every 30s after a burst of two. The burst
+				// moved the TAT to 0s+30s+30s = 60s; a third fits once the TAT is at most a
+				// window ahead, at 30s: 20s from now.
+				if rl.RetryAfter != 20*time.Second {
+					t.Errorf("RetryAfter = %v, want 20s", rl.RetryAfter)
 				}
 				if diff := cmp.Diff(snapshot(t, rdb), before); diff != "" {
 					t.Errorf("refusal wrote (-after +before):\n%s", diff)
@@ -485,7 +487,7 @@ func TestRateLimits(t *testing.T) {
 				// Another tenant has its own budget.
 				mustEnqueue(t, s, submission(tenantB, tc.users[2], "", "x"), tc.limits)
 
-				clock.Advance(50 * time.Second)
+				clock.Advance(20 * time.Second)
 				mustEnqueue(t, s, submission(tenantA, tc.users[2], "k", "x"), tc.limits)
 			})
 		}
@@ -532,7 +534,7 @@ func TestBackpressureRefusalsWriteNothing(t *testing.T) {
 // XADD, and what publish refuses is undone.
 func TestBackpressureIsExactUnderConcurrency(t *testing.T) {
 	bothPaths(t, func(t *testing.T, staged bool) {
-		s, rdb, _ := newReports(t, staged)
+		s, rdb, clock := newReports(t, staged)
 		lim := report.Limits{MaxQueueLength: 5, PerTenant: 100, Window: time.Hour}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -566,8 +568,9 @@ func TestBackpressureIsExactUnderConcurrency(t *testing.T) {
 		if n := rdb.ZCard(ctx, s.intentsKey()).Val(); n != 0 {
 			t.Errorf("%d intents left", n)
 		}
-		if n := rdb.ZCard(ctx, rateTenantKey(tenantA)).Val(); n != 5 {
-			t.Errorf("tenant rate window holds %d reports, want 5", n)
+		// Five counted (36s each at 100 an hour); those refused after staging gave theirs back.
+		if got, want := rdb.Get(ctx, rateTenantKey(tenantA)).Val(), tatString(clock.Now().Add(5*36*time.Second)); got != want {
+			t.Errorf("tenant TAT = %s, want %s (five reports)", got, want)
 		}
 		if n := len(rdb.Keys(ctx, "sb:*:idem:*").Val()); n != 5 {
 			t.Errorf("%d idempotency records, want 5", n)
@@ -1101,6 +1104,12 @@ func TestEnqueueScriptRunsOnEmbeddedRedis(t *testing.T) {
 	if got := storedBytes(t, s, rdb); got != 3 {
 		t.Errorf("stored bytes = %d, want 3", got)
 	}
+	// Without a clock (as in dev mode) the rate limits read the embedded Redis' TIME.
+	dev := NewReports(rdb, ReportsOptions{})
+	mustEnqueue(t, dev, submission(tenantA, "u-dev", "", "x"), lim)
+	if _, _, err := dev.Enqueue(ctx, submission(tenantA, "u-dev", "", "x"), lim); !errors.As(err, &rl) {
+		t.Errorf("second report without a clock: %v, want RateLimitedError", err)
+	}
 }
 
 // TestCheckRateAgreesWithEnqueueAndWritesNothing: the early look refuses exactly when
@@ -1132,8 +1141,8 @@ func TestCheckRateAgreesWithEnqueueAndWritesNothing(t *testing.T) {
 			before := snapshot(t, rdb)
 			var rl *report.RateLimitedError
 			err := s.CheckRate(ctx, tenantA, tc.users[2], "", tc.limits)
-			if !errors.As(err, &rl) || rl.Scope != tc.scope || rl.RetryAfter != 50*time.Second {
-				t.Fatalf("CheckRate = %v, want RateLimitedError(%s) after 50s", err, tc.scope)
+			if !errors.As(err, &rl) || rl.Scope != tc.scope || rl.RetryAfter != 20*time.Second {
+				t.Fatalf("CheckRate = %v, want RateLimitedError(%s) after 20s", err, tc.scope)
 			}
 			_, _, eerr := s.Enqueue(ctx, submission(tenantA, tc.users[2], "", "x"), tc.limits)
 			var erl *report.RateLimitedError
@@ -1158,9 +1167,9 @@ func TestCheckRateAgreesWithEnqueueAndWritesNothing(t *testing.T) {
 			if err := s.CheckRate(ctx, tenantB, tc.users[2], "", tc.limits); err != nil {
 				t.Errorf("CheckRate of another tenant = %v, want nil", err)
 			}
-			clock.Advance(50 * time.Second)
+			clock.Advance(20 * time.Second)
 			if err := s.CheckRate(ctx, tenantA, tc.users[2], "", tc.limits); err != nil {
-				t.Errorf("CheckRate after the window moved = %v, want nil", err)
+				t.Errorf("CheckRate after the retry time = %v, want nil", err)
 			}
 		})
 	}
