@@ -315,7 +315,7 @@ func submission(email, idemKey string, files map[string]string) report.Submissio
 			Summary:   "Export to PDF fails",
 			Operation: report.Operation{Name: "export-pdf"},
 		},
-		IdempotencyKey: idemKey, BodyHash: "body-" + idemKey,
+		IdempotencyKey: idemKey, BodyHash: "body-" + idemKey, Subject: accountPrefix + email,
 	}
 	s.Report.Marker = fmt.Sprintf("sbtest%d", markers.Add(1))
 	for _, name := range slices.Sorted(maps.Keys(files)) {

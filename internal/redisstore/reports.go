@@ -327,7 +327,10 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	}
 
 	now := s.now()
-	tkeys := s.tenantReportKeys(r, sub.IdempotencyKey)
+	if sub.Subject == "" {
+		return "", false, errors.New("enqueue report: no rate-limit subject")
+	}
+	tkeys := s.tenantReportKeys(r, sub.Subject, sub.IdempotencyKey)
 	if !s.staged.Load() {
 		id, replayed, err := s.enqueueAtomic(ctx, r, sub.BodyHash, lim, now, tkeys, doc, nbytes,
 			hasIdem, idemTTL, files)
@@ -538,15 +541,11 @@ func (s *Reports) publishIndexed(ctx context.Context, in intent, lim report.Limi
 }
 
 // tenantReportKeys are the keys of r in its tenant's slot. The idempotency record and the
-// user's rate window belong to the reporting user (the accountId from the verified token,
-// or the email for a report without one): an Idempotency-Key is chosen by the user's app,
+// user's rate window belong to the subject the intake service named (the accountId from the
+// verified token): an Idempotency-Key is chosen by the user's app,
 // so another user of the tenant who happens to send the same key is another request, not a
 // repeat of the first user's.
-func (s *Reports) tenantReportKeys(r report.Report, idem string) []string {
-	user := r.AccountID
-	if user == "" {
-		user = "email:" + s.customerMAC(r.Email)
-	}
+func (s *Reports) tenantReportKeys(r report.Report, user, idem string) []string {
 	tag := tenantTag(r.TenantKey) // hashed once for the five keys
 	return []string{
 		reportKeyOf(tag, r.ID), reportFilesKeyOf(tag, r.ID),

@@ -75,7 +75,7 @@ func submission(tenantKey, user, idemKey string, files ...string) report.Submiss
 			ID: report.NewID(), Marker: report.NewMarker(),
 			TenantKey: tenantKey, AccountID: user, EmailHint: user + "@customer.example", Summary: "Export fails",
 		},
-		IdempotencyKey: idemKey,
+		IdempotencyKey: idemKey, Subject: user,
 		BodyHash:       "hash-of-" + idemKey,
 	}
 	for i, f := range files {

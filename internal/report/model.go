@@ -126,6 +126,9 @@ type Submission struct {
 	// hash of the request that lets a replay be told from a different request.
 	IdempotencyKey string
 	BodyHash       string
+	// Subject is whose rate limit and idempotency keys the report counts against, within
+	// its tenant: the service decides it (the verified accountId), the store only counts.
+	Subject string
 	// SiteToken and SiteAPI are the Forge app system token and API base URL of the call, for
 	// the worker to confirm the reporter's email with; see Submitter.
 	SiteToken secret.Secret

@@ -123,7 +123,7 @@ func (s *Service) Submit(ctx context.Context, who Submitter, in Input, atts []At
 	}
 	id, replayed, err := s.queue.Enqueue(ctx, Submission{
 		Report: rep, Attachments: stored, IdempotencyKey: who.IdempotencyKey, BodyHash: hash,
-		SiteToken: who.SiteToken, SiteAPI: who.SiteAPI,
+		Subject: who.AccountID, SiteToken: who.SiteToken, SiteAPI: who.SiteAPI,
 	}, s.limits)
 	if err != nil {
 		return Accepted{}, err

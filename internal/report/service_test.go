@@ -85,6 +85,9 @@ func TestSubmitMintsIdentityAndScrubsTheTenantSecret(t *testing.T) {
 	if r.EmailHint != "claims@other.example" || r.Email != "" || r.EmailSource != "" {
 		t.Errorf("email hint %q email %q source %q", r.EmailHint, r.Email, r.EmailSource)
 	}
+	if sub.Subject != "acc-1" {
+		t.Errorf("rate-limit subject %q, want the verified accountId", sub.Subject)
+	}
 	if sub.IdempotencyKey != "k1" || sub.BodyHash != BodyHash(in, nil) {
 		t.Errorf("idempotency %q hash %q", sub.IdempotencyKey, sub.BodyHash)
 	}
