@@ -98,7 +98,9 @@ func writeStream(t *testing.T, root, stream string, day time.Time, n int, msg fu
 }
 
 // fileReport files a report as the demo tenant's app would (a Connect context token signed
-// with the shared secret) and waits until it is a JSM ticket.
+// with the shared secret) and waits until it is a JSM ticket. With startAgentWorld it is the
+// test of the binary's own wiring (run → buildApp, real Redis, the JSM and site sandboxes):
+// a report carried to delivered, then an access request through approval.
 func fileReport(t *testing.T, base, clientKey, secret string) (id, ticket string) {
 	t.Helper()
 	sign := func() string {
@@ -119,9 +121,14 @@ func fileReport(t *testing.T, base, clientKey, secret string) (id, ticket string
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		var st struct{ Status, TicketKey string }
+		var st struct{ Status, TicketKey, EmailSource string }
 		doJSON(t, http.MethodGet, base+"/api/v1/reports/"+created.ID, sign(), "", &st)
 		if st.Status == "delivered" && st.TicketKey != "" {
+			// The binary's worker asked the demo site (buildApp's siteapi.Emails) and raised
+			// the request on behalf of the email it confirmed.
+			if st.EmailSource != "site" {
+				t.Errorf("delivered with emailSource %q, want site", st.EmailSource)
+			}
 			return created.ID, st.TicketKey
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -72,8 +72,8 @@ func buildLifecycle(cfg config.Config, rdb redis.UniversalClient, reports *redis
 }
 
 // deps are the HTTP layer's part; trackingID recomputes error-tracking ids for erasure.
-func (l *lifecycleParts) deps(trackingID lifecycle.TrackingIDFunc) httpapi.LifecycleDeps {
-	return httpapi.LifecycleDeps{
+func (l *lifecycleParts) deps(trackingID lifecycle.TrackingIDFunc) httpapi.DataLifecycleDeps {
+	return httpapi.DataLifecycleDeps{
 		Purger: l.svc, Usage: l.usage,
 		Eraser: lifecycle.NewEraser(l.privacy, trackingID, 0, nil),
 	}

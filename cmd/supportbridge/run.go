@@ -269,21 +269,29 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 			return nil, err
 		}
 	}
-	a.reports = redisstore.NewReports(rdb, redisstore.ReportsOptions{CustomerKey: deriveKey(cfg.SecretKey.Bytes(), "customer-cache")})
+	tokenSealer, err := seal.New(deriveKey(cfg.SecretKey.Bytes(), "report-site-token"))
+	if err != nil {
+		return nil, err
+	}
+	a.reports = redisstore.NewReports(rdb, redisstore.ReportsOptions{
+		CustomerKey: deriveKey(cfg.SecretKey.Bytes(), "customer-cache"), Sealer: tokenSealer,
+	})
 	if a.life, err = buildLifecycle(cfg, rdb, a.reports, reg, log); err != nil {
 		return nil, err
 	}
+	// The worker asks the reporter's site for their email; intake never waits on it.
+	sites := siteapi.Emails{Rewrite: siteRewrite, HTTP: &http.Client{Timeout: 5 * time.Second}}
+	if cfg.EmailFromHost {
+		sites.Host = &connect.HostClient{AppKey: cfg.ConnectAppKey, HTTP: &http.Client{Timeout: 5 * time.Second}}
+	}
 	if a.jsm != nil && cfg.Delivery.Role != "api" {
 		a.worker = delivery.NewWorker(delivery.Options{
-			Store: a.reports, JSM: a.jsm, Tenants: dir, Render: report.Renderer{AppKey: cfg.ConnectAppKey},
+			Store: a.reports, JSM: jsm.ForDelivery(a.jsm), Sites: sites, Tenants: dir,
+			Render:      report.Renderer{AppKey: cfg.ConnectAppKey},
 			Concurrency: cfg.Delivery.Concurrency, MaxAttempts: cfg.Delivery.MaxAttempts,
 			SearchPatience: cfg.Delivery.SearchPatience, ClaimIdle: cfg.Delivery.ClaimIdle,
 			Logger: log, Registerer: reg,
 		})
-	}
-	var emails httpapi.EmailLookup
-	if cfg.EmailFromHost {
-		emails = &connect.HostClient{AppKey: cfg.ConnectAppKey, HTTP: &http.Client{Timeout: 3 * time.Second}}
 	}
 
 	agentOpts := agentauth.Options{TokensFile: cfg.AgentTokensFile, Logger: log}
@@ -344,17 +352,21 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 	if err != nil {
 		return nil, err
 	}
+	lifecycle := tenant.ServiceOptions{Store: dir.Fresh(), AppKey: cfg.ConnectAppKey,
+		AllowedHosts: cfg.ConnectAllowedHosts, Logger: log}
+	if a.consent != nil { // a nil *consent.Service must not become a non-nil interface
+		lifecycle.Consent = a.consent
+	}
 	a.server = httpapi.New(httpapi.Options{
 		Config:      cfg,
 		Logger:      log,
 		Tenants:     dir,
+		Lifecycle:   tenant.NewService(lifecycle),
 		InstallKeys: connect.NewKeyFetcher(cfg.ConnectKeysURL, httpClient, cfg.KeyFetchTimeout),
 		Forge:       fv,
 		Ready:       a.ready,
-		Reports:     a.reports,
 		Intake:      a.reports,
 		Retrier:     a.reports,
-		Emails:      emails,
 		Registry:    reg,
 		OpenAPI:     supportbridge.OpenAPI,
 		Consent:     consentDeps,
@@ -362,9 +374,9 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		Logs:        logReader,
 		SiteUI:      siteUI(),
 
-		Errors:       errs,
-		ErrorCapture: errScript,
-		Lifecycle:    a.life.deps(errs.TrackingID),
+		Errors:        errs,
+		ErrorCapture:  errScript,
+		DataLifecycle: a.life.deps(errs.TrackingID),
 	})
 	return a, nil
 }

@@ -409,11 +409,8 @@ func load(mode Mode, getenv func(string) string, readFile func(string) ([]byte, 
 	}
 	c.ConnectScopes = list(l.str("SB_CONNECT_SCOPES", "READ,WRITE,ACCESS_EMAIL_ADDRESSES"))
 	c.KeyFetchTimeout = l.duration("SB_KEY_FETCH_TIMEOUT", 3*time.Second)
-	defEmail := "true"
-	if dev {
-		defEmail = "false" // the demo site does not exist
-	}
-	switch v := l.str("SB_EMAIL_FROM_HOST", defEmail); v {
+	// Dev mode's demo site answers user/email too, so the default is the same everywhere.
+	switch v := l.str("SB_EMAIL_FROM_HOST", "true"); v {
 	case "true", "1", "yes":
 		c.EmailFromHost = slices.Contains(c.ConnectScopes, "ACCESS_EMAIL_ADDRESSES")
 	case "false", "0", "no":

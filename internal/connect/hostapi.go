@@ -19,6 +19,11 @@ import (
 // fall back to an email the user typed.
 var ErrEmailUnavailable = errors.New("connect: user email unavailable from the host product")
 
+// ErrEmailRefused is joined to ErrEmailUnavailable when the site answered and will not give
+// the email (the scope is not granted, the account is unknown or hides it): asking again
+// will not change that, unlike a site that did not answer.
+var ErrEmailRefused = errors.New("connect: the site gives no email for this account")
+
 // HostClient calls a tenant's Atlassian site as the app itself: each request carries an
 // HS256 JWT signed with the tenant's shared secret, with the qsh of that exact request.
 type HostClient struct {
@@ -69,6 +74,10 @@ func (c *HostClient) UserEmail(ctx context.Context, baseURL string, sharedSecret
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		switch resp.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			return "", fmt.Errorf("%w: %w: status %d", ErrEmailUnavailable, ErrEmailRefused, resp.StatusCode)
+		}
 		return "", fmt.Errorf("%w: status %d", ErrEmailUnavailable, resp.StatusCode)
 	}
 	var body struct {
@@ -76,10 +85,10 @@ func (c *HostClient) UserEmail(ctx context.Context, baseURL string, sharedSecret
 		Email     string `json:"email"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Email == "" {
-		return "", fmt.Errorf("%w: unreadable answer", ErrEmailUnavailable)
+		return "", fmt.Errorf("%w: %w: unreadable answer", ErrEmailUnavailable, ErrEmailRefused)
 	}
 	if body.AccountID != "" && body.AccountID != accountID {
-		return "", fmt.Errorf("%w: answer for another account", ErrEmailUnavailable)
+		return "", fmt.Errorf("%w: %w: answer for another account", ErrEmailUnavailable, ErrEmailRefused)
 	}
 	return body.Email, nil
 }

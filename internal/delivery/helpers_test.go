@@ -26,6 +26,7 @@ import (
 	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/redisstore/redistest"
 	"github.com/supportbridge/supportbridge/internal/report"
+	"github.com/supportbridge/supportbridge/internal/seal"
 	"github.com/supportbridge/supportbridge/internal/secret"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
@@ -34,7 +35,37 @@ func TestMain(m *testing.M) { redistest.Main(m) }
 
 // The Redis store is what the worker runs on in production.
 var _ delivery.Store = (*redisstore.Reports)(nil)
-var _ delivery.JSM = (*jsm.Client)(nil)
+var _ delivery.JSM = jsm.ForDelivery(nil)
+
+// accountPrefix starts the accountIds of test reporters; siteEmails gives the email after it,
+// as the reporter's site would. A reporter whose accountId has unverifiedPrefix instead has
+// no email the site will give.
+const (
+	accountPrefix    = "557058:"
+	unverifiedPrefix = "hidden:"
+)
+
+// siteEmails stands in for the reporters' sites (delivery.Sites).
+type siteEmails struct{ asked *atomic.Int64 }
+
+func (s siteEmails) VerifiedEmail(_ context.Context, r delivery.Reporter) (string, error) {
+	if s.asked != nil {
+		s.asked.Add(1)
+	}
+	if email, ok := strings.CutPrefix(r.AccountID, accountPrefix); ok {
+		return email, nil
+	}
+	return "", delivery.ErrNoVerifiedEmail
+}
+
+// emailOf is the email the reporter's site confirms for sub ("" for none).
+func emailOf(sub report.Submission) string {
+	email, _ := strings.CutPrefix(sub.Report.AccountID, accountPrefix)
+	if email == sub.Report.AccountID {
+		return ""
+	}
+	return email
+}
 
 const (
 	testEmail  = "support-bot@vendor.example"
@@ -231,8 +262,12 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 	if cfg.redisHook != nil {
 		rdb.AddHook(cfg.redisHook)
 	}
+	sealer, err := seal.New([]byte("site-token-sealing-key-for-tests"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	store := redisstore.NewReports(rdb, redisstore.ReportsOptions{
-		Now: now, CustomerKey: []byte("customer-cache-key-for-tests-000"),
+		Now: now, CustomerKey: []byte("customer-cache-key-for-tests-000"), Sealer: sealer,
 	})
 	return &env{sb: sb, store: store, client: client, wire: w, clock: clock, jsmConfig: jc}
 }
@@ -240,7 +275,7 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 // options are worker options for e with test-friendly defaults.
 func (e *env) options(reg prometheus.Registerer) delivery.Options {
 	return delivery.Options{
-		Store: e.store, JSM: e.client, Render: renderer{},
+		Store: e.store, JSM: jsm.ForDelivery(e.client), Sites: siteEmails{}, Render: renderer{},
 		Tenants:     tenants{testTenant: {ClientKey: testTenant, BaseURL: "https://acme.atlassian.net", Installed: true}},
 		Concurrency: 4, MaxAttempts: 8, ClaimIdle: 200 * time.Millisecond,
 		Registerer: reg, Now: e.clock.Now, Sleep: e.clock.Sleep,
@@ -276,11 +311,11 @@ var markers atomic.Int64
 func submission(email, idemKey string, files map[string]string) report.Submission {
 	s := report.Submission{
 		Report: report.Report{
-			TenantKey: testTenant, AccountID: "557058:" + email, Email: email,
-			EmailSource: report.EmailFromHostProduct, Summary: "Export to PDF fails",
+			ID: report.NewID(), TenantKey: testTenant, AccountID: accountPrefix + email, EmailHint: email,
+			Summary:   "Export to PDF fails",
 			Operation: report.Operation{Name: "export-pdf"},
 		},
-		IdempotencyKey: idemKey, BodyHash: "body-" + idemKey,
+		IdempotencyKey: idemKey, BodyHash: "body-" + idemKey, Subject: accountPrefix + email,
 	}
 	s.Report.Marker = fmt.Sprintf("sbtest%d", markers.Add(1))
 	for _, name := range slices.Sorted(maps.Keys(files)) {
@@ -352,12 +387,12 @@ func (e *env) checkDelivered(t testing.TB, id string, sub report.Submission) jsm
 	}
 	var account string
 	for _, c := range e.sb.Customers() {
-		if strings.EqualFold(c.Email, sub.Report.Email) {
+		if strings.EqualFold(c.Email, emailOf(sub)) {
 			account = c.AccountID
 		}
 	}
 	if account == "" || req.ReporterAccountID != account {
-		t.Errorf("%s raised by %q, want %s's account %q", req.Key, req.ReporterAccountID, sub.Report.Email, account)
+		t.Errorf("%s raised by %q, want %s's account %q", req.Key, req.ReporterAccountID, emailOf(sub), account)
 	}
 	want := map[string]bool{"support-bundle-" + id + ".json": false}
 	for _, a := range sub.Attachments {
@@ -506,4 +541,66 @@ func (h *loseAnswers) touches(cmd redis.Cmder) bool {
 		}
 	}
 	return false
+}
+
+// crashPoints wraps a worker's store and desk so that after is told of the points where a
+// crash matters: each step once recorded ("customer", "create", "upload", "attach",
+// "bundle", "comment"), and each write-once call once sent, before its outcome is recorded
+// ("create-sent", "attach-sent" for the user's files, "bundle-sent", "comment-sent").
+func crashPoints(store delivery.Store, desk delivery.JSM, after func(point string)) (delivery.Store, delivery.JSM) {
+	return stepStore{Store: store, after: after}, sentDesk{JSM: desk, after: after}
+}
+
+type stepStore struct {
+	delivery.Store
+	after func(string)
+}
+
+func (s stepStore) Record(ctx context.Context, job report.Job, fence int64, r report.StepRecord) (int, error) {
+	n, err := s.Store.Record(ctx, job, fence, r)
+	if err != nil {
+		return n, err
+	}
+	switch {
+	case r.AccountID != "" || r.EmailSource != "":
+		s.after("customer")
+	case r.TicketKey != "":
+		s.after("create")
+	case len(r.Uploads) > 0:
+		s.after("upload")
+	case slices.Contains(r.Done, "bundle"):
+		s.after("bundle")
+	case slices.Contains(r.Done, "comment"):
+		s.after("comment")
+	case len(r.Done) > 0 && strings.HasPrefix(r.Done[0], "attach"):
+		s.after("attach")
+	}
+	return n, nil
+}
+
+type sentDesk struct {
+	delivery.JSM
+	after func(string)
+}
+
+func (d sentDesk) CreateRequest(ctx context.Context, r delivery.Request) (delivery.Ticket, error) {
+	t, err := d.JSM.CreateRequest(ctx, r)
+	d.after("create-sent")
+	return t, err
+}
+
+func (d sentDesk) AttachTemporary(ctx context.Context, key string, ids []string, public bool) error {
+	err := d.JSM.AttachTemporary(ctx, key, ids, public)
+	if public {
+		d.after("attach-sent")
+	} else {
+		d.after("bundle-sent")
+	}
+	return err
+}
+
+func (d sentDesk) AddComment(ctx context.Context, key, body string, public bool) (string, error) {
+	id, err := d.JSM.AddComment(ctx, key, body, public)
+	d.after("comment-sent")
+	return id, err
 }

@@ -5,13 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/supportbridge/supportbridge/internal/jsm"
 	"github.com/supportbridge/supportbridge/internal/report"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
@@ -27,8 +27,8 @@ const (
 // attempt runs every step not finished yet, in order, recording each before the next.
 func (w *Worker) attempt(ctx context.Context, d *report.Delivery) error {
 	p := &d.Progress
-	if p.AccountID == "" {
-		if err := w.timed("customer", func() error { return w.resolveCustomer(ctx, d) }); err != nil {
+	if p.AccountID == "" && p.EmailSource == "" {
+		if err := w.timed("customer", func() error { return w.resolveReporter(ctx, d) }); err != nil {
 			return err
 		}
 	}
@@ -55,6 +55,7 @@ func (w *Worker) attempt(ctx context.Context, d *report.Delivery) error {
 			return err
 		}
 		t = &tt
+		w.fillReporter(ctx, d)
 	}
 	if !p.Done[stepBundle] {
 		if err := w.timed("bundle", func() error { return w.attachBundle(ctx, d, *t) }); err != nil {
@@ -79,7 +80,7 @@ func (w *Worker) timed(step string, f func() error) error {
 }
 
 // record writes r and mirrors it in d, so the attempt goes on from what is durable.
-func (w *Worker) record(ctx context.Context, d *report.Delivery, r report.StepRecord, step string) error {
+func (w *Worker) record(ctx context.Context, d *report.Delivery, r report.StepRecord) error {
 	tries, err := w.store.Record(ctx, d.Job, d.Fence, r)
 	if err != nil {
 		return err
@@ -87,6 +88,9 @@ func (w *Worker) record(ctx context.Context, d *report.Delivery, r report.StepRe
 	p := &d.Progress
 	if r.AccountID != "" {
 		p.AccountID = r.AccountID
+	}
+	if r.EmailSource != "" {
+		p.EmailSource = r.EmailSource
 	}
 	if r.TicketKey != "" {
 		p.TicketKey, p.TicketURL = r.TicketKey, r.TicketURL
@@ -106,23 +110,13 @@ func (w *Worker) record(ctx context.Context, d *report.Delivery, r report.StepRe
 	}
 	// The store's count: only a step the report did not have yet is progress.
 	d.Tries = tries
-	if step != "" {
-		w.hook(step)
-	}
 	return nil
-}
-
-// hook lets tests stop the worker at a chosen point; it is nil in production.
-func (w *Worker) hook(step string) {
-	if w.afterStep != nil {
-		w.afterStep(step)
-	}
 }
 
 // settle clears a pending mark after a call that certainly did not take effect. Failing
 // to clear it is harmless (the next attempt looks before writing), so its error is dropped.
 func (w *Worker) settle(ctx context.Context, d *report.Delivery, step string) {
-	_ = w.record(ctx, d, report.StepRecord{Settled: []string{step}}, "")
+	_ = w.record(ctx, d, report.StepRecord{Settled: []string{step}})
 }
 
 // tenant looks the report's installation up only when a step needs it (bundle and
@@ -140,28 +134,92 @@ func (w *Worker) tenant(ctx context.Context, key string) (tenant.Tenant, error) 
 	return t, nil
 }
 
-// resolveCustomer finds the JSM account the request is raised on behalf of: from the
-// cache, else from JSM (which creates the customer and adds it to the desk if needed).
-func (w *Worker) resolveCustomer(ctx context.Context, d *report.Delivery) error {
-	email := d.Report.Email
-	if email == "" {
-		return &permanentError{reason: "report has no email to raise the request on behalf of"}
+// siteTries bounds the attempts that wait for an unreachable site: after them the request
+// is raised by the service account rather than not at all.
+const siteTries = 3
+
+// resolveReporter decides whom the request is raised on behalf of. Only the email the
+// reporter's own site gives for their accountId is trusted; the address typed into the
+// report is a hint that never becomes raiseOnBehalfOf. With no confirmed email the request
+// is raised by the service account and nobody is notified at the hint.
+func (w *Worker) resolveReporter(ctx context.Context, d *report.Delivery) error {
+	email, err := w.reporterEmail(ctx, d)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNoVerifiedEmail) || d.Attempts >= siteTries:
+		w.log.Info("reporter_email_unverified", "report_id", d.ReportID, "attempts", d.Attempts, "error", err)
+		return w.record(ctx, d, report.StepRecord{EmailSource: report.EmailUnverified})
+	default:
+		return err // the site did not answer; the next attempt asks again
 	}
-	id, ok, err := w.store.CachedCustomer(ctx, d.TenantKey, email)
+	id, err := w.customerOf(ctx, d, email, false)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		id, err = w.jsm.ResolveCustomer(ctx, email, "")
-		w.noteJSM("resolve customer", err)
-		if err != nil {
-			return err
-		}
-		if err := w.store.CacheCustomer(ctx, d.TenantKey, email, id); err != nil {
-			w.log.Warn("customer not cached", "report_id", d.ReportID, "error", err)
+	d.Report.Email = email
+	return w.record(ctx, d, report.StepRecord{AccountID: id, EmailSource: report.EmailFromSite})
+}
+
+// reporterEmail asks the reporter's site for their email, through a day's cache.
+func (w *Worker) reporterEmail(ctx context.Context, d *report.Delivery) (string, error) {
+	if email, ok, err := w.store.CachedReporterEmail(ctx, d.TenantKey, d.Report.AccountID); err != nil || ok {
+		return email, err
+	}
+	if w.sites == nil || d.Report.AccountID == "" {
+		return "", ErrNoVerifiedEmail
+	}
+	t, err := w.tenant(ctx, d.TenantKey)
+	if err != nil {
+		return "", err
+	}
+	if !t.Installed {
+		return "", fmt.Errorf("%w: the app is no longer installed on the site", ErrNoVerifiedEmail)
+	}
+	tok, api, err := w.store.SiteToken(ctx, d.TenantKey, d.ReportID)
+	if err != nil {
+		return "", err
+	}
+	email, err := w.sites.VerifiedEmail(ctx, Reporter{Tenant: t, AccountID: d.Report.AccountID, SiteToken: tok, SiteAPI: api})
+	if err != nil {
+		return "", err
+	}
+	if err := w.store.CacheReporterEmail(ctx, d.TenantKey, d.Report.AccountID, email); err != nil {
+		w.log.Warn("reporter_email_not_cached", "report_id", d.ReportID, "error", err)
+	}
+	return email, nil
+}
+
+// fillReporter puts what the worker found out about the reporter into the report before
+// it is rendered into the bundle and the internal comment. A resumed delivery asks the
+// cache (or the site) for the confirmed email again rather than storing it with the report.
+func (w *Worker) fillReporter(ctx context.Context, d *report.Delivery) {
+	d.Report.EmailSource = d.Progress.EmailSource
+	if d.Progress.EmailSource != report.EmailFromSite || d.Report.Email != "" {
+		return
+	}
+	if email, err := w.reporterEmail(ctx, d); err == nil {
+		d.Report.Email = email
+	}
+}
+
+// customerOf finds the JSM account of email: from the cache, else from JSM (which creates
+// the customer and adds it to the desk if needed). fresh bypasses the cache.
+func (w *Worker) customerOf(ctx context.Context, d *report.Delivery, email string, fresh bool) (string, error) {
+	if !fresh {
+		id, ok, err := w.store.CachedCustomer(ctx, d.TenantKey, email)
+		if err != nil || ok {
+			return id, err
 		}
 	}
-	return w.record(ctx, d, report.StepRecord{AccountID: id}, "customer")
+	id, err := w.jsm.ResolveCustomer(ctx, email)
+	w.noteJSM("resolve customer", err)
+	if err != nil {
+		return "", err
+	}
+	if err := w.store.CacheCustomer(ctx, d.TenantKey, email, id); err != nil {
+		w.log.Warn("customer_not_cached", "report_id", d.ReportID, "error", err)
+	}
+	return id, nil
 }
 
 // createRequest raises the request, unless an earlier create whose outcome is unknown
@@ -174,7 +232,7 @@ func (w *Worker) createRequest(ctx context.Context, d *report.Delivery) error {
 			return err
 		}
 		if found {
-			return w.record(ctx, d, report.StepRecord{TicketKey: t.Key, TicketURL: t.WebURL, Settled: []string{stepCreate}}, "create")
+			return w.record(ctx, d, report.StepRecord{TicketKey: t.Key, TicketURL: t.WebURL, Settled: []string{stepCreate}})
 		}
 		// Searched for the whole patience without finding it: it was not created.
 	}
@@ -184,14 +242,14 @@ func (w *Worker) createRequest(ctx context.Context, d *report.Delivery) error {
 		desc = withTail(desc, "\n\nsupportbridge reference: "+marker)
 	}
 	t, err := w.create(ctx, d, desc)
-	var je *jsm.Error
-	if errors.As(err, &je) && je.Status == http.StatusBadRequest && je.Subject != jsm.SubjectConfig {
+	var je *Failure
+	if errors.As(err, &je) && je.Status == http.StatusBadRequest && je.Refused != RefusedConfig && d.Progress.AccountID != "" {
 		// Refused for this report's data, not for the desk's configuration. The likely
 		// cause that a retry can fix is the customer: cached, or recorded by an earlier
 		// attempt, before the account was deleted or merged. Look it up afresh and create
 		// once more; a second refusal fails this report, and only it.
-		w.log.Info("create refused for report data, refreshing customer",
-			"report_id", d.ReportID, "subject", je.Subject.String())
+		w.log.Info("create_refused_refreshing_customer",
+			"report_id", d.ReportID, "subject", je.Refused.String())
 		if err := w.refreshCustomer(ctx, d); err != nil {
 			return err
 		}
@@ -200,35 +258,34 @@ func (w *Worker) createRequest(ctx context.Context, d *report.Delivery) error {
 	if err != nil {
 		return err
 	}
-	return w.record(ctx, d, report.StepRecord{TicketKey: t.Key, TicketURL: t.WebURL, Settled: []string{stepCreate}}, "create")
+	return w.record(ctx, d, report.StepRecord{TicketKey: t.Key, TicketURL: t.WebURL, Settled: []string{stepCreate}})
 }
 
 // create sends one create, marked pending first. An ambiguous outcome is resolved by
 // searching for the marker; a definite failure clears the mark and is returned.
-func (w *Worker) create(ctx context.Context, d *report.Delivery, desc string) (jsm.Ticket, error) {
+func (w *Worker) create(ctx context.Context, d *report.Delivery, desc string) (Ticket, error) {
 	marker := d.Report.Marker
-	if err := w.record(ctx, d, report.StepRecord{Pending: []string{stepCreate}}, ""); err != nil {
-		return jsm.Ticket{}, err
+	if err := w.record(ctx, d, report.StepRecord{Pending: []string{stepCreate}}); err != nil {
+		return Ticket{}, err
 	}
 	sent := w.now()
-	t, err := w.jsm.CreateRequest(ctx, jsm.NewRequest{
+	t, err := w.jsm.CreateRequest(ctx, Request{
 		Summary: d.Report.Summary, Description: desc, RaiseOnBehalfOf: d.Progress.AccountID,
 	})
 	w.noteJSM("create request", err)
-	w.hook("create-sent")
-	if kindOf(err) == jsm.Ambiguous {
+	if kindOf(err) == Ambiguous {
 		var found bool
 		var serr error
 		t, found, serr = w.search(ctx, marker, sent)
 		if serr != nil {
-			return jsm.Ticket{}, serr
+			return Ticket{}, serr
 		}
 		if !found {
-			return jsm.Ticket{}, err // the pending mark stays: the next attempt looks once more, then creates
+			return Ticket{}, err // the pending mark stays: the next attempt looks once more, then creates
 		}
 	} else if err != nil {
 		w.settle(ctx, d, stepCreate)
-		return jsm.Ticket{}, err
+		return Ticket{}, err
 	}
 	return t, nil
 }
@@ -236,25 +293,24 @@ func (w *Worker) create(ctx context.Context, d *report.Delivery, desc string) (j
 // refreshCustomer replaces the report's customer by a fresh lookup in JSM, bypassing and
 // then correcting the cache, after JSM refused a request raised on behalf of the old one.
 func (w *Worker) refreshCustomer(ctx context.Context, d *report.Delivery) error {
-	email := d.Report.Email
-	if err := w.store.ForgetCustomer(ctx, d.TenantKey, email, d.Progress.AccountID); err != nil {
-		return err
-	}
-	id, err := w.jsm.ResolveCustomer(ctx, email, "")
-	w.noteJSM("resolve customer", err)
+	email, err := w.reporterEmail(ctx, d)
 	if err != nil {
 		return err
 	}
-	if err := w.store.CacheCustomer(ctx, d.TenantKey, email, id); err != nil {
-		w.log.Warn("customer not cached", "report_id", d.ReportID, "error", err)
+	if err := w.store.ForgetCustomer(ctx, d.TenantKey, email, d.Progress.AccountID); err != nil {
+		return err
 	}
-	return w.record(ctx, d, report.StepRecord{AccountID: id}, "customer")
+	id, err := w.customerOf(ctx, d, email, true)
+	if err != nil {
+		return err
+	}
+	return w.record(ctx, d, report.StepRecord{AccountID: id, EmailSource: report.EmailFromSite})
 }
 
 // search looks for marker until SearchPatience after sent has passed. It reports found
 // only on a hit and not-found only on a clean miss after the patience; when the searches
 // themselves keep failing it returns their error, and nobody may write again yet.
-func (w *Worker) search(ctx context.Context, marker string, sent time.Time) (jsm.Ticket, bool, error) {
+func (w *Worker) search(ctx context.Context, marker string, sent time.Time) (Ticket, bool, error) {
 	deadline := sent.Add(w.patience)
 	interval := time.Second
 	var lastErr error
@@ -265,9 +321,9 @@ func (w *Worker) search(ctx context.Context, marker string, sent time.Time) (jsm
 		case err == nil && found:
 			return t, true, nil
 		case err == nil && !w.now().Before(deadline):
-			return jsm.Ticket{}, false, nil
-		case err != nil && (kindOf(err) == jsm.Permanent || ctx.Err() != nil):
-			return jsm.Ticket{}, false, err
+			return Ticket{}, false, nil
+		case err != nil && (kindOf(err) == Permanent || ctx.Err() != nil):
+			return Ticket{}, false, err
 		case err != nil:
 			lastErr = err
 		default:
@@ -275,16 +331,16 @@ func (w *Worker) search(ctx context.Context, marker string, sent time.Time) (jsm
 		}
 		if i+1 >= maxSearches {
 			if lastErr == nil {
-				lastErr = &jsm.Error{Op: "find by marker", Kind: jsm.Transient}
+				lastErr = &Failure{Op: "find by marker", Kind: Transient}
 			}
-			return jsm.Ticket{}, false, lastErr
+			return Ticket{}, false, lastErr
 		}
 		wait := max(interval, retryAfterOf(err))
 		if err == nil {
 			wait = min(wait, max(deadline.Sub(w.now()), 0))
 		}
 		if err := w.sleep(ctx, wait); err != nil {
-			return jsm.Ticket{}, false, err
+			return Ticket{}, false, err
 		}
 		interval = min(interval*2, 10*time.Second)
 	}
@@ -314,7 +370,7 @@ func (w *Worker) attachFiles(ctx context.Context, d *report.Delivery, files []re
 		uploaded = uploaded || fresh
 		marked = fresh && then != nil
 	}
-	return w.attach(ctx, d, stepAttach, ids, true, uploaded, marked, done, "attach")
+	return w.attach(ctx, d, stepAttach, ids, true, uploaded, marked, done)
 }
 
 // attachBundle puts the support bundle on the request, for agents only.
@@ -329,7 +385,7 @@ func (w *Worker) attachBundle(ctx context.Context, d *report.Delivery, t tenant.
 	if err != nil {
 		return err
 	}
-	return w.attach(ctx, d, stepBundle, []string{id}, false, fresh, fresh, []string{stepBundle}, "bundle")
+	return w.attach(ctx, d, stepBundle, []string{id}, false, fresh, fresh, []string{stepBundle})
 }
 
 // upload returns a temporary file id for a file: the recorded one while it is still
@@ -351,7 +407,7 @@ func (w *Worker) upload(ctx context.Context, d *report.Delivery, fileID, name st
 	if err != nil {
 		return "", false, err
 	}
-	err = w.record(ctx, d, report.StepRecord{Uploads: map[string]report.Upload{fileID: {TempID: id, At: at}}, Pending: then}, "upload")
+	err = w.record(ctx, d, report.StepRecord{Uploads: map[string]report.Upload{fileID: {TempID: id, At: at}}, Pending: then})
 	return id, true, err
 }
 
@@ -359,29 +415,28 @@ func (w *Worker) upload(ctx context.Context, d *report.Delivery, fileID, name st
 // files had an unknown outcome, JSM's answer tells what happened: temporary files are
 // single use, so a 400 to files that were fresh and not re-uploaded means the earlier call
 // attached them.
-func (w *Worker) attach(ctx context.Context, d *report.Delivery, step string, tempIDs []string, public, reuploaded, marked bool, done []string, hookStep string) error {
+func (w *Worker) attach(ctx context.Context, d *report.Delivery, step string, tempIDs []string, public, reuploaded, marked bool, done []string) error {
 	_, uncertain := d.Progress.Pending[step]
 	if marked {
 		// The upload just before set the mark; files uploaded now were never attached.
 		uncertain = false
-	} else if err := w.record(ctx, d, report.StepRecord{Pending: []string{step}}, ""); err != nil {
+	} else if err := w.record(ctx, d, report.StepRecord{Pending: []string{step}}); err != nil {
 		return err
 	}
 	err := w.jsm.AttachTemporary(ctx, d.Progress.TicketKey, tempIDs, public)
-	w.hook(step + "-sent")
-	var je *jsm.Error
+	var je *Failure
 	switch {
 	case err == nil:
 	case uncertain && !reuploaded && errors.As(err, &je) && je.Status == http.StatusBadRequest:
-		w.log.Info("attachment found attached by an earlier attempt", "report_id", d.ReportID, "step", step)
-	case kindOf(err) == jsm.Ambiguous:
+		w.log.Info("attachment_already_attached", "report_id", d.ReportID, "step", step)
+	case kindOf(err) == Ambiguous:
 		return err
 	default:
 		w.noteJSM("attach temporary files", err)
 		w.settle(ctx, d, step)
 		return err
 	}
-	return w.record(ctx, d, report.StepRecord{Done: done, Settled: []string{step}}, hookStep)
+	return w.record(ctx, d, report.StepRecord{Done: done, Settled: []string{step}})
 }
 
 // addComment adds the internal comment with account and operation data. The comment
@@ -395,18 +450,17 @@ func (w *Worker) addComment(ctx context.Context, d *report.Delivery, t tenant.Te
 			return err
 		}
 		if found {
-			return w.record(ctx, d, report.StepRecord{Done: []string{stepComment}, Settled: []string{stepComment}}, "comment")
+			return w.record(ctx, d, report.StepRecord{Done: []string{stepComment}, Settled: []string{stepComment}})
 		}
 	}
 	body := withTail(w.render.InternalComment(d.Report, t), "\n\nsupportbridge reference: "+marker)
-	if err := w.record(ctx, d, report.StepRecord{Pending: []string{stepComment}}, ""); err != nil {
+	if err := w.record(ctx, d, report.StepRecord{Pending: []string{stepComment}}); err != nil {
 		return err
 	}
 	sent := w.now()
 	_, err := w.jsm.AddComment(ctx, key, body, false)
 	w.noteJSM("add comment", err)
-	w.hook("comment-sent")
-	if kindOf(err) == jsm.Ambiguous {
+	if kindOf(err) == Ambiguous {
 		found, serr := w.searchComment(ctx, marker, key, sent)
 		if serr != nil {
 			return serr
@@ -418,7 +472,7 @@ func (w *Worker) addComment(ctx context.Context, d *report.Delivery, t tenant.Te
 		w.settle(ctx, d, stepComment)
 		return err
 	}
-	return w.record(ctx, d, report.StepRecord{Done: []string{stepComment}, Settled: []string{stepComment}}, "comment")
+	return w.record(ctx, d, report.StepRecord{Done: []string{stepComment}, Settled: []string{stepComment}})
 }
 
 // searchComment reports whether the comment carrying marker is on the request key; a hit

@@ -28,8 +28,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/supportbridge/supportbridge/internal/jsm"
 	"github.com/supportbridge/supportbridge/internal/report"
+	"github.com/supportbridge/supportbridge/internal/secret"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
 
@@ -52,20 +52,17 @@ type Store interface {
 	Delivered(ctx context.Context, job report.Job, fence int64) error
 	Failed(ctx context.Context, job report.Job, fence int64, reason string) error
 
+	// CachedReporterEmail and CacheReporterEmail keep what a site said about an account's
+	// email for a day, so a busy tenant's site is asked once per reporter and day.
+	CachedReporterEmail(ctx context.Context, tenantKey, accountID string) (string, bool, error)
+	// SiteToken is the Forge app system token kept with a report, if any.
+	SiteToken(ctx context.Context, tenantKey, reportID string) (secret.Secret, string, error)
+	CacheReporterEmail(ctx context.Context, tenantKey, accountID, email string) error
+
 	CachedCustomer(ctx context.Context, tenantKey, email string) (string, bool, error)
 	CacheCustomer(ctx context.Context, tenantKey, email, accountID string) error
 	// ForgetCustomer drops the cached accountId of email if it is still accountID.
 	ForgetCustomer(ctx context.Context, tenantKey, email, accountID string) error
-}
-
-// JSM is the part of *jsm.Client the worker calls.
-type JSM interface {
-	ResolveCustomer(ctx context.Context, email, displayName string) (string, error)
-	CreateRequest(ctx context.Context, r jsm.NewRequest) (jsm.Ticket, error)
-	FindByMarker(ctx context.Context, marker string) (jsm.Ticket, bool, error)
-	UploadTemporary(ctx context.Context, filename string, content []byte) (string, error)
-	AttachTemporary(ctx context.Context, issueKey string, tempIDs []string, public bool) error
-	AddComment(ctx context.Context, issueKey, body string, public bool) (string, error)
 }
 
 // Tenants finds the installation a report came from, for the bundle and the comment.
@@ -88,6 +85,9 @@ type Options struct {
 	JSM     JSM
 	Tenants Tenants
 	Render  Renderer
+	// Sites asks reporters' sites for their email; nil confirms none, so every request is
+	// raised by the service account.
+	Sites Sites
 	// Concurrency is how many reports are delivered at once; default 8.
 	Concurrency int
 	// MaxAttempts bounds the attempts of a report without progress: an attempt that finishes
@@ -127,6 +127,7 @@ const (
 type Worker struct {
 	store       Store
 	jsm         JSM
+	sites       Sites
 	tenants     Tenants
 	render      Renderer
 	concurrency int
@@ -144,11 +145,6 @@ type Worker struct {
 	mu      sync.Mutex
 	cfgErr  error // the last configuration error JSM answered, and when
 	cfgAt   time.Time
-
-	// afterStep, set by tests only, runs after each step is recorded, and after each
-	// write-once call returns ("create-sent", "attach-sent", "bundle-sent", "comment-sent")
-	// before its outcome is recorded: the points where a crash is interesting.
-	afterStep func(step string)
 }
 
 // NewWorker returns a worker; it panics when a required dependency is missing, which is a
@@ -192,7 +188,7 @@ func NewWorker(opts Options) *Worker {
 		opts.Sleep = sleep
 	}
 	return &Worker{
-		store: opts.Store, jsm: opts.JSM, tenants: opts.Tenants, render: opts.Render,
+		store: opts.Store, jsm: opts.JSM, sites: opts.Sites, tenants: opts.Tenants, render: opts.Render,
 		concurrency: opts.Concurrency, maxAttempts: opts.MaxAttempts, patience: opts.SearchPatience,
 		claimIdle: opts.ClaimIdle, tempTTL: opts.TempFileTTL, consumer: opts.Consumer,
 		log: opts.Logger, now: opts.Now, sleep: opts.Sleep, m: newMetrics(opts.Registerer),
@@ -232,13 +228,13 @@ func (w *Worker) Healthy() error {
 
 // noteJSM remembers configuration errors for Healthy; a successful create clears them.
 func (w *Worker) noteJSM(op string, err error) {
-	var je *jsm.Error
+	var je *Failure
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
 	case err == nil && op == "create request":
 		w.cfgErr = nil
-	case errors.As(err, &je) && je.Kind == jsm.Permanent && configStatus(je):
+	case errors.As(err, &je) && je.Kind == Permanent && configStatus(je):
 		w.cfgErr = fmt.Errorf("JSM configuration is wrong: %s answered %d", je.Op, je.Status)
 		w.cfgAt = w.now()
 	}
@@ -248,12 +244,12 @@ func (w *Worker) noteJSM(op string, err error) {
 // desk, request type, project) from those about one report's data. A create's 400 counts
 // only when its error names the desk or the request type; a marker search's query holds
 // nothing of the report but a checked marker, so its 400 is about the project.
-func configStatus(e *jsm.Error) bool {
+func configStatus(e *Failure) bool {
 	switch e.Status {
 	case 401, 403, 404:
 		return true
 	case 400:
-		return (e.Op == "create request" && e.Subject == jsm.SubjectConfig) || e.Op == "find by marker"
+		return (e.Op == "create request" && e.Refused == RefusedConfig) || e.Op == "find by marker"
 	}
 	return false
 }
@@ -267,7 +263,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		w.log.Warn("delivery queue unavailable", "error", err)
+		w.log.Warn("delivery_queue_unavailable", "error", err)
 		if sleep(ctx, time.Second) != nil {
 			return nil
 		}
@@ -338,7 +334,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		}
 		failures++
-		w.log.Warn("delivery queue read failed", "error", err)
+		w.log.Warn("delivery_queue_read_failed", "error", err)
 		if sleep(ctx, backoff(failures, 0)) != nil {
 			return nil
 		}
@@ -349,9 +345,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // worker does it, so no extra process is needed; the store makes racing sweeps harmless.
 func (w *Worker) recoverEnqueues(ctx context.Context, olderThan time.Duration) {
 	if n, err := w.store.Recover(ctx, olderThan); err != nil {
-		w.log.Warn("report recovery failed", "error", err)
+		w.log.Warn("report_recovery_failed", "error", err)
 	} else if n > 0 {
-		w.log.Info("reports recovered", "count", n)
+		w.log.Info("reports_recovered", "count", n)
 	}
 }
 
@@ -363,7 +359,7 @@ func (w *Worker) handle(ctx context.Context, job report.Job) {
 		return
 	}
 	if err != nil {
-		w.log.Warn("delivery not started", "report_id", job.ReportID, "error", err)
+		w.log.Warn("delivery_not_started", "report_id", job.ReportID, "error", err)
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -404,12 +400,12 @@ func (w *Worker) deliver(ctx context.Context, d *report.Delivery) {
 		if err == nil {
 			if err := w.store.Delivered(ctx, d.Job, d.Fence); err != nil && !errors.Is(err, report.ErrSettled) {
 				w.m.attempts.WithLabelValues("interrupted").Inc()
-				log.Warn("delivered report not settled", "error", err)
+				log.Warn("delivered_report_not_settled", "error", err)
 				return
 			}
 			w.m.attempts.WithLabelValues("delivered").Inc()
 			w.m.delivered.Inc()
-			log.Info("report delivered", "ticket_key", d.Progress.TicketKey, "attempts", d.Attempts)
+			log.Info("report_delivered", "ticket_key", d.Progress.TicketKey, "attempts", d.Attempts)
 			return
 		}
 		if ctx.Err() != nil || errors.Is(err, report.ErrSuperseded) {
@@ -418,7 +414,7 @@ func (w *Worker) deliver(ctx context.Context, d *report.Delivery) {
 		}
 		kind := kindOf(err)
 		w.m.attempts.WithLabelValues(kind.String()).Inc()
-		if kind == jsm.Permanent {
+		if kind == Permanent {
 			w.fail(ctx, d, log, "permanent", reasonOf(err))
 			return
 		}
@@ -426,7 +422,7 @@ func (w *Worker) deliver(ctx context.Context, d *report.Delivery) {
 			w.fail(ctx, d, log, "exhausted", fmt.Sprintf("gave up after %d attempts: %s", d.Tries, reasonOf(err)))
 			return
 		}
-		log.Info("delivery attempt failed", "tries", d.Tries, "error", err)
+		log.Info("delivery_attempt_failed", "tries", d.Tries, "error", err)
 		if w.sleep(ctx, backoff(d.Tries, retryAfterOf(err))) != nil {
 			return
 		}
@@ -442,11 +438,11 @@ func (w *Worker) deliver(ctx context.Context, d *report.Delivery) {
 
 func (w *Worker) fail(ctx context.Context, d *report.Delivery, log *slog.Logger, why, reason string) {
 	if err := w.store.Failed(ctx, d.Job, d.Fence, reason); err != nil {
-		log.Warn("failed report not settled", "error", err)
+		log.Warn("failed_report_not_settled", "error", err)
 		return
 	}
 	w.m.failed.WithLabelValues(why).Inc()
-	log.Warn("report failed", "reason", reason, "attempts", d.Attempts)
+	log.Warn("report_failed", "reason", reason, "attempts", d.Attempts)
 }
 
 // backoff is exponential with equal jitter, so workers that failed together do not return
@@ -482,20 +478,20 @@ func (e *permanentError) Unwrap() error { return e.err }
 
 // kindOf classifies any error of an attempt: JSM errors by their Kind, ours by type, and
 // everything else (Redis) as transient.
-func kindOf(err error) jsm.Kind {
+func kindOf(err error) Kind {
 	var pe *permanentError
 	if errors.As(err, &pe) {
-		return jsm.Permanent
+		return Permanent
 	}
-	var je *jsm.Error
+	var je *Failure
 	if errors.As(err, &je) {
 		return je.Kind
 	}
-	return jsm.Transient
+	return Transient
 }
 
 func retryAfterOf(err error) time.Duration {
-	var je *jsm.Error
+	var je *Failure
 	if errors.As(err, &je) {
 		return je.RetryAfter
 	}
@@ -509,7 +505,7 @@ func reasonOf(err error) string {
 	if errors.As(err, &pe) {
 		return pe.reason
 	}
-	var je *jsm.Error
+	var je *Failure
 	if errors.As(err, &je) {
 		return je.Error()
 	}

@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -174,13 +176,14 @@ func TestWorkerKilledMidwayIsResumedWithoutDuplicates(t *testing.T) {
 			sub := submission("dana@customer.example", "", twoFiles)
 			id := e.enqueue(t, sub)
 
-			first := delivery.NewWorker(e.options(prometheus.NewRegistry()))
 			ctx, kill := context.WithCancel(context.Background())
-			delivery.SetAfterStep(first, func(s string) {
+			opts := e.options(prometheus.NewRegistry())
+			opts.Store, opts.JSM = crashPoints(opts.Store, opts.JSM, func(s string) {
 				if s == step {
 					kill()
 				}
 			})
+			first := delivery.NewWorker(opts)
 			done := make(chan error, 1)
 			go func() { done <- first.Run(ctx) }()
 			select {
@@ -194,7 +197,7 @@ func TestWorkerKilledMidwayIsResumedWithoutDuplicates(t *testing.T) {
 
 			searches := e.calls(http.MethodGet, "/rest/api/3/search/jql")
 			logs := &lockedBuffer{}
-			opts := e.options(prometheus.NewRegistry())
+			opts = e.options(prometheus.NewRegistry())
 			opts.ClaimIdle = 50 * time.Millisecond
 			opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 			start(t, delivery.NewWorker(opts))
@@ -207,7 +210,7 @@ func TestWorkerKilledMidwayIsResumedWithoutDuplicates(t *testing.T) {
 					t.Error("the second worker did not search for the marker")
 				}
 			case "attach-sent", "bundle-sent":
-				if !strings.Contains(logs.String(), "attachment found attached by an earlier attempt") {
+				if !strings.Contains(logs.String(), "attachment_already_attached") {
 					t.Errorf("the second worker did not recognise the earlier attach; logs:\n%s", logs)
 				}
 			}
@@ -232,14 +235,19 @@ func TestIdempotentRepeatMakesOneRequest(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	sub := submission("dana@customer.example", "idem-1", nil)
 	id := e.enqueue(t, sub)
-	again, replayed, err := e.store.Enqueue(context.Background(), sub, report.Limits{})
+	repeat := func() report.Submission { // a new request with the same key: intake mints a new id
+		r := sub
+		r.Report.ID = report.NewID()
+		return r
+	}
+	again, replayed, err := e.store.Enqueue(context.Background(), repeat(), report.Limits{})
 	if err != nil || !replayed || again != id {
 		t.Fatalf("repeat = %q, %v, %v", again, replayed, err)
 	}
 	start(t, delivery.NewWorker(e.options(prometheus.NewRegistry())))
 	e.checkDelivered(t, id, sub)
 	// After delivery the key still answers with the same report.
-	again, replayed, err = e.store.Enqueue(context.Background(), sub, report.Limits{})
+	again, replayed, err = e.store.Enqueue(context.Background(), repeat(), report.Limits{})
 	if err != nil || !replayed || again != id {
 		t.Errorf("repeat after delivery = %q, %v, %v", again, replayed, err)
 	}
@@ -291,7 +299,7 @@ func TestWrongRequestTypeFailsFastAndCanBeRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := e.options(prometheus.NewRegistry())
-	opts.JSM = fixed
+	opts.JSM = jsm.ForDelivery(fixed)
 	w2 := delivery.NewWorker(opts)
 	start(t, w2)
 	if err := e.store.Retry(context.Background(), testTenant, id); err != nil {
@@ -322,7 +330,7 @@ func TestStaleCachedCustomerIsLookedUpAgain(t *testing.T) {
 	sub := submission("dana@customer.example", "", nil)
 	ctx := context.Background()
 	const stale = "557058:0000-account-deleted-since"
-	if err := e.store.CacheCustomer(ctx, testTenant, sub.Report.Email, stale); err != nil {
+	if err := e.store.CacheCustomer(ctx, testTenant, emailOf(sub), stale); err != nil {
 		t.Fatal(err)
 	}
 	start(t, w)
@@ -331,7 +339,7 @@ func TestStaleCachedCustomerIsLookedUpAgain(t *testing.T) {
 	if req.ReporterAccountID == stale {
 		t.Errorf("raised on behalf of the stale account")
 	}
-	if got, ok, err := e.store.CachedCustomer(ctx, testTenant, sub.Report.Email); err != nil || !ok || got != req.ReporterAccountID {
+	if got, ok, err := e.store.CachedCustomer(ctx, testTenant, emailOf(sub)); err != nil || !ok || got != req.ReporterAccountID {
 		t.Errorf("cache = %q, %v, %v; want the fresh account %q", got, ok, err, req.ReporterAccountID)
 	}
 	if got := e.calls(http.MethodPost, createPath); got != 2 {
@@ -510,5 +518,123 @@ func TestWorkersShareTheQueueWithoutDuplicates(t *testing.T) {
 		if n := metric(t, reg, "supportbridge_delivery_attempts_total", map[string]string{"outcome": "interrupted"}); n != 0 {
 			t.Errorf("worker %d: %v deliveries taken over by the other worker", i, n)
 		}
+	}
+}
+
+// A reporter whose site confirms no email gets a request raised by the service account; the
+// typed hint is never made a customer, so JSM notifies nobody at it.
+func TestReporterWithoutAConfirmedEmailIsRaisedByTheServiceAccount(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	sub := submission("victim@other.example", "", nil)
+	sub.Report.AccountID = unverifiedPrefix + "acc-7" // the site gives no email for it
+	id := e.enqueue(t, sub)
+	start(t, delivery.NewWorker(e.options(prometheus.NewRegistry())))
+	st := e.waitFor(t, id, report.StateDelivered)
+	if st.EmailSource != report.EmailUnverified {
+		t.Errorf("status emailSource %q, want unverified", st.EmailSource)
+	}
+	reqs := e.sb.Requests()
+	if len(reqs) != 1 || reqs[0].ReporterAccountID != e.sb.ServiceAccountID() {
+		t.Fatalf("requests %+v, want one raised by the service account", reqs)
+	}
+	for _, c := range e.sb.Customers() {
+		if c.Email == "victim@other.example" {
+			t.Errorf("the typed hint became a customer")
+		}
+	}
+}
+
+// A site that does not answer holds the report for a few attempts, then the request is
+// raised by the service account rather than not at all.
+func TestUnreachableSiteFallsBackToTheServiceAccount(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	sub := submission("dana@customer.example", "", nil)
+	id := e.enqueue(t, sub)
+	opts := e.options(prometheus.NewRegistry())
+	var asked atomic.Int64
+	opts.Sites = downSite{asked: &asked}
+	start(t, delivery.NewWorker(opts))
+	st := e.waitFor(t, id, report.StateDelivered)
+	if st.EmailSource != report.EmailUnverified {
+		t.Errorf("status emailSource %q, want unverified", st.EmailSource)
+	}
+	if n := asked.Load(); n < 2 {
+		t.Errorf("the site was asked %d times, want a retry before giving up", n)
+	}
+	if r := e.sb.Requests(); len(r) != 1 || r[0].ReporterAccountID != e.sb.ServiceAccountID() {
+		t.Errorf("requests %+v", r)
+	}
+}
+
+type downSite struct{ asked *atomic.Int64 }
+
+func (d downSite) VerifiedEmail(context.Context, delivery.Reporter) (string, error) {
+	d.asked.Add(1)
+	return "", errors.New("dial tcp: connection refused")
+}
+
+// The site's answer is cached for the day: a second report of the same person does not ask
+// the site again.
+func TestReporterEmailIsCachedPerAccount(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	opts := e.options(prometheus.NewRegistry())
+	var asked atomic.Int64
+	opts.Sites = siteEmails{asked: &asked}
+	start(t, delivery.NewWorker(opts))
+	for range 2 {
+		sub := submission("dana@customer.example", "", nil)
+		e.checkDelivered(t, e.enqueue(t, sub), sub)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the site was asked %d times for one person, want 1", n)
+	}
+}
+
+// The worker compiles against its own port only: the JSM client and go-jira stay in the
+// adapter.
+func TestDeliveryDoesNotDependOnTheJSMClient(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/supportbridge/supportbridge/internal/delivery").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.Contains(dep, "go-jira") || strings.HasSuffix(dep, "/internal/jsm") {
+			t.Errorf("internal/delivery depends on %s", dep)
+		}
+	}
+}
+
+// askedSite records whom the worker asked about, and with what.
+type askedSite struct {
+	mu   sync.Mutex
+	last delivery.Reporter
+}
+
+func (a *askedSite) VerifiedEmail(_ context.Context, r delivery.Reporter) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.last = r
+	return "forge.user@customer.example", nil
+}
+
+// A Forge report carries the app system token Forge sent with it; the worker asks the site
+// with it, at the installation's API base URL.
+func TestForgeReporterIsAskedAboutWithTheKeptSystemToken(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	sub := submission("forge.user@customer.example", "", nil)
+	sub.Report.AccountID = "forge-acc-1"
+	sub.SiteToken, sub.SiteAPI = secret.New("forge-system-token"), "https://api.atlassian.com/ex/jira/cloud-1"
+	id := e.enqueue(t, sub)
+	opts := e.options(prometheus.NewRegistry())
+	site := &askedSite{}
+	opts.Sites = site
+	start(t, delivery.NewWorker(opts))
+	if st := e.waitFor(t, id, report.StateDelivered); st.EmailSource != report.EmailFromSite {
+		t.Errorf("emailSource %q, want site", st.EmailSource)
+	}
+	site.mu.Lock()
+	defer site.mu.Unlock()
+	if site.last.AccountID != "forge-acc-1" || site.last.SiteToken.Reveal() != "forge-system-token" || site.last.SiteAPI != sub.SiteAPI {
+		t.Errorf("asked about %+v (token %q)", site.last, site.last.SiteToken.Reveal())
 	}
 }

@@ -79,14 +79,3 @@ func validCloudID(s string) bool {
 	}
 	return true
 }
-
-// idKey reduces an id to the part Forge keeps stable across its two spellings: event bodies
-// send bare UUIDs where tokens send ARIs (ari:cloud:ecosystem::installation/<uuid>).
-func idKey(id string) string {
-	if strings.HasPrefix(id, "ari:") {
-		if i := strings.LastIndexByte(id, '/'); i >= 0 {
-			return id[i+1:]
-		}
-	}
-	return id
-}

@@ -37,8 +37,8 @@ var ErrInvalidEvent = errors.New("invalid forge lifecycle event")
 //	 "context": "ari:cloud:jira::site/<cloudId>", "installerAccountId": "...",
 //	 "app": {"id": "<app uuid>", "version": "2.0.0"}, "environment": {"id": "<env uuid>"}}
 //
-// The body is not signed. Store identity from the verified Invocation and use MatchesInvocation
-// to refuse a body that disagrees with it.
+// The body is not signed. Identity comes from the verified Invocation; tenant.Service refuses
+// a body that disagrees with it.
 type LifecycleEvent struct {
 	EventType      string
 	InstallationID string // as sent: a bare UUID, where the FIT has an installation ARI
@@ -134,26 +134,6 @@ func ParseLifecycleEvent(body []byte) (LifecycleEvent, error) {
 		return LifecycleEvent{}, &ValidationError{Fields: r.errs}
 	}
 	return ev, nil
-}
-
-// MatchesInvocation checks that the event body describes the installation, site and app of
-// the verified token it came with. Tokens spell ids as ARIs and bodies as UUIDs, so ids are
-// compared by their last path segment.
-func (e LifecycleEvent) MatchesInvocation(inv Invocation) error {
-	var errs []FieldError
-	if idKey(e.InstallationID) != idKey(inv.InstallationID) {
-		errs = append(errs, FieldError{Path: "id", Message: "does not match the invocation token"})
-	}
-	if e.CloudID != inv.CloudID {
-		errs = append(errs, FieldError{Path: "context", Message: "does not match the invocation token"})
-	}
-	if e.AppID != "" && idKey(e.AppID) != idKey(inv.AppID) {
-		errs = append(errs, FieldError{Path: "app.id", Message: "does not match the invocation token"})
-	}
-	if len(errs) > 0 {
-		return &ValidationError{Fields: errs}
-	}
-	return nil
 }
 
 // fieldReader collects every field problem instead of stopping at the first.

@@ -140,32 +140,3 @@ func TestParseLifecycleEventRejects(t *testing.T) {
 		})
 	}
 }
-
-func TestLifecycleEventMatchesInvocation(t *testing.T) {
-	ev, err := forge.ParseLifecycleEvent([]byte(installedBody))
-	if err != nil {
-		t.Fatalf("ParseLifecycleEvent: %v", err)
-	}
-	inv := forge.Invocation{AppID: forgetest.AppID, InstallationID: forgetest.InstallationID, CloudID: forgetest.CloudID}
-	if err := ev.MatchesInvocation(inv); err != nil {
-		t.Fatalf("MatchesInvocation: %v", err)
-	}
-
-	other := inv
-	other.InstallationID = "ari:cloud:ecosystem::installation/00000000-0000-0000-0000-000000000000"
-	other.CloudID = "11111111-2222-3333-4444-555555555555"
-	other.AppID = "ari:cloud:ecosystem::app/00000000-0000-0000-0000-000000000000"
-	err = ev.MatchesInvocation(other)
-	var ve *forge.ValidationError
-	if !errors.As(err, &ve) {
-		t.Fatalf("MatchesInvocation error = %v, want a *ValidationError", err)
-	}
-	want := []forge.FieldError{
-		{Path: "id", Message: "does not match the invocation token"},
-		{Path: "context", Message: "does not match the invocation token"},
-		{Path: "app.id", Message: "does not match the invocation token"},
-	}
-	if diff := cmp.Diff(want, ve.Fields); diff != "" {
-		t.Errorf("field errors mismatch (-want +got):\n%s", diff)
-	}
-}

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -44,24 +43,6 @@ func (s *Server) agentAuth() gin.HandlerFunc {
 		c.Set(agentKey, a)
 		c.Next()
 	}
-}
-
-// agentProblem maps agentauth's errors. Their Reason is a fixed phrase written to be shown.
-func agentProblem(err error) *Problem {
-	reason := "token rejected"
-	var ae *agentauth.Error
-	if errors.As(err, &ae) && ae.Reason != "" {
-		reason = ae.Reason
-	}
-	switch {
-	case errors.Is(err, agentauth.ErrUnavailable):
-		return unavailable("The agent identity provider cannot be reached to check the token; retry shortly.", 10)
-	case errors.Is(err, agentauth.ErrForbidden):
-		return forbidden("Agent token accepted but not allowed: " + reason + ".")
-	case errors.Is(err, agentauth.ErrUnauthenticated):
-		return unauthorized("Agent token rejected: " + reason + ".")
-	}
-	return nil
 }
 
 // writeAgentProblem is writeProblem with the Bearer challenge RFC 6750 asks of a 401, which

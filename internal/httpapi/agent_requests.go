@@ -54,17 +54,17 @@ func (b accessRequestBody) input() (consent.RequestInput, error) {
 func (s *Server) createAccessRequest(c *gin.Context) {
 	var body accessRequestBody
 	if err := decodeJSON(c.Request.Body, &body); err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	in, err := body.input()
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	req, err := s.consent.Service.RequestAccess(c.Request.Context(), actorOf(agentOf(c)), in)
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	c.Header("Location", s.basePath+"/api/v1/access-requests/"+req.ID)
@@ -85,12 +85,12 @@ func ticketKeyQuery(c *gin.Context) (string, error) {
 func (s *Server) listAccessRequests(c *gin.Context) {
 	key, err := ticketKeyQuery(c)
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	reqs, err := s.consent.Service.ListRequests(c.Request.Context(), key)
 	if err != nil && !errors.Is(err, consent.ErrNotFound) {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	if reqs == nil {
@@ -102,7 +102,7 @@ func (s *Server) listAccessRequests(c *gin.Context) {
 func (s *Server) getAccessRequest(c *gin.Context) {
 	req, err := s.consent.Service.GetRequest(c.Request.Context(), c.Param("id"))
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, req)
@@ -111,7 +111,7 @@ func (s *Server) getAccessRequest(c *gin.Context) {
 // cancelAccessRequest withdraws a pending request; a decided one answers 409.
 func (s *Server) cancelAccessRequest(c *gin.Context) {
 	if err := s.consent.Service.CancelRequest(c.Request.Context(), actorOf(agentOf(c)), c.Param("id")); err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
@@ -120,12 +120,12 @@ func (s *Server) cancelAccessRequest(c *gin.Context) {
 func (s *Server) listGrants(c *gin.Context) {
 	key, err := ticketKeyQuery(c)
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	grants, err := s.consent.Service.ListGrants(c.Request.Context(), key)
 	if err != nil && !errors.Is(err, consent.ErrNotFound) {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	if grants == nil {
@@ -137,7 +137,7 @@ func (s *Server) listGrants(c *gin.Context) {
 // revokeGrant ends a grant. The domain decides who may: the agent who holds it, or an admin.
 func (s *Server) revokeGrant(c *gin.Context) {
 	if err := s.consent.Service.RevokeGrant(c.Request.Context(), actorOf(agentOf(c)), c.Param("id")); err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
@@ -148,7 +148,7 @@ func (s *Server) revokeGrant(c *gin.Context) {
 func (s *Server) ticketEvidence(c *gin.Context) {
 	ev, err := s.consent.Service.Evidence(c.Request.Context(), c.Param("key"))
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, ev)

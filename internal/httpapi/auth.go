@@ -2,16 +2,10 @@ package httpapi
 
 import (
 	"errors"
-	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/supportbridge/supportbridge/internal/connect"
-	"github.com/supportbridge/supportbridge/internal/forge"
-	"github.com/supportbridge/supportbridge/internal/redisstore"
-	"github.com/supportbridge/supportbridge/internal/report"
-	"github.com/supportbridge/supportbridge/internal/tenant"
+	"github.com/supportbridge/supportbridge/internal/secret"
 )
 
 // Principal is who an app-facing request speaks for. It comes only from a verified token.
@@ -19,6 +13,11 @@ type Principal struct {
 	TenantKey string // the tenant's clientKey (Forge-only tenants: cloud id)
 	AccountID string // the Atlassian user (Connect sub, Forge principal)
 	Via       string // "connect" or "forge"
+	// SiteToken and SiteAPI are what a Forge invocation gives the app to ask the site
+	// itself: the app system token (sent when the endpoint enables appSystemToken) and the
+	// installation's API base URL from the verified token. Zero for Connect.
+	SiteToken secret.Secret
+	SiteAPI   string
 }
 
 const principalKey = "sb.principal"
@@ -41,11 +40,6 @@ func principal(c *gin.Context) Principal {
 // Forge has no disable event), so only an explicit disable turns a tenant off.
 func (s *Server) appAuth() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if s.skipAppAuth {
-			c.Set(principalKey, Principal{TenantKey: "bench", AccountID: "bench", Via: "none"})
-			c.Next()
-			return
-		}
 		p, err := s.authenticateApp(c)
 		if err != nil {
 			s.fail(c, err)
@@ -97,45 +91,11 @@ func (s *Server) authenticateApp(c *gin.Context) (Principal, error) {
 		if !t.Enabled {
 			return Principal{}, appDisabled()
 		}
-		return Principal{TenantKey: t.ClientKey, AccountID: inv.Principal, Via: "forge"}, nil
+		return Principal{
+			TenantKey: t.ClientKey, AccountID: inv.Principal, Via: "forge",
+			SiteToken: secret.New(c.GetHeader(forgeSystemTokenHeader)), SiteAPI: inv.APIBaseURL,
+		}, nil
 	default:
 		return Principal{}, unauthorized("Unsupported Authorization scheme; use JWT (Connect) or Bearer (Forge).")
 	}
-}
-
-// authProblem maps authentication errors. Reasons from the verifiers are fixed text safe to
-// show, and make a broken integration debuggable.
-func authProblem(err error) *Problem {
-	var ce *connect.TokenError
-	var fe *forge.InvalidTokenError
-	switch {
-	case errors.As(err, &ce):
-		return unauthorized("Token rejected: " + ce.Reason + ".")
-	case errors.As(err, &fe):
-		return unauthorized("Token rejected: " + fe.Reason + ".")
-	case errors.Is(err, connect.ErrInvalidToken), errors.Is(err, forge.ErrInvalidToken):
-		return unauthorized("Token rejected.")
-	case errors.Is(err, connect.ErrKeyUnavailable), errors.Is(err, forge.ErrKeysUnavailable):
-		return unavailable("Atlassian's signing keys cannot be fetched right now; retry shortly.", 10)
-	case errors.Is(err, tenant.ErrUninstalled):
-		return unauthorized("The app is uninstalled from this site.")
-	case errors.Is(err, tenant.ErrNotFound):
-		return unauthorized("Unknown tenant: the app is not installed on this site.")
-	case errors.Is(err, errNoConnectSecret):
-		return unauthorized("The app is installed on this site through Forge only; send a Forge Invocation Token (Authorization: Bearer …).")
-	}
-	return nil
-}
-
-// domainProblem maps domain sentinels that are not about authentication.
-func domainProblem(err error) *Problem {
-	switch {
-	case errors.Is(err, report.ErrNotFailed):
-		return problem(http.StatusConflict, "not-failed", "Report has not failed", "Only failed reports can be retried.")
-	case errors.Is(err, report.ErrNotFound):
-		return notFound("No report with this id exists for this site.")
-	case errors.Is(err, redisstore.ErrUnavailable):
-		return unavailable("Storage is temporarily unavailable; retry shortly.", 5)
-	}
-	return nil
 }

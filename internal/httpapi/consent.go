@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
-	"net/http"
 
 	"github.com/gin-gonic/gin"
 
@@ -31,7 +29,6 @@ type ConsentService interface {
 	RevokeGrant(ctx context.Context, by consent.Actor, grantID string) error
 	TicketClosed(ctx context.Context, ticketKey string) error
 	TicketDeleted(ctx context.Context, ticketKey string) error
-	TenantUninstalled(ctx context.Context, tenant string) error
 	Evidence(ctx context.Context, ticketKey string) (consent.Evidence, error)
 }
 
@@ -98,61 +95,6 @@ func (s *Server) consentConfigured(write func(*gin.Context)) gin.HandlerFunc {
 
 func (s *Server) writeConsentProblem(c *gin.Context) {
 	writeProblem(c, unavailable("Log-access consent is not configured on this deployment.", 0))
-}
-
-// failConsent answers with the problem for a consent error. Consent errors are mapped here
-// first so the routes work whether or not consentProblem is among the server's mappers.
-func (s *Server) failConsent(c *gin.Context, err error) {
-	if p := consentProblem(err); p != nil {
-		err = p
-	}
-	s.fail(c, err)
-}
-
-// consentProblem maps consent's domain errors to problems. Unknown ticket and stream are
-// validation failures of the agent's request, reported on the field that named them.
-func consentProblem(err error) *Problem {
-	var ve *consent.ValidationError
-	var p *Problem
-	var ng *consent.NoGrantError
-	switch {
-	case errors.As(err, &p):
-		return nil // already a problem; problemFor passes it through
-	case errors.As(err, &ve):
-		return badRequest("The access request is invalid.",
-			fieldErrors(ve.Fields, func(f consent.FieldError) (string, string) { return f.Path, f.Message })...)
-	case errors.Is(err, consent.ErrTicketUnknown):
-		return badRequest("The ticket is unknown.", FieldError{Field: "/ticketKey", Message: "no ticket with this key came from a known tenant"})
-	case errors.Is(err, consent.ErrStreamUnknown):
-		return badRequest("A log stream is unknown.", FieldError{Field: "/streams", Message: "names a stream the tenant does not have"})
-	case errors.Is(err, consent.ErrNotFound):
-		return notFound("No such access request, grant or ticket.")
-	case errors.Is(err, consent.ErrForbidden):
-		return forbidden("Only the agent who holds a grant, or an admin, may do this.")
-	case errors.Is(err, consent.ErrNotSiteAdmin):
-		return problem(http.StatusForbidden, "not-site-admin", "Not an administrator of this site",
-			"Only people with the Administer Jira permission on this site can see and decide support access requests. Your site says you do not have it right now.")
-	case errors.Is(err, consent.ErrSiteUnavailable):
-		return unavailable("Your Atlassian site could not confirm your permission right now, so nothing was changed. Try again shortly.", 10)
-	case errors.Is(err, consent.ErrTenantInactive):
-		return problem(http.StatusForbidden, "tenant-inactive", "App not active on this site",
-			"The app is uninstalled or disabled on this site, so support access cannot be requested, decided or used.")
-	case errors.Is(err, consent.ErrAlreadyDecided):
-		return problem(http.StatusConflict, "already-decided", "Already decided",
-			"The request has already been decided, cancelled or ended; it cannot change again.")
-	case errors.Is(err, consent.ErrGone):
-		return problem(http.StatusGone, "gone", "No longer available",
-			"The request expired or was withdrawn.")
-	case errors.As(err, &ng):
-		p := forbidden("There is no active grant for this access: " + endWords(ng.Reason) + ".")
-		p.Type, p.EndReason = problemTypeBase+"grant-ended", ng.Reason
-		return p
-	case errors.Is(err, consent.ErrNoActiveGrant):
-		return forbidden("There is no active grant for this access.")
-	case errors.Is(err, consent.ErrOutOfScope):
-		return forbidden("The access is outside the grant's streams or log window.")
-	}
-	return nil
 }
 
 // actorOf turns an authenticated agent into the consent actor that acts for them.

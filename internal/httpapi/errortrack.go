@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -61,23 +59,23 @@ type errorsAccepted struct {
 // the user is stored only as a daily anonymous tracking id.
 func (s *Server) postErrors(c *gin.Context) {
 	if s.errs.tracker == nil {
-		s.failErrors(c, unavailable("Error tracking is not configured on this deployment.", 0))
+		s.fail(c, unavailable("Error tracking is not configured on this deployment.", 0))
 		return
 	}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		s.failErrors(c, err)
+		s.fail(c, err)
 		return
 	}
 	events, err := errortrack.ParseBatch(body)
 	if err != nil {
-		s.failErrors(c, err)
+		s.fail(c, err)
 		return
 	}
 	p := principal(c)
 	n, err := s.errs.tracker.Accept(c.Request.Context(), p.TenantKey, p.AccountID, events)
 	if err != nil {
-		s.failErrors(c, err)
+		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusAccepted, errorsAccepted{Accepted: n})
@@ -86,58 +84,27 @@ func (s *Server) postErrors(c *gin.Context) {
 // errorGroups lists a tenant's error groups for support agents.
 func (s *Server) errorGroups(c *gin.Context) {
 	if s.errs.tracker == nil {
-		s.failErrors(c, unavailable("Error tracking is not configured on this deployment.", 0))
+		s.fail(c, unavailable("Error tracking is not configured on this deployment.", 0))
 		return
 	}
 	tenantKey := c.Query("tenant")
 	if tenantKey == "" {
-		s.failErrors(c, badRequest("Name the tenant whose errors to list.", FieldError{Field: "query:tenant", Message: "is required (the clientKey)"}))
+		s.fail(c, badRequest("Name the tenant whose errors to list.", FieldError{Field: "query:tenant", Message: "is required (the clientKey)"}))
 		return
 	}
 	limit := 50
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
-			s.failErrors(c, badRequest("The limit is invalid.", FieldError{Field: "query:limit", Message: "must be an integer from 1 to 100"}))
+			s.fail(c, badRequest("The limit is invalid.", FieldError{Field: "query:limit", Message: "must be an integer from 1 to 100"}))
 			return
 		}
 		limit = n
 	}
 	page, err := s.errs.tracker.Groups(c.Request.Context(), tenantKey, c.Query("cursor"), limit)
 	if err != nil {
-		s.failErrors(c, err)
+		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, page)
-}
-
-// failErrors maps error-tracking errors first, so the routes need no entry in the server's
-// list of mappers.
-func (s *Server) failErrors(c *gin.Context, err error) {
-	if p := errortrackProblem(err); p != nil {
-		err = p
-	}
-	s.fail(c, err)
-}
-
-// errortrackProblem maps errortrack's errors to problems.
-func errortrackProblem(err error) *Problem {
-	var ve *errortrack.ValidationError
-	var se *errortrack.SyntaxError
-	var rl *errortrack.RateLimitedError
-	switch {
-	case errors.As(err, &ve):
-		return badRequest("The error batch is invalid; nothing was stored.",
-			fieldErrors(ve.Fields, func(f errortrack.FieldError) (string, string) { return f.Path, f.Message })...)
-	case errors.As(err, &se):
-		return badRequest(fmt.Sprintf("Malformed JSON at byte offset %d.", se.Offset))
-	case errors.As(err, &rl):
-		p := problem(http.StatusTooManyRequests, "rate-limited", "Too many error events",
-			"This site sent more error events than its budget allows; nothing of this batch was stored. Retry after the time in Retry-After.")
-		p.RetryAfter = retryAfterSeconds(rl.RetryAfter)
-		return p
-	case errors.Is(err, errortrack.ErrBadCursor):
-		return badRequest("The cursor is invalid.", FieldError{Field: "query:cursor", Message: "must be a nextCursor this service returned"})
-	}
-	return nil
 }

@@ -125,3 +125,47 @@ func TestForgeLinksToConnectTenant(t *testing.T) {
 		})
 	}
 }
+
+// TestForgeLinkRefusesAnotherSitesInstallation: a Connect tenant that recorded this Forge
+// installation for another site is not joined by a token of this site (409, nothing stored).
+func TestForgeLinkRefusesAnotherSitesInstallation(t *testing.T) {
+	iss := forgetest.NewIssuer(t)
+	h := newHarness(t, withForge(iss))
+	body := installBody("connect-ck", secretA, func(m map[string]any) {
+		m["installationId"] = forgetest.InstallationID
+		m["cloudId"] = "11111111-2222-3333-4444-555555555555"
+	})
+	tok := h.installToken("POST", "/connect/installed", "connect-ck", nil)
+	if st, _, b := h.do("POST", "/connect/installed", map[string]string{"Authorization": "JWT " + tok}, body); st != 204 {
+		t.Fatalf("connect install: %d %s", st, b)
+	}
+	before, _ := h.tenants.Lookup(context.Background(), "connect-ck")
+	sys := iss.Sign(forgetest.Claims{})
+	st, hdr, b := h.do("POST", "/forge/lifecycle", map[string]string{"Authorization": "Bearer " + sys}, forgeEvent(forge.EventInstalled, forgetest.InstallationID, forgetest.CloudID))
+	if st != http.StatusConflict {
+		t.Fatalf("link: status %d (%s), want 409", st, b)
+	}
+	decodeProblem(t, hdr, b)
+	if after, _ := h.tenants.Lookup(context.Background(), "connect-ck"); after.ForgeInstallationID != before.ForgeInstallationID || after.CloudID != before.CloudID {
+		t.Errorf("refused link changed the tenant: %+v", after)
+	}
+	if _, err := h.tenants.Lookup(context.Background(), forgetest.CloudID); err == nil {
+		t.Error("refused link created a Forge-only tenant")
+	}
+}
+
+// TestForgeBodyDisagreementNamesFields: the fields of a body that disagrees with its token
+// come back as JSON pointers.
+func TestForgeBodyDisagreementNamesFields(t *testing.T) {
+	iss := forgetest.NewIssuer(t)
+	h := newHarness(t, withForge(iss))
+	sys := iss.Sign(forgetest.Claims{})
+	other := "ari:cloud:ecosystem::installation/00000000-0000-4000-8000-000000000000"
+	st, hdr, b := h.do("POST", "/forge/lifecycle", map[string]string{"Authorization": "Bearer " + sys}, forgeEvent(forge.EventInstalled, other, forgetest.CloudID))
+	if st != http.StatusBadRequest {
+		t.Fatalf("status %d (%s), want 400", st, b)
+	}
+	if p := decodeProblem(t, hdr, b); len(p.Errors) != 1 || p.Errors[0].Field != "/id" {
+		t.Errorf("errors = %+v, want one for /id", p.Errors)
+	}
+}

@@ -133,6 +133,14 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		o.Logger = slog.New(slog.NewJSONHandler(h.logs, nil))
 	}
 	o.Tenants = h.tenants
+	if o.Lifecycle == nil {
+		lo := tenant.ServiceOptions{Store: h.tenants.Fresh(), AppKey: cfg.ConnectAppKey, AllowedHosts: cfg.ConnectAllowedHosts,
+			Now: func() time.Time { return h.now() }, Logger: o.Logger}
+		if ce, ok := o.Consent.Service.(tenant.ConsentEnder); ok {
+			lo.Consent = ce
+		}
+		o.Lifecycle = tenant.NewService(lo)
+	}
 	o.InstallKeys = connect.NewKeyFetcher(cfg.ConnectKeysURL, nil, time.Second)
 	if o.Ready == nil {
 		o.Ready = func(ctx context.Context) error { return redisstore.Ping(ctx, rdb) }

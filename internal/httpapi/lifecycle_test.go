@@ -266,3 +266,22 @@ func TestReportDialogNeedsExactQSH(t *testing.T) {
 		t.Errorf("no token: status %d, want 401", st)
 	}
 }
+
+// TestInstallFieldErrorsArePointers: the service's field paths reach the caller as JSON
+// pointers, all at once.
+func TestInstallFieldErrorsArePointers(t *testing.T) {
+	h := newHarness(t)
+	tok := h.installToken("POST", "/connect/installed", "client-g", nil)
+	body := installBody("client-g", "short", func(m map[string]any) { m["key"] = "other"; m["baseUrl"] = "http://acme.atlassian.net" })
+	st, hdr, b := h.do("POST", "/connect/installed", map[string]string{"Authorization": "JWT " + tok}, body)
+	if st != http.StatusBadRequest {
+		t.Fatalf("status %d (%s), want 400", st, b)
+	}
+	var got []string
+	for _, fe := range decodeProblem(t, hdr, b).Errors {
+		got = append(got, fe.Field)
+	}
+	if want := []string{"/key", "/baseUrl", "/sharedSecret"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("fields = %v, want %v", got, want)
+	}
+}

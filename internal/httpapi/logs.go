@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/supportbridge/supportbridge/internal/consent"
 	"github.com/supportbridge/supportbridge/internal/logaccess"
 )
 
@@ -49,12 +47,12 @@ func (s *Server) grantLogs(c *gin.Context) {
 		}
 	}
 	if len(fields) > 0 {
-		s.failConsent(c, badRequest("The log window is invalid.", fields...))
+		s.fail(c, badRequest("The log window is invalid.", fields...))
 		return
 	}
 	read, err := s.logReader.Open(c.Request.Context(), req)
 	if err != nil {
-		s.failConsent(c, logProblem(err))
+		s.fail(c, err)
 		return
 	}
 
@@ -95,24 +93,6 @@ func (s *Server) grantLogs(c *gin.Context) {
 	if !ndjson {
 		h.Set(endTrailer, receipt.End)
 	}
-}
-
-// logProblem maps the read's own errors; consent's are mapped by consentProblem.
-func logProblem(err error) error {
-	switch {
-	case errors.Is(err, logaccess.ErrOutsideWindow):
-		return problem(http.StatusRequestedRangeNotSatisfiable, "outside-window", "Outside the grant's window",
-			"The asked time window does not overlap the log window the customer approved.")
-	case errors.Is(err, logaccess.ErrStreamRequired):
-		return badRequest("Name the stream to read.", FieldError{Field: "query:stream", Message: "is required: the grant covers several streams"})
-	case errors.Is(err, logaccess.ErrBudgetSpent):
-		p := forbidden("The grant has served all the log bytes it may (SB_GRANT_MAX_BYTES); ask the customer for a new grant.")
-		p.Type, p.EndReason = problemTypeBase+"grant-ended", logaccess.EndBudget
-		return p
-	case errors.Is(err, consent.ErrOutOfScope):
-		return forbidden("The grant does not cover this stream.")
-	}
-	return err
 }
 
 func acceptsNDJSON(accept string) bool {

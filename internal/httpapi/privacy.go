@@ -42,11 +42,11 @@ func (s *Server) privacyErase(c *gin.Context) {
 		writeProblem(c, badRequest("The erasure request is invalid.", fields...))
 		return
 	}
-	if s.lifecycle.Eraser == nil {
+	if s.dataLife.Eraser == nil {
 		s.fail(c, unavailable("Erasure is not configured on this replica.", 30))
 		return
 	}
-	res, err := s.lifecycle.Eraser.Erase(ctx, accountID, email)
+	res, err := s.dataLife.Eraser.Erase(ctx, accountID, email)
 	if err != nil {
 		s.fail(c, err)
 		return

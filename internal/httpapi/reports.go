@@ -3,8 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"math"
 	"mime"
 	"net/http"
@@ -17,33 +15,11 @@ import (
 	"github.com/supportbridge/supportbridge/internal/report"
 )
 
-// ReportReader reads the delivery status of a tenant's report.
-type ReportReader interface {
-	Status(ctx context.Context, tenantKey, id string) (report.Status, error)
-}
-
-// EmailLookup asks the host product for a user's email (Connect tenants only).
-type EmailLookup interface {
-	UserEmail(ctx context.Context, baseURL string, sharedSecret []byte, accountID string) (string, error)
-}
-
-// RateGate looks, without counting anything, whether a report by accountID of tenantKey
-// would be refused by the rate limits now (a *report.RateLimitedError), so that a limited
-// user's upload is refused before it is read. Enqueue stays the authority: requests that
-// pass here together are still held to the limits there. A request with an idempotency key
-// already on record passes, since it may be a replay.
-type RateGate interface {
-	CheckRate(ctx context.Context, tenantKey, accountID, idempotencyKey string, limits report.Limits) error
-}
-
-// noReports answers before the report store is wired in.
-type noReports struct{}
-
-func (noReports) Status(context.Context, string, string) (report.Status, error) {
-	return report.Status{}, report.ErrNotFound
-}
-
 func (s *Server) getReport(c *gin.Context) {
+	if s.reports == nil {
+		s.fail(c, report.ErrNotFound)
+		return
+	}
 	p := principal(c)
 	st, err := s.reports.Status(c.Request.Context(), p.TenantKey, c.Param("id"))
 	if err != nil {
@@ -60,20 +36,19 @@ type reportAccepted struct {
 	StatusURL string       `json:"statusUrl"`
 }
 
+// admitAfterReading is the largest declared body that is read before the rate limits are
+// asked: below it, reading costs less than the extra Redis call.
+const admitAfterReading = 64 << 10
+
 // maxIdempotencyKey bounds the header; IETF's draft suggests UUIDs, so 255 is generous.
 const maxIdempotencyKey = 255
 
-// createReport accepts a problem report: validated, scrubbed, stored with its attachments and
-// queued, all before the 202. Tenant and user come from the token only.
+// createReport decodes a problem report and hands it to report.Service, which stores and
+// queues it before the 202. Tenant and user come from the verified token only.
 func (s *Server) createReport(c *gin.Context) {
 	ctx := c.Request.Context()
-	p := principal(c)
-	if s.intake == nil {
+	if s.reports == nil {
 		s.fail(c, unavailable("Report intake is not configured on this replica.", 30))
-		return
-	}
-	if p.AccountID == "" {
-		s.fail(c, forbidden("The token names no user; reports are raised on behalf of a user."))
 		return
 	}
 	idemKey := c.GetHeader("Idempotency-Key")
@@ -82,11 +57,18 @@ func (s *Server) createReport(c *gin.Context) {
 			FieldError{Field: "header:Idempotency-Key", Message: "must be 1-255 visible ASCII characters"}))
 		return
 	}
+	p := principal(c)
+	who := report.Submitter{
+		TenantKey: p.TenantKey, AccountID: p.AccountID, UserAgent: c.GetHeader("User-Agent"), IdempotencyKey: idemKey,
+		SiteToken: p.SiteToken, SiteAPI: p.SiteAPI,
+	}
 
-	// Refusals that need no body come before reading it: reading and decoding an upload
-	// costs memory in proportion to its size, a rate limit costs one Redis call.
-	if s.rateGate != nil {
-		if err := s.rateGate.CheckRate(ctx, p.TenantKey, p.AccountID, idemKey, s.limits); err != nil {
+	// Refusals that need no body come before reading a large one: reading and decoding an
+	// upload costs memory in proportion to its size, a rate limit costs one Redis call. A
+	// small body costs less to read than that call, and the enqueue is held to the same
+	// limits anyway, so it is read first.
+	if n := c.Request.ContentLength; n < 0 || n > admitAfterReading {
+		if err := s.reports.Admit(ctx, who); err != nil {
 			s.refuseUnread(c, err)
 			return
 		}
@@ -105,23 +87,8 @@ func (s *Server) createReport(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	t, err := s.tenants.Get(ctx, p.TenantKey)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	email, source := "", report.EmailFromHostProduct
-	if p.Via == "connect" && s.emails != nil && !t.SharedSecret.IsZero() {
-		if e, err := s.emails.UserEmail(ctx, t.BaseURL, t.SharedSecret.Bytes(), p.AccountID); err == nil {
-			email = e
-		} else {
-			s.log.InfoContext(ctx, "host_email_unavailable", "request_id", requestID(c), "error", err)
-		}
-	}
-	if email == "" {
-		source = report.EmailFromReport
-	}
-	hash := report.BodyHash(in, atts)
+	// Scrubbing text attachments is the CPU-heavy part of intake: bound how much of it
+	// runs at once, so a burst of large logs cannot starve the small reports.
 	var text int64
 	for _, a := range atts {
 		if a.MediaType == "text/plain" || a.MediaType == "application/json" {
@@ -136,32 +103,17 @@ func (s *Server) createReport(c *gin.Context) {
 		}
 		defer s.scrubGate.release(w)
 	}
-	rep, stored, err := report.Build(in, atts, report.BuildContext{
-		ID: report.NewID(), Marker: report.NewMarker(), TenantKey: t.ClientKey, AccountID: p.AccountID,
-		Email: email, EmailSource: source, UserAgent: c.GetHeader("User-Agent"), Now: s.now().UTC(),
-		SharedSecret: t.SharedSecret.Reveal(),
-	})
+	acc, err := s.reports.Submit(ctx, who, in, atts)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	id, replayed, err := s.intake.Enqueue(ctx, report.Submission{
-		Report: rep, Attachments: stored, IdempotencyKey: idemKey, BodyHash: hash,
-	}, s.limits)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	status := report.StateQueued
-	if replayed {
+	if acc.Replayed {
 		c.Header("Idempotent-Replayed", "true")
-		if st, err := s.reports.Status(ctx, t.ClientKey, id); err == nil {
-			status = st.State
-		}
 	}
-	statusURL := s.publicBase + "/api/v1/reports/" + id
+	statusURL := s.publicBase + "/api/v1/reports/" + acc.ID
 	c.Header("Location", statusURL)
-	c.JSON(http.StatusAccepted, reportAccepted{ID: id, Status: status, StatusURL: statusURL})
+	c.JSON(http.StatusAccepted, reportAccepted{ID: acc.ID, Status: acc.State, StatusURL: statusURL})
 }
 
 // refuseUnread answers a request whose body was not read. It closes the connection after
@@ -193,46 +145,6 @@ func (s *Server) parseReport(c *gin.Context) (report.Input, []report.Attachment,
 	}
 	in, err := s.parser.ParseJSON(buf.Bytes())
 	return in, nil, err
-}
-
-// reportProblem maps intake errors.
-func reportProblem(err error) *Problem {
-	var ve *report.ValidationError
-	var se *report.SyntaxError
-	var ue *report.UnsupportedAttachmentError
-	var rl *report.RateLimitedError
-	var ol *report.OverloadedError
-	switch {
-	case errors.As(err, &ve):
-		return badRequest("The report is invalid.",
-			fieldErrors(ve.Fields, func(f report.FieldError) (string, string) { return f.Path, f.Message })...)
-	case errors.As(err, &se):
-		where := "body"
-		if se.Part != "" {
-			where = se.Part + " part"
-		}
-		return badRequest(fmt.Sprintf("Malformed %s at byte offset %d: %s", where, se.Offset, se.Msg))
-	case errors.Is(err, report.ErrTooLarge):
-		return problem(http.StatusRequestEntityTooLarge, "too-large", "Request body too large",
-			"The report or its attachments are over the size limits (report 1 MiB; at most 5 attachments, 10 MiB in all).")
-	case errors.As(err, &ue):
-		return problem(http.StatusUnsupportedMediaType, "unsupported-attachment", "Unsupported attachment type",
-			"Attachments may be PNG, JPEG, GIF, WebP, PDF, plain text or JSON; one file's content is "+ue.MediaType+".")
-	case errors.Is(err, report.ErrIdempotencyMismatch):
-		return problem(http.StatusUnprocessableEntity, "idempotency-mismatch", "Idempotency key reused",
-			"This Idempotency-Key was used before with a different request; use a new key for a new report.")
-	case errors.Is(err, report.ErrIdempotencyInFlight):
-		return problem(http.StatusConflict, "idempotency-in-flight", "Request in progress",
-			"A request with this Idempotency-Key is being processed; retry shortly.")
-	case errors.As(err, &rl):
-		p := problem(http.StatusTooManyRequests, "rate-limited", "Too many reports",
-			"Too many reports from this "+rl.Scope+"; retry after the time in Retry-After.")
-		p.RetryAfter = retryAfterSeconds(rl.RetryAfter)
-		return p
-	case errors.As(err, &ol):
-		return unavailable("The report queue is full; nothing was stored. Retry after the time in Retry-After.", retryAfterSeconds(ol.RetryAfter))
-	}
-	return nil
 }
 
 func retryAfterSeconds(d time.Duration) int {

@@ -26,22 +26,41 @@ import (
 	"github.com/supportbridge/supportbridge/internal/secret"
 )
 
-// fakeEmails stands in for the Connect site's user-email API (the real HostClient is tested
-// against a local site in package connect).
+// fakeEmails stands in for the reporter's site as the delivery worker asks it
+// (delivery.Sites; the real siteapi.Emails is tested against the site sandbox in package
+// siteapi, and the binary's wiring in cmd/supportbridge).
 type fakeEmails struct {
 	mu    sync.Mutex
 	email string
 	calls int
+	last  delivery.Reporter // whom the worker asked about last
+	// hang, when set, makes every call wait for ctx: a site that accepts connections and
+	// never answers.
+	hang bool
 }
 
-func (f *fakeEmails) UserEmail(_ context.Context, _ string, _ []byte, _ string) (string, error) {
+func (f *fakeEmails) VerifiedEmail(ctx context.Context, r delivery.Reporter) (string, error) {
+	f.mu.Lock()
+	f.calls++
+	f.last = r
+	hang := f.hang
+	f.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls++
 	if f.email == "" {
-		return "", fmt.Errorf("no email scope")
+		return "", fmt.Errorf("%w: no email scope", delivery.ErrNoVerifiedEmail)
 	}
 	return f.email, nil
+}
+
+func (f *fakeEmails) callCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
 }
 
 // reportHarness is the full intake path: router, real Redis, the delivery worker and the
@@ -86,7 +105,7 @@ func newReportHarnessWith(t *testing.T, ho reportHarnessOptions) *reportHarness 
 		t.Cleanup(func() { rdb.Close() })
 		rh.rdb = rdb
 		rh.reports = redisstore.NewReports(rdb, redisstore.ReportsOptions{CustomerKey: []byte("k")})
-		o.Intake, o.Reports, o.Emails, o.Retrier = rh.reports, rh.reports, rh.emails, rh.reports
+		o.Intake, o.Retrier = rh.reports, rh.reports
 		agents, err := agentauth.New(agentauth.Options{TokensFile: writeAgentTokens(t)})
 		if err != nil {
 			t.Fatal(err)
@@ -126,7 +145,7 @@ func newReportHarnessWith(t *testing.T, ho reportHarnessOptions) *reportHarness 
 func (rh *reportHarness) startWorker(ctx context.Context, claimIdle time.Duration) (w *delivery.Worker, done <-chan struct{}) {
 	rh.t.Helper()
 	w = delivery.NewWorker(delivery.Options{
-		Store: rh.reports, JSM: rh.jsm, Tenants: rh.tenants, Render: report.Renderer{AppKey: testAppKey},
+		Store: rh.reports, JSM: jsm.ForDelivery(rh.jsm), Sites: rh.emails, Tenants: rh.tenants, Render: report.Renderer{AppKey: testAppKey},
 		Concurrency: 4, ClaimIdle: claimIdle, Logger: rh.server.log,
 	})
 	stopped := make(chan struct{})
@@ -317,29 +336,119 @@ func TestCanarySecretNeverLeaves(t *testing.T) {
 	}
 }
 
-func TestReportEmailFromHostProduct(t *testing.T) {
+// The request is raised on behalf of the email the reporter's site confirms, asked by the
+// worker, never by intake; the address typed into the report is only a hint.
+func TestReportRaisedForTheEmailTheSiteConfirms(t *testing.T) {
 	rh := newReportHarness(t, nil)
 	rh.install("client-e", secretA)
 	rh.emails.email = "from-host@customer.example"
 	tok := contextToken(t, "client-e", secretA, "557058:host", nil)
-	st, _, b := rh.post(tok, nil, []byte(`{"summary":"no email field"}`), "application/json")
+	st, _, b := rh.post(tok, nil, []byte(`{"summary":"typed another address","email":"someone-else@other.example"}`), "application/json")
 	if st != http.StatusAccepted {
 		t.Fatalf("create: %d %s", st, b)
 	}
 	var acc struct{ ID string }
 	json.Unmarshal(b, &acc)
-	rh.waitDelivered(tok, acc.ID)
-	found := false
-	for _, c := range rh.sandbox.Customers() {
-		found = found || c.Email == "from-host@customer.example"
+	s := rh.waitDelivered(tok, acc.ID)
+	if s.EmailSource != report.EmailFromSite {
+		t.Errorf("status says emailSource %q, want site", s.EmailSource)
 	}
-	if !found || rh.emails.calls == 0 {
-		t.Errorf("customer from the host email not created (calls %d)", rh.emails.calls)
+	var host string
+	for _, c := range rh.sandbox.Customers() {
+		if c.Email == "someone-else@other.example" {
+			t.Errorf("a customer was made of the typed address")
+		}
+		if c.Email == "from-host@customer.example" {
+			host = c.AccountID
+		}
+	}
+	if host == "" || rh.emails.callCount() == 0 {
+		t.Fatalf("customer from the site's email not created (calls %d)", rh.emails.callCount())
 	}
 	r := rh.sandbox.Requests()[0]
+	if r.ReporterAccountID != host {
+		t.Errorf("raised by %q, want the site-confirmed customer %q", r.ReporterAccountID, host)
+	}
 	for _, a := range r.Attachments {
-		if strings.HasPrefix(a.Filename, "support-bundle") && !bytes.Contains(a.Content, []byte(`"host-product"`)) {
-			t.Errorf("bundle does not say the email came from the host product: %s", a.Content)
+		if strings.HasPrefix(a.Filename, "support-bundle") && !bytes.Contains(a.Content, []byte(`"emailSource": "site"`)) {
+			t.Errorf("bundle does not say the email came from the site: %s", a.Content)
+		}
+	}
+}
+
+// Intake answers from Redis alone: with the reporter's site hanging, reports are still
+// accepted at once, while the worker waits on the site.
+func TestIntakeDoesNotWaitOnAHangingSite(t *testing.T) {
+	rh := newReportHarness(t, nil)
+	rh.install("client-h", secretA)
+	rh.emails.mu.Lock()
+	rh.emails.hang = true
+	rh.emails.mu.Unlock()
+	tok := contextToken(t, "client-h", secretA, "557058:hang", nil)
+	var slowest time.Duration
+	for i := range 8 { // under the per-user limit
+		start := time.Now()
+		st, _, b := rh.post(tok, nil, []byte(fmt.Sprintf(`{"summary":"report %d"}`, i)), "application/json")
+		slowest = max(slowest, time.Since(start))
+		if st != http.StatusAccepted {
+			t.Fatalf("report %d: %d %s", i, st, b)
+		}
+	}
+	// The worker is stuck on the site, which shows the site really hangs.
+	for deadline := time.Now().Add(10 * time.Second); rh.emails.callCount() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never asked the site")
+		}
+	}
+	// Generous: a request that waited on the site would take its whole timeout.
+	if slowest > 2*time.Second {
+		t.Errorf("slowest intake took %v with the site hanging", slowest)
+	}
+}
+
+// When the site confirms no email, a typed address must not become the customer: a user
+// of one tenant must not file a request as a person of another company. The request is
+// raised by the service account, the hint is in the internal comment only, and the status
+// tells the app so.
+func TestReportWithoutAConfirmedEmailIsRaisedByTheServiceAccount(t *testing.T) {
+	rh := newReportHarness(t, nil)
+	rh.install("client-u", secretA)
+	tok := contextToken(t, "client-u", secretA, "557058:nobody", nil)
+	st, _, b := rh.post(tok, nil, []byte(`{"summary":"Your account will be suspended","email":"victim@other.example"}`), "application/json")
+	if st != http.StatusAccepted {
+		t.Fatalf("create: %d %s", st, b)
+	}
+	var acc struct{ ID string }
+	json.Unmarshal(b, &acc)
+	s := rh.waitDelivered(tok, acc.ID)
+	if s.EmailSource != report.EmailUnverified {
+		t.Errorf("status says emailSource %q, want unverified", s.EmailSource)
+	}
+	for _, c := range rh.sandbox.Customers() {
+		if c.Email == "victim@other.example" {
+			t.Fatalf("the typed address became a customer: %+v", c)
+		}
+	}
+	r := rh.sandbox.Requests()[0]
+	if r.ReporterAccountID != rh.sandbox.ServiceAccountID() {
+		t.Errorf("raised by %q, want the service account", r.ReporterAccountID)
+	}
+	if strings.Contains(r.Description, "victim@") {
+		t.Errorf("the public description names the typed address: %q", r.Description)
+	}
+	var internal string
+	for _, c := range r.Comments {
+		if !c.Public {
+			internal += c.Body
+		}
+	}
+	if !strings.Contains(internal, "victim@other.example") || !strings.Contains(internal, "unverified") {
+		t.Errorf("internal comment lacks the unverified hint:\n%s", internal)
+	}
+	for _, a := range r.Attachments {
+		if strings.HasPrefix(a.Filename, "support-bundle") &&
+			(!bytes.Contains(a.Content, []byte(`"emailSource": "unverified"`)) || bytes.Contains(a.Content, []byte("victim@"))) {
+			t.Errorf("bundle: %s", a.Content)
 		}
 	}
 }
@@ -364,7 +473,7 @@ func TestReportBadInput(t *testing.T) {
 		{"summary too long", []byte(`{"summary":"` + strings.Repeat("s", 256) + `","email":"a@b.example"}`), "application/json", nil, 400, "/summary"},
 		{"bad status", []byte(`{"summary":"x","email":"a@b.example","operation":{"httpStatus":99}}`), "application/json", nil, 400, "/operation/httpStatus"},
 		{"unknown field", []byte(`{"summary":"x","email":"a@b.example","extra":1}`), "application/json", nil, 400, "/extra"},
-		{"no email anywhere", []byte(`{"summary":"x"}`), "application/json", nil, 400, "/email"},
+		{"email hint not an address", []byte(`{"summary":"x","email":"not-an-address"}`), "application/json", nil, 400, "/email"},
 		{"bad idempotency key", []byte(`{"summary":"x","email":"a@b.example"}`), "application/json", map[string]string{"Idempotency-Key": "has space"}, 400, "header:Idempotency-Key"},
 		{"wrong content type", []byte(`summary=x`), "application/x-www-form-urlencoded", nil, 415, ""},
 		{"executable attachment", exe, exeCT, nil, 415, ""},

@@ -4,13 +4,18 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
+// middleware is the chain every route runs behind, in order.
+func (s *Server) middleware() []gin.HandlerFunc {
+	return []gin.HandlerFunc{withRequestID(), s.accessLog(), s.recoverPanics(), s.measure(), securityHeaders(), limitBody(s.cfg.MaxBodyBytes, s.bodyLimits)}
+}
+
 // Routes builds the router. Every route of the service is listed here, and openapi.yaml
 // describes exactly these (a test keeps the two equal).
 func (s *Server) Routes() *gin.Engine {
 	r := s.newEngine()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(withRequestID(), s.accessLog(), s.recoverPanics(), s.measure(), securityHeaders(), limitBody(s.cfg.MaxBodyBytes, s.bodyLimits))
+	r.Use(s.middleware()...)
 	r.NoRoute(func(c *gin.Context) { writeProblem(c, notFound("No route matches this path.")) })
 	r.NoMethod(func(c *gin.Context) {
 		writeProblem(c, problem(405, "method-not-allowed", "Method not allowed", "This path does not accept this method."))

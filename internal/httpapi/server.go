@@ -24,13 +24,11 @@ import (
 	"github.com/supportbridge/supportbridge/internal/tenant"
 )
 
-// Tenants is what the HTTP layer needs of the tenant directory.
+// Tenants is what the HTTP layer needs of the tenant directory: authentication reads it;
+// changes go through the lifecycle service.
 type Tenants interface {
 	Get(ctx context.Context, clientKey string) (tenant.Tenant, error)
-	Lookup(ctx context.Context, clientKey string) (tenant.Tenant, error)
-	Save(ctx context.Context, t tenant.Tenant) error
 	FindByCloudID(ctx context.Context, cloudID string) (tenant.Tenant, error)
-	FindByInstallationID(ctx context.Context, id string) (tenant.Tenant, error)
 }
 
 // ForgeVerifier verifies Forge Invocation Tokens.
@@ -43,6 +41,8 @@ type Options struct {
 	Config  config.Config
 	Logger  *slog.Logger
 	Tenants Tenants
+	// Lifecycle installs, uninstalls, enables and links tenants; the lifecycle routes need it.
+	Lifecycle *tenant.Service
 	// InstallKeys fetches Atlassian's install-signing keys.
 	InstallKeys connect.KeySource
 	// Forge is nil when SB_FORGE_APP_ID is not set; Bearer tokens are then refused.
@@ -53,17 +53,12 @@ type Options struct {
 	Registry *prometheus.Registry
 	// OpenAPI is the contract document served at /openapi.yaml.
 	OpenAPI []byte
-	// Reports reads report status for GET /api/v1/reports/{id}.
-	Reports ReportReader
-	// Intake stores and queues accepted reports.
-	Intake report.Intake
-	// RateGate looks at the report rate limits before a report's body is read; nil takes
-	// Intake when it can (redisstore.Reports does), and skips the early look otherwise.
-	RateGate RateGate
+	// Intake is where accepted reports are stored and queued; the server puts report.Service
+	// (the intake use case) in front of it with the limits of Config. nil answers the report
+	// routes with 503 and 404.
+	Intake report.Queue
 	// Retrier re-queues failed reports for admins.
 	Retrier ReportRetrier
-	// Emails asks Connect sites for the reporter's email; nil skips the lookup.
-	Emails EmailLookup
 	// Consent wires the agent, customer and webhook routes of log-access consent.
 	Consent ConsentDeps
 	// PageTokens mints and checks the tokens of the customer's admin page; nil refuses
@@ -79,12 +74,9 @@ type Options struct {
 	Errors ErrorTracker
 	// ErrorCapture holds web/error-capture, the script apps include to capture errors.
 	ErrorCapture fs.FS
-	// Lifecycle wires the admin routes of the data lifecycle (purge, stats, erasure).
-	Lifecycle LifecycleDeps
-	// SkipAppAuth switches app-route authentication off. Only the benchmark that prices
-	// authentication sets it.
-	SkipAppAuth bool
-	Now         func() time.Time
+	// DataLifecycle wires the admin routes of the data lifecycle (purge, stats, erasure).
+	DataLifecycle DataLifecycleDeps
+	Now           func() time.Time
 }
 
 // Server holds the dependencies of the handlers.
@@ -99,34 +91,31 @@ type Server struct {
 	registry *prometheus.Registry
 	metrics  *metrics
 	openapi  []byte
-	reports  ReportReader
-	intake   report.Intake
-	rateGate RateGate
+	reports  *report.Service
 	// inflight bounds the bodies of large-body routes being read at once.
 	inflight *bodyBudget
 	// scrubGate bounds the text attachments being scrubbed at once.
 	scrubGate  *scrubGate
-	emails     EmailLookup
 	retrier    ReportRetrier
 	parser     *report.Parser
-	limits     report.Limits
 	bodyLimits map[string]int64
 	consent    ConsentDeps
 	pageTokens *pagetoken.Signer
 	logReader  LogReader
 	siteUI     *siteUI
 	errs       errorTracking
-	lifecycle  LifecycleDeps
+	dataLife   DataLifecycleDeps
 	// grantMaxBytes is shown on the admin page: how much one grant may read.
 	grantMaxBytes int64
 	// loopbackBase is true when the public base URL is a loopback host (local runs, tests).
 	loopbackBase bool
-	skipAppAuth  bool
 	now          func() time.Time
-	errorMappers []func(error) *Problem
 	basePath     string
 	publicBase   string // SB_PUBLIC_BASE_URL as a string, for status URLs
 	descriptor   map[string]any
+
+	// lifecycle decides the Connect and Forge lifecycle callbacks.
+	lifecycle *tenant.Service
 }
 
 // New builds a Server.
@@ -145,10 +134,10 @@ func New(o Options) *Server {
 		base = &url.URL{Scheme: "http", Host: "localhost"}
 	}
 	s := &Server{
-		cfg: o.Config, log: o.Logger, tenants: o.Tenants, forge: o.Forge, ready: o.Ready,
-		registry: o.Registry, openapi: o.OpenAPI, reports: o.Reports, skipAppAuth: o.SkipAppAuth,
-		intake: o.Intake, emails: o.Emails, consent: o.Consent, retrier: o.Retrier,
-		now: o.Now, lifecycle: o.Lifecycle, basePath: base.Path, publicBase: base.String(), pageTokens: o.PageTokens, logReader: o.Logs,
+		cfg: o.Config, log: o.Logger, tenants: o.Tenants, lifecycle: o.Lifecycle, forge: o.Forge, ready: o.Ready,
+		registry: o.Registry, openapi: o.OpenAPI,
+		consent: o.Consent, retrier: o.Retrier, dataLife: o.DataLifecycle,
+		now: o.Now, basePath: base.Path, publicBase: base.String(), pageTokens: o.PageTokens, logReader: o.Logs,
 		grantMaxBytes: cmp.Or(o.Config.GrantMaxBytes, 256<<20), loopbackBase: isLoopbackHost(base.Hostname()),
 	}
 	if o.SiteUI != nil {
@@ -163,34 +152,43 @@ func New(o Options) *Server {
 		}
 		s.siteUI = ui
 	}
-	if s.reports == nil {
-		s.reports = noReports{}
-	}
 	s.metrics = newMetrics(o.Registry)
 	s.inflight = newBodyBudget(cmp.Or(o.Config.MaxInflightBytes, config.DefaultMaxInflightBytes), s.metrics.bodyBytes)
 	s.scrubGate = newScrubGate(scrubBytesAtOnce)
-	s.rateGate = o.RateGate
-	if rg, ok := o.Intake.(RateGate); ok && s.rateGate == nil {
-		s.rateGate = rg
-	}
 	s.install = &connect.InstallVerifier{Keys: o.InstallKeys, Audience: base.String(), BasePath: base.Path, Now: o.Now}
 	s.context = &connect.ContextVerifier{Secrets: s.tenantSecret, BasePath: base.Path, Now: o.Now}
 	s.descriptor = connect.Descriptor(connect.DescriptorConfig{
 		Key: o.Config.ConnectAppKey, Name: o.Config.ConnectAppName, BaseURL: base.String(),
 		Scopes: o.Config.ConnectScopes, VendorName: "supportbridge",
 	})
-	s.errorMappers = []func(error) *Problem{authProblem, reportProblem, consentProblem, domainProblem}
 	s.parser = report.NewParser(report.ParserLimits{})
 	pl := s.parser.Limits()
 	// A multipart report carries its JSON part and up to the attachment cap, plus framing.
 	s.bodyLimits = map[string]int64{"/api/v1/reports": pl.MaxReportBytes + pl.MaxAttachmentBytes + 64<<10}
 	s.errs = newErrorTracking(o.Errors, o.ErrorCapture, base.Path, s.bodyLimits)
-	s.limits = report.Limits{
-		PerUser: o.Config.Reports.RatePerUser, PerTenant: o.Config.Reports.RatePerTenant,
-		Window: o.Config.Reports.RateWindow, MaxQueueLength: o.Config.Reports.MaxQueueLength,
-		MaxAttachmentBytes: o.Config.Reports.MaxAttachmentBytes, IdempotencyTTL: o.Config.Reports.IdempotencyTTL,
+	if o.Intake != nil {
+		s.reports = report.NewService(report.ServiceOptions{
+			Queue: o.Intake, Secrets: tenantSecrets{o.Tenants}, Now: o.Now,
+			Limits: report.Limits{
+				PerUser: o.Config.Reports.RatePerUser, PerTenant: o.Config.Reports.RatePerTenant,
+				Window: o.Config.Reports.RateWindow, MaxQueueLength: o.Config.Reports.MaxQueueLength,
+				MaxAttachmentBytes: o.Config.Reports.MaxAttachmentBytes, IdempotencyTTL: o.Config.Reports.IdempotencyTTL,
+			},
+		})
 	}
 	return s
+}
+
+// tenantSecrets gives report intake the tenant's shared secret to scrub, from the cached
+// directory.
+type tenantSecrets struct{ tenants Tenants }
+
+func (t tenantSecrets) SharedSecret(ctx context.Context, key string) (string, error) {
+	tn, err := t.tenants.Get(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	return tn.SharedSecret.Reveal(), nil
 }
 
 // tenantSecret feeds the Connect verifier from the cached directory, so a verified request

@@ -37,7 +37,7 @@ func (s *Server) siteAuth() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		who, err := s.authenticateSite(c)
 		if err != nil {
-			s.failConsent(c, err)
+			s.fail(c, err)
 			return
 		}
 		c.Set(siteAdminKey, who)
@@ -248,7 +248,7 @@ type sitePage[T any] struct {
 func (s *Server) siteListRequests(c *gin.Context) {
 	cursor, limit, err := listQuery(c)
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	reqs, next, err := s.consent.Service.SiteRequests(c.Request.Context(), siteAdminOf(c), cursor, limit)
@@ -256,7 +256,7 @@ func (s *Server) siteListRequests(c *gin.Context) {
 		err = badRequest("The cursor is invalid.", FieldError{Field: "query:cursor", Message: "is not a cursor this service returned"})
 	}
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	out := sitePage[siteRequest]{Items: make([]siteRequest, 0, len(reqs)), NextCursor: next}
@@ -269,7 +269,7 @@ func (s *Server) siteListRequests(c *gin.Context) {
 func (s *Server) siteGetRequest(c *gin.Context) {
 	v, err := s.consent.Service.SiteView(c.Request.Context(), siteAdminOf(c), c.Param("id"))
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	out := siteRequestView{
@@ -304,12 +304,12 @@ type approveBody struct {
 func (s *Server) siteApprove(c *gin.Context) {
 	var body approveBody
 	if err := decodeOptionalJSON(c, &body); err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	g, err := s.consent.Service.Approve(c.Request.Context(), siteAdminOf(c), c.Param("id"), body.Duration)
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"grant": toSiteGrant(g)})
@@ -322,12 +322,12 @@ type denyBody struct {
 func (s *Server) siteDeny(c *gin.Context) {
 	var body denyBody
 	if err := decodeOptionalJSON(c, &body); err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	r, err := s.consent.Service.Deny(c.Request.Context(), siteAdminOf(c), c.Param("id"), body.Note)
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"request": toSiteRequest(r)})
@@ -336,7 +336,7 @@ func (s *Server) siteDeny(c *gin.Context) {
 func (s *Server) siteListGrants(c *gin.Context) {
 	cursor, limit, err := listQuery(c)
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	gs, next, err := s.consent.Service.SiteGrants(c.Request.Context(), siteAdminOf(c), cursor, limit)
@@ -344,7 +344,7 @@ func (s *Server) siteListGrants(c *gin.Context) {
 		err = badRequest("The cursor is invalid.", FieldError{Field: "query:cursor", Message: "is not a cursor this service returned"})
 	}
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	out := sitePage[siteGrant]{Items: make([]siteGrant, 0, len(gs)), NextCursor: next}
@@ -357,7 +357,7 @@ func (s *Server) siteListGrants(c *gin.Context) {
 func (s *Server) siteRevoke(c *gin.Context) {
 	g, err := s.consent.Service.RevokeBySite(c.Request.Context(), siteAdminOf(c), c.Param("id"))
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"grant": toSiteGrant(g)})
@@ -400,30 +400,30 @@ func (s *Server) supportAccessPage(c *gin.Context) {
 	}
 	token := c.Query("jwt")
 	if token == "" {
-		s.fail(c, unauthorized("The page URL needs the jwt query parameter Atlassian adds."))
+		s.failPage(c, unauthorized("The page URL needs the jwt query parameter Atlassian adds."))
 		return
 	}
 	id, err := s.context.Verify(ctx, token, c.Request.Method, requestURL(c), false)
 	if err != nil {
-		s.fail(c, err)
+		s.failPage(c, err)
 		return
 	}
 	if id.AccountID == "" {
-		s.fail(c, unauthorized("The page was loaded without a signed-in user."))
+		s.failPage(c, unauthorized("The page was loaded without a signed-in user."))
 		return
 	}
 	t, err := s.tenants.Get(ctx, id.ClientKey)
 	if err != nil {
-		s.fail(c, err)
+		s.failPage(c, err)
 		return
 	}
 	if !t.Enabled {
-		s.failConsent(c, consent.ErrTenantInactive)
+		s.failPage(c, consent.ErrTenantInactive)
 		return
 	}
 	page, _, err := s.pageTokens.Mint(id.ClientKey, id.AccountID, pagetoken.PurposeSiteAdmin)
 	if err != nil {
-		s.fail(c, err)
+		s.failPage(c, err)
 		return
 	}
 	reqID := c.Query("ac.request")

@@ -47,11 +47,11 @@ func (s *Server) getStats(c *gin.Context) {
 		writeProblem(c, badRequest("The query is invalid.", fields...))
 		return
 	}
-	if s.lifecycle.Usage == nil {
+	if s.dataLife.Usage == nil {
 		s.fail(c, unavailable("Usage statistics are not configured on this replica.", 30))
 		return
 	}
-	st, err := usage.Query(c.Request.Context(), s.lifecycle.Usage, tenant, from, to)
+	st, err := usage.Query(c.Request.Context(), s.dataLife.Usage, tenant, from, to)
 	if err != nil {
 		s.fail(c, err)
 		return

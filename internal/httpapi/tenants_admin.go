@@ -24,8 +24,8 @@ type Eraser interface {
 	Erase(ctx context.Context, accountID, email string) (lifecycle.Erasure, error)
 }
 
-// LifecycleDeps wires the admin routes of the data lifecycle; a nil part answers 503.
-type LifecycleDeps struct {
+// DataLifecycleDeps wires the admin routes of the data lifecycle; a nil part answers 503.
+type DataLifecycleDeps struct {
 	Purger Purger
 	Usage  usage.Store
 	Eraser Eraser
@@ -102,11 +102,11 @@ func (s *Server) getTenant(c *gin.Context) {
 		writeProblem(c, p)
 		return
 	}
-	if s.lifecycle.Purger == nil {
+	if s.dataLife.Purger == nil {
 		s.fail(c, unavailable("Tenant administration is not configured on this replica.", 30))
 		return
 	}
-	st, err := s.lifecycle.Purger.Describe(c.Request.Context(), t)
+	st, err := s.dataLife.Purger.Describe(c.Request.Context(), t)
 	if err != nil {
 		s.failLifecycle(c, err)
 		return
@@ -141,11 +141,11 @@ func (s *Server) purgeTenant(c *gin.Context) {
 		writeProblem(c, badRequest("The confirmation does not match.", FieldError{Field: "/confirm", Message: "must equal the tenant key of the path"}))
 		return
 	}
-	if s.lifecycle.Purger == nil {
+	if s.dataLife.Purger == nil {
 		s.fail(c, unavailable("Tenant purges are not configured on this replica.", 30))
 		return
 	}
-	r, err := s.lifecycle.Purger.Purge(ctx, t)
+	r, err := s.dataLife.Purger.Purge(ctx, t)
 	if err != nil {
 		s.failLifecycle(c, err)
 		return

@@ -59,7 +59,7 @@ func newLifecycleHarness(t *testing.T) *lifecycleHarness {
 			// The harness's directory caches tenants; a purge must drop the copy.
 			TenantChanged: func(_ context.Context, t string) error { lh.tenants.Invalidate(t); return nil },
 		})
-		o.Lifecycle = LifecycleDeps{
+		o.DataLifecycle = DataLifecycleDeps{
 			Purger: svc, Usage: store,
 			Eraser: lifecycle.NewEraser(redisstore.NewPrivacy(rdb, []byte("k")), errs.TrackingID, 0, lh.clock.Now),
 		}

@@ -90,16 +90,16 @@ func (s *Server) jiraWebhook(c *gin.Context) {
 		return
 	}
 	if s.consent.WebhookSecret.IsZero() {
-		s.failConsent(c, unauthorized("This deployment accepts no Jira webhooks: SB_JIRA_WEBHOOK_SECRET is not set."))
+		s.fail(c, unauthorized("This deployment accepts no Jira webhooks: SB_JIRA_WEBHOOK_SECRET is not set."))
 		return
 	}
 	if !verifyHubSignature(s.consent.WebhookSecret.Bytes(), body, c.GetHeader("X-Hub-Signature")) {
-		s.failConsent(c, unauthorized("X-Hub-Signature is missing or does not match the body (HMAC-SHA256, \"sha256=<hex>\")."))
+		s.fail(c, unauthorized("X-Hub-Signature is missing or does not match the body (HMAC-SHA256, \"sha256=<hex>\")."))
 		return
 	}
 	ev, err := parseJiraEvent(body)
 	if err != nil {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	key, ended := ev.ticketEnded()
@@ -114,7 +114,7 @@ func (s *Server) jiraWebhook(c *gin.Context) {
 	// A ticket with no requests is the common case (most tickets never ask for logs), and
 	// not an error Jira could do anything about.
 	if err := end(c.Request.Context(), key); err != nil && !errors.Is(err, consent.ErrTicketUnknown) && !errors.Is(err, consent.ErrNotFound) {
-		s.failConsent(c, err)
+		s.fail(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)

@@ -59,19 +59,20 @@ type requestDTO struct {
 	} `json:"currentStatus"`
 }
 
-// CreateRequest raises r on the desk on behalf of the customer. It is sent exactly once:
+// CreateRequest raises r on the desk on behalf of the customer, or as the service account
+// when r.RaiseOnBehalfOf is empty (the field is then left out). It is sent exactly once:
 // on any unknown outcome the error is Ambiguous and the caller must FindByMarker before
 // calling again.
 func (c *Client) CreateRequest(ctx context.Context, r NewRequest) (Ticket, error) {
 	const op = "create request"
-	if strings.TrimSpace(r.Summary) == "" || r.RaiseOnBehalfOf == "" {
-		return Ticket{}, invalid(op, "summary and raiseOnBehalfOf are required")
+	if strings.TrimSpace(r.Summary) == "" {
+		return Ticket{}, invalid(op, "summary is required")
 	}
 	body := struct {
 		ServiceDeskID      string            `json:"serviceDeskId"`
 		RequestTypeID      string            `json:"requestTypeId"`
 		RequestFieldValues map[string]string `json:"requestFieldValues"`
-		RaiseOnBehalfOf    string            `json:"raiseOnBehalfOf"`
+		RaiseOnBehalfOf    string            `json:"raiseOnBehalfOf,omitempty"`
 	}{
 		ServiceDeskID: c.desk,
 		RequestTypeID: c.rtype,
@@ -155,7 +156,7 @@ func (c *Client) FindByMarker(ctx context.Context, marker string) (Ticket, bool,
 		return Ticket{}, false, nil
 	}
 	if len(res.Issues) > 1 {
-		c.logger.WarnContext(ctx, "several requests carry one delivery marker",
+		c.logger.WarnContext(ctx, "marker_on_several_requests",
 			slog.String("marker", marker), slog.String("first_key", res.Issues[0].Key))
 	}
 	hit := res.Issues[0]

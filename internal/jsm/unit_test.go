@@ -260,7 +260,7 @@ func TestInputValidationIsPermanentAndOffline(t *testing.T) {
 	_, _, err1 := c.FindByMarker(ctx, `x" OR project = OTHER`)
 	_, err2 := c.ResolveCustomer(ctx, "Ann <ann@example.com>", "Ann")
 	_, err3 := c.AddComment(ctx, "SUP-1/../../x", "hi", true)
-	_, err4 := c.CreateRequest(ctx, NewRequest{Summary: "x"})
+	_, err4 := c.CreateRequest(ctx, NewRequest{Summary: " ", RaiseOnBehalfOf: "acc"})
 	for i, err := range []error{err1, err2, err3, err4} {
 		var e *Error
 		if !errors.As(err, &e) || e.Kind != Permanent || e.Status != 0 {

@@ -122,6 +122,10 @@ func (s *Sandbox) AddUser(email, displayName string) (accountID string) {
 	return a.id
 }
 
+// ServiceAccountID is the accountId of the API user the client authenticates as; requests
+// raised without raiseOnBehalfOf are reported by it.
+func (s *Sandbox) ServiceAccountID() string { return s.serviceAccount.id }
+
 // Customers returns every account the sandbox knows, in creation order.
 func (s *Sandbox) Customers() []Customer {
 	s.mu.Lock()

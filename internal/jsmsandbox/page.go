@@ -83,7 +83,7 @@ func (s *Sandbox) servePage(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := s.page.Execute(w, data); err != nil {
-		s.log.Error("jsm sandbox page", "err", err)
+		s.log.Error("jsm_sandbox_page_failed", "err", err)
 	}
 }
 

@@ -32,7 +32,7 @@ func Run(ctx context.Context, addr string, opts Options, logger *slog.Logger) er
 			}
 		}
 		if opts.JSMSpecPath == "" {
-			logger.Warn("jsm sandbox runs without spec validation: Atlassian spec files not found")
+			logger.Warn("jsm_sandbox_unvalidated")
 		}
 	}
 	s, err := New(opts)
@@ -44,7 +44,7 @@ func Run(ctx context.Context, addr string, opts Options, logger *slog.Logger) er
 		return fmt.Errorf("jsm sandbox listen: %w", err)
 	}
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("jsm sandbox listening", "addr", ln.Addr().String(), "service_desk_id", s.opts.ServiceDeskID,
+	logger.Info("jsm_sandbox_listening", "addr", ln.Addr().String(), "service_desk_id", s.opts.ServiceDeskID,
 		"project_key", s.opts.ProjectKey)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

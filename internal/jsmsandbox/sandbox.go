@@ -270,7 +270,7 @@ func (s *Sandbox) recordCall(r *http.Request, body []byte, rec *recorder) {
 	if rec.dropped {
 		status = 0
 	}
-	s.log.Debug("jsm sandbox call", "method", r.Method, "path", r.URL.Path, "status", status)
+	s.log.Debug("jsm_sandbox_call", "method", r.Method, "path", r.URL.Path, "status", status)
 	call := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: status, Time: s.now()}
 	s.mu.Lock()
 	s.calls = append(s.calls, call)
@@ -287,7 +287,7 @@ func (s *Sandbox) recordCall(r *http.Request, body []byte, rec *recorder) {
 
 func (s *Sandbox) addViolation(r *http.Request, reason string) {
 	v := fmt.Sprintf("%s %s: %s", r.Method, r.URL.Path, reason)
-	s.log.Warn("jsm sandbox violation", "violation", v)
+	s.log.Warn("jsm_sandbox_violation", "violation", v)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.violations = append(s.violations, v)

@@ -18,7 +18,8 @@ import (
 
 // Privacy finds what Redis holds about one person; it implements lifecycle.PrivacyStore.
 // The customer cache is keyed by a MAC of the email (the same key Reports uses) and holds
-// the accountId, so an email finds its entries by key and an accountId by value.
+// the accountId, so an email finds its entries by key and an accountId by value; the
+// reporter cache is the other way round (MAC of "account:"+accountId → email).
 type Privacy struct {
 	rdb         redis.UniversalClient
 	customerKey []byte
@@ -67,36 +68,76 @@ func scanAll(ctx context.Context, rdb redis.UniversalClient, pattern string, eac
 	return scan(ctx, rdb)
 }
 
-// EraseCustomerEmail implements lifecycle.PrivacyStore.
+// EraseCustomerEmail implements lifecycle.PrivacyStore: the customer-cache entries keyed by
+// the email, and the reporter-cache entries that hold it.
 func (p *Privacy) EraseCustomerEmail(ctx context.Context, email string) (int64, error) {
+	n, err := p.erase(ctx, "sb:*:customer:"+customerMACOf(p.customerKey, email), "")
+	if err != nil {
+		return n, err
+	}
+	m, err := p.eraseFold(ctx, "sb:*:reporter:*", email)
+	return n + m, err
+}
+
+// EraseCustomerAccount implements lifecycle.PrivacyStore: the customer-cache entries that
+// hold the accountId, and the reporter-cache entries keyed by it.
+func (p *Privacy) EraseCustomerAccount(ctx context.Context, accountID string) (int64, error) {
+	n, err := p.erase(ctx, "sb:*:customer:*", accountID)
+	if err != nil {
+		return n, err
+	}
+	m, err := p.erase(ctx, "sb:*:reporter:"+customerMACOf(p.customerKey, "account:"+accountID), "")
+	return n + m, err
+}
+
+// erase deletes the keys matching pattern; with value set, only those that hold it.
+func (p *Privacy) erase(ctx context.Context, pattern, value string) (int64, error) {
 	var n int64
 	var mu sync.Mutex
-	err := scanAll(ctx, p.rdb, "sb:*:customer:"+customerMACOf(p.customerKey, email), func(_ redis.Cmdable, k string) error {
-		d, err := p.rdb.Del(ctx, k).Result()
+	err := scanAll(ctx, p.rdb, pattern, func(_ redis.Cmdable, k string) error {
+		var d int64
+		var err error
+		if value == "" {
+			d, err = p.rdb.Del(ctx, k).Result()
+		} else {
+			d, err = p.rdb.Eval(ctx, delIfLua, []string{k}, value).Int64()
+		}
 		mu.Lock()
 		n += d
 		mu.Unlock()
 		return err
 	})
 	if err != nil {
-		return n, fmt.Errorf("erase customer cache: %w: %w", ErrUnavailable, err)
+		return n, fmt.Errorf("erase cached mappings: %w: %w", ErrUnavailable, err)
 	}
 	return n, nil
 }
 
-// EraseCustomerAccount implements lifecycle.PrivacyStore.
-func (p *Privacy) EraseCustomerAccount(ctx context.Context, accountID string) (int64, error) {
+// eraseFold deletes the keys matching pattern that hold email, compared as Atlassian
+// compares emails (case-insensitively).
+func (p *Privacy) eraseFold(ctx context.Context, pattern, email string) (int64, error) {
 	var n int64
 	var mu sync.Mutex
-	err := scanAll(ctx, p.rdb, "sb:*:customer:*", func(_ redis.Cmdable, k string) error {
-		d, err := p.rdb.Eval(ctx, delIfLua, []string{k}, accountID).Int64()
+	want := strings.TrimSpace(email)
+	err := scanAll(ctx, p.rdb, pattern, func(_ redis.Cmdable, k string) error {
+		v, err := p.rdb.Get(ctx, k).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !strings.EqualFold(strings.TrimSpace(v), want) {
+			return nil
+		}
+		d, err := p.rdb.Eval(ctx, delIfLua, []string{k}, v).Int64()
 		mu.Lock()
 		n += d
 		mu.Unlock()
 		return err
 	})
 	if err != nil {
-		return n, fmt.Errorf("erase customer cache: %w: %w", ErrUnavailable, err)
+		return n, fmt.Errorf("erase cached mappings: %w: %w", ErrUnavailable, err)
 	}
 	return n, nil
 }

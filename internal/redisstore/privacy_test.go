@@ -34,6 +34,9 @@ func TestPrivacyEraseRemovesExactlyThatPerson(t *testing.T) {
 			if err := e.reports.CacheCustomer(ctx, tn, u+"@example.com", "acc-"+u); err != nil {
 				t.Fatal(err)
 			}
+			if err := e.reports.CacheReporterEmail(ctx, tn, "acc-"+u, u+"@example.com"); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for range 2 {
@@ -53,9 +56,10 @@ func TestPrivacyEraseRemovesExactlyThatPerson(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two tenants × (email mapping) = 2; ids: 2 tenants × 2 days × 2 groups = 8; groups: 2.
-	if got.CustomerMappingsRemoved != 2 || got.TrackingIDsRemoved != 8 || got.ErrorGroupsRemoved != 2 || got.TenantsSearched != 2 {
-		t.Errorf("Erase = %+v; want 2 mappings, 8 ids, 2 groups, 2 tenants", got)
+	// Two tenants × (customer and reporter mapping) = 4; ids: 2 tenants × 2 days × 2 groups
+	// = 8; groups: 2.
+	if got.CustomerMappingsRemoved != 4 || got.TrackingIDsRemoved != 8 || got.ErrorGroupsRemoved != 2 || got.TenantsSearched != 2 {
+		t.Errorf("Erase = %+v; want 4 mappings, 8 ids, 2 groups, 2 tenants", got)
 	}
 	after := dumpAll(t, rdb)
 	for _, tn := range []string{victim, bystander} {
@@ -85,9 +89,18 @@ func TestPrivacyEraseRemovesExactlyThatPerson(t *testing.T) {
 			changed++
 		}
 	}
-	// Per tenant: Ada's mapping, the ada-only group and its ids, the shared group's ids, the index.
-	if changed != 2*5 {
-		t.Errorf("%d keys changed, want 10", changed)
+	// Per tenant: Ada's two mappings, the ada-only group and its ids, the shared group's
+	// ids, the index.
+	if changed != 2*6 {
+		t.Errorf("%d keys changed, want 12", changed)
+	}
+	for _, tn := range []string{victim, bystander} {
+		if _, ok, _ := e.reports.CachedReporterEmail(ctx, tn, "acc-ada"); ok {
+			t.Errorf("Ada's reporter email in %s stayed", tn)
+		}
+		if _, ok, _ := e.reports.CachedReporterEmail(ctx, tn, "acc-bob"); !ok {
+			t.Errorf("Bob's reporter email in %s went", tn)
+		}
 	}
 	again, err := er.Erase(ctx, "acc-ada", "ada@example.com")
 	if err != nil || again.CustomerMappingsRemoved+again.TrackingIDsRemoved+again.ErrorGroupsRemoved != 0 {

@@ -636,12 +636,16 @@ func KeyKind(rest string) string {
 		return "audit"
 	case has(rest, "report:") && strings.HasSuffix(rest, ":files"):
 		return "report_files"
+	case has(rest, "report:") && strings.HasSuffix(rest, ":site"):
+		return "report_site_tokens"
 	case has(rest, "report:"):
 		return "reports"
 	case has(rest, "idem:"):
 		return "idempotency_keys"
-	case has(rest, "rl:"):
+	case has(rest, "rl:") || has(rest, "gcra:"):
 		return "rate_limits"
+	case has(rest, "reporter:"):
+		return "reporter_cache"
 	case has(rest, "customer:"):
 		return "customer_cache"
 	case has(rest, "consent:req:"):

@@ -14,13 +14,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/supportbridge/supportbridge/internal/domain"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/supportbridge/supportbridge/internal/config"
 )
 
-// ErrUnavailable means Redis could not be reached or did not answer.
-var ErrUnavailable = errors.New("redis unavailable")
+// ErrUnavailable means Redis could not be reached or did not answer. It is the domain's
+// error, so callers match it without knowing the store is Redis.
+var ErrUnavailable = domain.ErrUnavailable
 
 // NewClient opens a UniversalClient: a single node from a URL, a Sentinel group when a master
 // name is set, or a Cluster from an address list.

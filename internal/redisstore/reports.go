@@ -20,6 +20,7 @@ import (
 
 	"github.com/supportbridge/supportbridge/internal/bufpool"
 	"github.com/supportbridge/supportbridge/internal/report"
+	"github.com/supportbridge/supportbridge/internal/seal"
 )
 
 // Reports stores problem reports and is their delivery queue. It implements report.Intake
@@ -74,6 +75,13 @@ type Reports struct {
 	overloadRA  time.Duration
 	deadMaxLen  int64
 
+	// sealer encrypts kept site tokens; nil keeps none.
+	sealer *seal.Sealer
+
+	// rateClock is set when the clock was given: the rate limits then use it instead of
+	// Redis' TIME (see reports_lua.go), so tests move windows without waiting.
+	rateClock bool
+
 	// enqueueBatch shares round trips between concurrent one-step enqueues.
 	enqueueBatch *scriptBatcher
 
@@ -81,18 +89,12 @@ type Reports struct {
 	// it instead of in the same script. It is set for Cluster clients and on demand, and
 	// once the server refuses a multi-slot script.
 	staged atomic.Bool
-
-	// crashAfter, set by tests only, makes Enqueue stop dead after the named step ("admit"
-	// or "stage"), as a replica that crashed there would.
-	crashAfter string
 }
-
-// errTestCrash is what Enqueue returns when a test makes it stop half-way.
-var errTestCrash = errors.New("redisstore: simulated crash")
 
 // ReportsOptions configures a Reports store. Zero values take the defaults.
 type ReportsOptions struct {
-	// Now is the clock for timestamps, rate-limit windows and recovery; default time.Now.
+	// Now is the clock for timestamps and recovery; default time.Now. When set, the rate
+	// limits use it too; otherwise they use Redis' TIME, which all replicas share.
 	Now func() time.Time
 	// Queue names the delivery queue. Its stream, dead-letter stream, intent set and byte
 	// counter share one hash tag derived from it, so the queue scripts work on Cluster.
@@ -112,6 +114,9 @@ type ReportsOptions struct {
 	OverloadRetryAfter time.Duration
 	// DeadLetterMaxLen caps the dead-letter stream (approximately); default 10000.
 	DeadLetterMaxLen int64
+	// Sealer encrypts the Forge app system tokens kept for the worker next to a report (see
+	// SiteToken); nil keeps none, so Forge reporters' emails stay unconfirmed.
+	Sealer *seal.Sealer
 	// Staged makes Enqueue use the staged protocol that Redis Cluster needs even where the
 	// one-step script would do (see Reports). Tests set it so that both paths are exercised.
 	Staged bool
@@ -119,6 +124,7 @@ type ReportsOptions struct {
 
 // NewReports returns a report store on rdb.
 func NewReports(rdb redis.UniversalClient, opts ReportsOptions) *Reports {
+	rateClock := opts.Now != nil
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -146,10 +152,10 @@ func NewReports(rdb redis.UniversalClient, opts ReportsOptions) *Reports {
 	}
 	sum := sha256.Sum256([]byte(opts.Queue))
 	s := &Reports{
-		rdb: rdb, now: opts.Now, queue: opts.Queue, queueTag: "{q:" + hex.EncodeToString(sum[:6]) + "}",
+		rdb: rdb, now: opts.Now, rateClock: rateClock, queue: opts.Queue, queueTag: "{q:" + hex.EncodeToString(sum[:6]) + "}",
 		group: opts.Group, customerKey: opts.CustomerKey, customerTTL: opts.CustomerTTL,
 		statusTTL: opts.StatusTTL, overloadRA: opts.OverloadRetryAfter, deadMaxLen: opts.DeadLetterMaxLen,
-		enqueueBatch: newScriptBatcher(rdb, enqueueScript, 64),
+		enqueueBatch: newScriptBatcher(rdb, enqueueScript, 64), sealer: opts.Sealer,
 	}
 	// Only a *redis.Client is known to be one server at a time (a plain client or a
 	// Sentinel failover client); a Cluster, a Ring or anything else takes the staged path.
@@ -158,7 +164,7 @@ func NewReports(rdb redis.UniversalClient, opts ReportsOptions) *Reports {
 	return s
 }
 
-var _ report.Intake = (*Reports)(nil)
+var _ report.Queue = (*Reports)(nil)
 
 // Keys of reports. A report's id and attachment ids are checked against idRE before they
 // become part of a key; user-chosen strings (idempotency keys, account ids, emails) only
@@ -176,8 +182,8 @@ func rateTenantKey(tenantKey string) string      { return rateTenantKeyOf(tenant
 func reportKeyOf(tag, id string) string          { return "sb:" + tag + ":report:" + id }
 func reportFilesKeyOf(tag, id string) string     { return "sb:" + tag + ":report:" + id + ":files" }
 func idemKeyOf(tag, user, key string) string     { return "sb:" + tag + ":idem:" + userScoped(user, key) }
-func rateUserKeyOf(tag, user string) string      { return "sb:" + tag + ":rl:user:" + sha256Hex(user) }
-func rateTenantKeyOf(tag string) string          { return "sb:" + tag + ":rl:tenant" }
+func rateUserKeyOf(tag, user string) string      { return "sb:" + tag + ":gcra:user:" + sha256Hex(user) }
+func rateTenantKeyOf(tag string) string          { return "sb:" + tag + ":gcra:tenant" }
 func reportIndexKey(id string) string            { return "sb:idx:filed-by:" + id }
 
 // TenantOfReport names the tenant that filed report id, for admin routes that have only the id.
@@ -277,17 +283,15 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	if r.TenantKey == "" {
 		return "", false, errors.New("enqueue report: no tenant")
 	}
-	if r.ID == "" {
-		r.ID = randomID()
-	}
-	if r.Marker == "" {
-		r.Marker = "sb" + randomID()
-	}
+	// The id and marker are the intake service's to mint; the store only checks them.
 	if !idRE.MatchString(r.ID) || !idRE.MatchString(r.Marker) {
 		return "", false, errors.New("enqueue report: id and marker must match " + idRE.String())
 	}
 	if r.ReceivedAt.IsZero() {
 		r.ReceivedAt = s.now().UTC()
+	}
+	if err := s.keepSiteToken(ctx, r.TenantKey, r.ID, sub); err != nil {
+		return "", false, err
 	}
 	var nbytes int64
 	files := make([]any, 0, 2*len(sub.Attachments))
@@ -323,7 +327,10 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	}
 
 	now := s.now()
-	tkeys := s.tenantReportKeys(r, sub.IdempotencyKey)
+	if sub.Subject == "" {
+		return "", false, errors.New("enqueue report: no rate-limit subject")
+	}
+	tkeys := s.tenantReportKeys(r, sub.Subject, sub.IdempotencyKey)
 	if !s.staged.Load() {
 		id, replayed, err := s.enqueueAtomic(ctx, r, sub.BodyHash, lim, now, tkeys, doc, nbytes,
 			hasIdem, idemTTL, files)
@@ -351,19 +358,12 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 		return "", false, &report.OverloadedError{Resource: res[0], RetryAfter: s.overloadRA}
 	}
 
-	if s.crashAfter == "admit" {
-		return "", false, errTestCrash
-	}
-
 	args := append([]any{r.ID, sub.BodyHash, ms(now), doc, nbytes, hasIdem, msDur(idemTTL),
-		msDur(lim.Window), lim.PerUser, lim.PerTenant}, files...)
+		msDur(lim.Window), lim.PerUser, lim.PerTenant, s.rateNow(now)}, files...)
 	staged, err := stageScript.Run(ctx, s.rdb, tkeys, args...).StringSlice()
 	if err != nil {
 		// Whether the stage happened is unknown; the intent stays, so Recover settles it.
 		return "", false, unavailable("stage report", err)
-	}
-	if s.crashAfter == "stage" {
-		return "", false, errTestCrash
 	}
 	if staged[0] == "exists" {
 		// This stage ran before and its answer was lost (see enqueueScript): it is staged.
@@ -392,7 +392,7 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	switch {
 	case errors.As(err, &over):
 		s.rdb.Del(ctx, reportIndexKey(r.ID)) // the hint of a report that is not coming
-		aborted, aerr := s.abort(ctx, tkeys, r.ID)
+		aborted, aerr := s.abort(ctx, tkeys, r.ID, lim)
 		if aerr != nil {
 			return "", false, aerr
 		}
@@ -415,7 +415,7 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 			return "", false, unavailable("check report", err)
 		}
 		if pub != "1" {
-			aborted, aerr := s.abort(ctx, tkeys, r.ID)
+			aborted, aerr := s.abort(ctx, tkeys, r.ID, lim)
 			if aerr != nil {
 				return "", false, aerr
 			}
@@ -451,7 +451,7 @@ func (s *Reports) CheckRate(ctx context.Context, tenantKey, accountID, idempoten
 	}
 	res, err := rateCheckScript.Run(ctx, s.rdb,
 		[]string{rateUserKeyOf(tag, accountID), rateTenantKeyOf(tag), idemKeyOf(tag, accountID, idempotencyKey)},
-		ms(s.now()), msDur(lim.Window), lim.PerUser, lim.PerTenant, hasIdem).StringSlice()
+		s.rateNow(s.now()), msDur(lim.Window), lim.PerUser, lim.PerTenant, hasIdem).StringSlice()
 	if err != nil {
 		return unavailable("check report rate", err)
 	}
@@ -462,6 +462,15 @@ func (s *Reports) CheckRate(ctx context.Context, tenantKey, accountID, idempoten
 	return nil
 }
 
+// rateNow is the rate limits' clock argument: the given clock's milliseconds, or empty for
+// Redis' TIME.
+func (s *Reports) rateNow(now time.Time) any {
+	if s.rateClock {
+		return ms(now)
+	}
+	return ""
+}
+
 // enqueueAtomic is the staged path of enqueue in one script, for a single server (see
 // Reports). Its answers are mapped exactly as the staged path maps them.
 func (s *Reports) enqueueAtomic(ctx context.Context, r report.Report, bodyHash string, lim report.Limits,
@@ -469,9 +478,9 @@ func (s *Reports) enqueueAtomic(ctx context.Context, r report.Report, bodyHash s
 ) (string, bool, error) {
 	keys := []string{s.streamKey(), s.bytesKey(), s.heldKey(), tkeys[0], tkeys[1], tkeys[2], tkeys[3], tkeys[4],
 		reportIndexKey(r.ID)}
-	args := append(make([]any, 0, 15+len(files)), r.TenantKey, r.ID, bodyHash, ms(now), doc, nbytes, hasIdem,
+	args := append(make([]any, 0, 16+len(files)), r.TenantKey, r.ID, bodyHash, ms(now), doc, nbytes, hasIdem,
 		msDur(idemTTL), msDur(lim.Window), lim.PerUser, lim.PerTenant, lim.MaxQueueLength,
-		lim.MaxAttachmentBytes, heldField(r.TenantKey, r.ID), msDur(s.statusTTL+24*time.Hour))
+		lim.MaxAttachmentBytes, heldField(r.TenantKey, r.ID), msDur(s.statusTTL+24*time.Hour), s.rateNow(now))
 	args = append(args, files...)
 	res, err := s.enqueueBatch.run(ctx, keys, args)
 	if redis.HasErrorPrefix(err, "CROSSSLOT") {
@@ -532,15 +541,11 @@ func (s *Reports) publishIndexed(ctx context.Context, in intent, lim report.Limi
 }
 
 // tenantReportKeys are the keys of r in its tenant's slot. The idempotency record and the
-// user's rate window belong to the reporting user (the accountId from the verified token,
-// or the email for a report without one): an Idempotency-Key is chosen by the user's app,
+// user's rate window belong to the subject the intake service named (the accountId from the
+// verified token): an Idempotency-Key is chosen by the user's app,
 // so another user of the tenant who happens to send the same key is another request, not a
 // repeat of the first user's.
-func (s *Reports) tenantReportKeys(r report.Report, idem string) []string {
-	user := r.AccountID
-	if user == "" {
-		user = "email:" + s.customerMAC(r.Email)
-	}
+func (s *Reports) tenantReportKeys(r report.Report, user, idem string) []string {
 	tag := tenantTag(r.TenantKey) // hashed once for the five keys
 	return []string{
 		reportKeyOf(tag, r.ID), reportFilesKeyOf(tag, r.ID),
@@ -577,8 +582,8 @@ func publishAnswer(res []string, retryAfter time.Duration) (string, error) {
 }
 
 // abort undoes a stage; false when the report was published meanwhile and stays.
-func (s *Reports) abort(ctx context.Context, tkeys []string, id string) (bool, error) {
-	n, err := abortScript.Run(ctx, s.rdb, tkeys, id).Int()
+func (s *Reports) abort(ctx context.Context, tkeys []string, id string, lim report.Limits) (bool, error) {
+	n, err := abortScript.Run(ctx, s.rdb, tkeys, id, msDur(lim.Window), lim.PerUser, lim.PerTenant, s.rateNow(s.now())).Int()
 	if err != nil {
 		return false, unavailable("abort report", err)
 	}
@@ -632,7 +637,7 @@ func (s *Reports) Status(ctx context.Context, tenantKey, id string) (report.Stat
 		return report.Status{}, report.ErrNotFound
 	}
 	vals, err := s.rdb.HMGet(ctx, reportKey(tenantKey, id),
-		"state", "ticketKey", "ticketUrl", "reason", "createdAt", "updatedAt").Result()
+		"state", "ticketKey", "ticketUrl", "reason", "createdAt", "updatedAt", "emailSource").Result()
 	if err != nil {
 		return report.Status{}, unavailable("read report status", err)
 	}
@@ -647,6 +652,7 @@ func (s *Reports) Status(ctx context.Context, tenantKey, id string) (report.Stat
 	st := report.Status{
 		ID: id, State: report.State(str(vals[0])), TicketKey: str(vals[1]), TicketURL: str(vals[2]),
 		Reason: str(vals[3]), CreatedAt: at(vals[4]), UpdatedAt: at(vals[5]),
+		EmailSource: report.EmailSource(str(vals[6])),
 	}
 	return st, nil
 }
@@ -784,10 +790,4 @@ func (s *Reports) ForgetCustomer(ctx context.Context, tenantKey, email, accountI
 		return unavailable("forget cached customer", err)
 	}
 	return nil
-}
-
-func randomID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -8,12 +8,16 @@ import "github.com/redis/go-redis/v9"
 // sequenced so that nothing half-written survives. The one exception is enqueueScript, which
 // does the whole sequence at once and is used only where every key is on one server.
 //
-// Times are Unix milliseconds passed in by the caller (the store's injectable clock), never
-// Redis' TIME, so tests control windows and expiries.
+// Times are Unix milliseconds passed in by the caller (the store's injectable clock), so
+// tests control windows and expiries. The one exception is the rate limits' clock: replicas'
+// clocks disagree, and a limit must not loosen because a request reached a replica that runs
+// behind, so the rate limits read Redis' TIME unless the caller passes its own (tests do).
+// Reading TIME in a script that writes needs effects replication (Redis ≥ 5; 7 has nothing
+// else).
 
 // Fragments shared by stageScript and enqueueScript, so the two paths cannot drift apart.
 // Each script first binds the locals the fragments read: now, window, idemKey, hasIdem,
-// bodyHash, userRateKey, tenantRateKey, member, perUser, perTenant.
+// bodyHash, userRateKey, tenantRateKey, member, perUser, perTenant, rateNow.
 
 // luaIdempotency answers a repeated Idempotency-Key: the first report's id when the body
 // hash matches, a mismatch otherwise. It writes nothing.
@@ -30,34 +34,68 @@ if hasIdem == '1' then
 end
 `
 
-// luaRateCheck refuses when the user or the tenant is at its limit in the sliding window,
-// with the milliseconds until the oldest counted report leaves it. It reads without writing:
-// expired entries are only trimmed once a report is accepted.
-const luaRateCheck = `
-local function retryAfter(key, limit)
-  if limit <= 0 or window <= 0 then return -1 end
-  local from = '(' .. (now - window)
-  local n = redis.call('ZCOUNT', key, from, '+inf')
-  if n < limit then return -1 end
-  local e = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', n - limit, 1)
-  return math.max(tonumber(e[2]) + window - now, 1)
+// luaGCRA holds the rate-limit arithmetic: the generic cell rate algorithm, as redis-cell,
+// Stripe and GitHub use it. A limit of N per window is one key per subject holding its
+// theoretical arrival time (TAT): when the subject's budget would be full again. Each
+// admitted report moves the TAT by window/N, from now if it lies in the past; a report is
+// admitted while the TAT it would leave is at most one window ahead. So N are admitted at
+// once, then one every window/N, and a refusal knows exactly when the next one fits. The
+// key expires when its TAT passes, since an absent key means the same as a past TAT.
+//
+// The TAT is stored in milliseconds with microsecond decimals and computed in whole
+// microseconds: exact integers in Lua's doubles, so N reports at once fill a window of any
+// length exactly. rnow (microseconds) is the caller's rateNow in milliseconds, or Redis'
+// TIME when rateNow is empty.
+const luaGCRA = `
+local rnow = tonumber(rateNow)
+if rnow then
+  rnow = rnow * 1000
+else
+  local t = redis.call('TIME')
+  rnow = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local ra = retryAfter(userRateKey, perUser)
-if ra >= 0 then return {'rate', 'user', tostring(ra)} end
-ra = retryAfter(tenantRateKey, perTenant)
-if ra >= 0 then return {'rate', 'tenant', tostring(ra)} end
-`
-
-// luaRateRecord counts an accepted report in both windows.
-const luaRateRecord = `
-for i, lim in ipairs({perUser, perTenant}) do
-  if lim > 0 and window > 0 then
-    local key = ({userRateKey, tenantRateKey})[i]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-    redis.call('ZADD', key, now, member)
-    redis.call('PEXPIRE', key, window)
+local function interval(limit)
+  if limit <= 0 or window <= 0 then return nil end
+  return math.max(math.floor(window * 1000 / limit), 1)
+end
+local function tatOf(key)
+  local v = redis.call('GET', key)
+  if not v then return rnow end
+  return math.max(math.floor(tonumber(v) * 1000 + 0.5), rnow)
+end
+local function setTat(key, tat)
+  if tat <= rnow then
+    redis.call('DEL', key)
+  else
+    redis.call('SET', key, string.format('%.3f', tat / 1000), 'PX', math.ceil((tat - rnow) / 1000))
   end
 end
+-- gcra answers the TAT that admitting one more report leaves, or nil and the milliseconds
+-- until it would be admitted.
+local function gcra(key, limit)
+  local t = interval(limit)
+  if not t then return false, 0 end
+  local tat = tatOf(key) + t
+  local early = tat - window * 1000 - rnow
+  if early > 0 then return nil, math.ceil(early / 1000) end
+  return tat, 0
+end
+`
+
+// luaRateCheck refuses when the user or the tenant is at its limit, with the milliseconds
+// until a report fits. It writes nothing, and leaves userTat and tenantTat for luaRateRecord.
+const luaRateCheck = luaGCRA + `
+local userTat, ra = gcra(userRateKey, perUser)
+if userTat == nil then return {'rate', 'user', tostring(ra)} end
+local tenantTat
+tenantTat, ra = gcra(tenantRateKey, perTenant)
+if tenantTat == nil then return {'rate', 'tenant', tostring(ra)} end
+`
+
+// luaRateRecord counts an accepted report against both limits.
+const luaRateRecord = `
+if userTat then setTat(userRateKey, userTat) end
+if tenantTat then setTat(tenantRateKey, tenantTat) end
 `
 
 // rateCheckScript (tenant) is the look at the rate limits taken before a report's body is
@@ -67,9 +105,9 @@ end
 // exists passes, because the authoritative scripts answer it with a replay (or a mismatch)
 // before looking at the limits.
 //
-// KEYS: rate-user, rate-tenant, idem. ARGV: now, window, perUser, perTenant, hasIdem.
+// KEYS: rate-user, rate-tenant, idem. ARGV: rateNow, window, perUser, perTenant, hasIdem.
 var rateCheckScript = redis.NewScript(`
-local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rateNow, window = ARGV[1], tonumber(ARGV[2])
 local userRateKey, tenantRateKey = KEYS[1], KEYS[2]
 local perUser, perTenant = tonumber(ARGV[3]), tonumber(ARGV[4])
 if ARGV[5] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return {'ok'} end
@@ -98,17 +136,17 @@ return {'ok'}
 //
 // KEYS: report, files, idem, rate-user, rate-tenant.
 // ARGV: id, bodyHash, now, json, nbytes, hasIdem, idemTTL, window, perUser, perTenant,
-// then attachment id and content pairs.
+// rateNow, then attachment id and content pairs.
 var stageScript = redis.NewScript(`
 local now, window = tonumber(ARGV[3]), tonumber(ARGV[8])
 local idemKey, hasIdem, bodyHash = KEYS[3], ARGV[6], ARGV[2]
 local userRateKey, tenantRateKey, member = KEYS[4], KEYS[5], ARGV[1]
-local perUser, perTenant = tonumber(ARGV[9]), tonumber(ARGV[10])
+local perUser, perTenant, rateNow = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
 ` + luaIdempotency + luaRateCheck + luaRateRecord + `
 redis.call('HSET', KEYS[1], 'json', ARGV[4], 'state', 'queued', 'createdAt', now,
   'updatedAt', now, 'published', 0, 'fence', 0, 'attempts', 0, 'tries', 0, 'bytes', ARGV[5])
-for i = 11, #ARGV, 2 do
+for i = 12, #ARGV, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
 end
 if ARGV[6] == '1' then
@@ -130,12 +168,13 @@ return {'ok'}
 //
 // KEYS: stream, bytes, held, report, files, idem, rate-user, rate-tenant, filed-by.
 // ARGV: tenantKey, id, bodyHash, now, json, nbytes, hasIdem, idemTTL, window, perUser,
-// perTenant, maxLen, maxBytes, heldField, filedByTTL, then attachment id and content pairs.
+// perTenant, maxLen, maxBytes, heldField, filedByTTL, rateNow, then attachment id and
+// content pairs.
 var enqueueScript = redis.NewScript(`
 local now, nb, window = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[9])
 local idemKey, hasIdem, bodyHash = KEYS[6], ARGV[7], ARGV[3]
 local userRateKey, tenantRateKey, member = KEYS[7], KEYS[8], ARGV[2]
-local perUser, perTenant = tonumber(ARGV[10]), tonumber(ARGV[11])
+local perUser, perTenant, rateNow = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[16]
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'exists'} end
 ` + luaIdempotency + `
 local maxLen, maxBytes = tonumber(ARGV[12]), tonumber(ARGV[13])
@@ -148,7 +187,7 @@ local entry = redis.call('XADD', KEYS[1], '*', 't', ARGV[1], 'r', ARGV[2])
 redis.call('HSET', KEYS[4], 'json', ARGV[5], 'state', 'queued', 'createdAt', now,
   'updatedAt', now, 'published', 1, 'entry', entry, 'fence', 0, 'attempts', 0, 'tries', 0,
   'bytes', ARGV[6])
-for i = 16, #ARGV, 2 do
+for i = 17, #ARGV, 2 do
   redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
 end
 if ARGV[7] == '1' then
@@ -201,16 +240,25 @@ return 1
 `)
 
 // abortScript (tenant) removes everything stageScript wrote for a report that was refused
-// after staging, unless it was published meanwhile.
+// after staging, unless it was published meanwhile, and gives back what it counted against
+// the rate limits: each TAT moves back by one interval. Only the run that finds the report
+// gives it back, so a repeated abort cannot give back twice.
 //
-// KEYS: report, files, idem, rate-user, rate-tenant. ARGV: id.
+// KEYS: report, files, idem, rate-user, rate-tenant.
+// ARGV: id, window, perUser, perTenant, rateNow.
 var abortScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'published') == '1' then return 0 end
+local staged = redis.call('EXISTS', KEYS[1]) == 1
 redis.call('DEL', KEYS[1], KEYS[2])
 local rec = redis.call('GET', KEYS[3])
 if rec and string.sub(rec, 1, #ARGV[1] + 1) == ARGV[1] .. '\n' then redis.call('DEL', KEYS[3]) end
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
+if not staged then return 1 end
+local window, perUser, perTenant, rateNow = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+` + luaGCRA + `
+for i, lim in ipairs({perUser, perTenant}) do
+  local key, t = KEYS[3 + i], interval(lim)
+  if t and redis.call('EXISTS', key) == 1 then setTat(key, tatOf(key) - t) end
+end
 return 1
 `)
 
@@ -270,7 +318,7 @@ local i = 5
 local progressed = false
 for _ = 1, nset do
   local f = ARGV[i]
-  if (f == 'customer' or f == 'ticketKey' or string.sub(f, 1, 7) == 'upload:'
+  if (f == 'customer' or f == 'emailSource' or f == 'ticketKey' or string.sub(f, 1, 7) == 'upload:'
       or string.sub(f, 1, 5) == 'done:')
     and redis.call('HEXISTS', KEYS[1], f) == 0 then
     progressed = true

@@ -162,7 +162,8 @@ func (s *Reports) Begin(ctx context.Context, job report.Job) (report.Delivery, e
 
 func progressOf(h map[string]string) report.Progress {
 	p := report.Progress{
-		AccountID: h["customer"], TicketKey: h["ticketKey"], TicketURL: h["ticketUrl"],
+		AccountID: h["customer"], EmailSource: report.EmailSource(h["emailSource"]),
+		TicketKey: h["ticketKey"], TicketURL: h["ticketUrl"],
 		Uploads: map[string]report.Upload{}, Done: map[string]bool{}, Pending: map[string]time.Time{},
 	}
 	for k, v := range h {
@@ -206,6 +207,9 @@ func (s *Reports) Record(ctx context.Context, job report.Job, fence int64, r rep
 	var set []any
 	if r.AccountID != "" {
 		set = append(set, "customer", r.AccountID)
+	}
+	if r.EmailSource != "" {
+		set = append(set, "emailSource", string(r.EmailSource))
 	}
 	if r.TicketKey != "" {
 		set = append(set, "ticketKey", r.TicketKey, "ticketUrl", r.TicketURL)

@@ -19,6 +19,8 @@ import (
 
 	"github.com/supportbridge/supportbridge/internal/redisstore/redistest"
 	"github.com/supportbridge/supportbridge/internal/report"
+	"github.com/supportbridge/supportbridge/internal/seal"
+	"github.com/supportbridge/supportbridge/internal/secret"
 )
 
 const (
@@ -70,10 +72,10 @@ func bothPaths(t *testing.T, test func(t *testing.T, staged bool)) {
 func submission(tenantKey, user, idemKey string, files ...string) report.Submission {
 	s := report.Submission{
 		Report: report.Report{
-			TenantKey: tenantKey, AccountID: user, Email: user + "@customer.example",
-			EmailSource: report.EmailFromReport, Summary: "Export fails",
+			ID: report.NewID(), Marker: report.NewMarker(),
+			TenantKey: tenantKey, AccountID: user, EmailHint: user + "@customer.example", Summary: "Export fails",
 		},
-		IdempotencyKey: idemKey,
+		IdempotencyKey: idemKey, Subject: user,
 		BodyHash:       "hash-of-" + idemKey,
 	}
 	for i, f := range files {
@@ -222,6 +224,42 @@ func TestStageResentAfterALostAnswerIsStaged(t *testing.T) {
 	}
 }
 
+// errTestCrash is what Enqueue returns when crashAt makes it stop half-way.
+var errTestCrash = errors.New("redisstore test: simulated crash")
+
+// crashAt makes the next Enqueue on rdb stop dead after the named step, as a replica that
+// crashed there would: after "admit" the stage script is never sent; after "stage" it runs
+// and its answer is lost. It fires once.
+func crashAt(rdb redis.UniversalClient, step string) {
+	rdb.AddHook(&crashHook{script: stageScript.Hash(), runFirst: step == "stage"})
+}
+
+type crashHook struct {
+	script   string
+	runFirst bool
+	fired    atomic.Bool
+}
+
+func (*crashHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*crashHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *crashHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		if cmd.Name() != "evalsha" || len(args) < 2 || args[1] != h.script || !h.fired.CompareAndSwap(false, true) {
+			return next(ctx, cmd)
+		}
+		if h.runFirst {
+			if err := next(ctx, cmd); err != nil {
+				return err
+			}
+		}
+		cmd.SetErr(errTestCrash)
+		return errTestCrash
+	}
+}
+
 // resendHook runs each call of one script twice, answering the second run, as a client does
 // that resends a command whose first answer was lost.
 type resendHook struct {
@@ -250,8 +288,8 @@ func (h *resendHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func resendSucceedsOnce(t *testing.T, s *Reports, rdb redis.UniversalClient, calls int) {
 	t.Helper()
 	sub := submission(tenantA, "u1", "", "png-bytes")
-	sub.Report.ID = "r" + randomID()
-	sub.Report.Marker = "sb" + randomID()
+	sub.Report.ID = report.NewID()
+	sub.Report.Marker = report.NewMarker()
 	lim := report.Limits{PerUser: 1, PerTenant: 1, Window: time.Hour, MaxQueueLength: 1, MaxAttachmentBytes: int64(len("png-bytes"))}
 	for range calls {
 		id, replayed, err := s.Enqueue(context.Background(), sub, lim)
@@ -354,7 +392,7 @@ func TestIdempotencyKeyIsPerUser(t *testing.T) {
 func TestIdempotencyKeyWhileFirstIsStillBeingStored(t *testing.T) {
 	bothPaths(t, func(t *testing.T, staged bool) {
 		crashed, rdb, clock := newReports(t, true)
-		crashed.crashAfter = "stage" // the first request is staged, not yet on the stream
+		crashAt(rdb, "stage") // the first request is staged, not yet on the stream
 		if _, _, err := crashed.Enqueue(context.Background(), submission(tenantA, "u1", "key-1"), noLimits); !errors.Is(err, errTestCrash) {
 			t.Fatalf("first Enqueue error = %v", err)
 		}
@@ -437,9 +475,11 @@ func TestRateLimits(t *testing.T) {
 				if !errors.As(err, &rl) || rl.Scope != tc.scope {
 					t.Fatalf("third Enqueue error = %v, want RateLimitedError(%s)", err, tc.scope)
 				}
-				// The first of the two expires first: 60s after it, 50s from now.
-				if rl.RetryAfter != 50*time.Second {
-					t.Errorf("RetryAfter = %v, want 50s", rl.RetryAfter)
+				// GCRA, 2 a minute: one report every 30s after a burst of two. The burst
+				// moved the TAT to 0s+30s+30s = 60s; a third fits once the TAT is at most a
+				// window ahead, at 30s: 20s from now.
+				if rl.RetryAfter != 20*time.Second {
+					t.Errorf("RetryAfter = %v, want 20s", rl.RetryAfter)
 				}
 				if diff := cmp.Diff(snapshot(t, rdb), before); diff != "" {
 					t.Errorf("refusal wrote (-after +before):\n%s", diff)
@@ -447,7 +487,7 @@ func TestRateLimits(t *testing.T) {
 				// Another tenant has its own budget.
 				mustEnqueue(t, s, submission(tenantB, tc.users[2], "", "x"), tc.limits)
 
-				clock.Advance(50 * time.Second)
+				clock.Advance(20 * time.Second)
 				mustEnqueue(t, s, submission(tenantA, tc.users[2], "k", "x"), tc.limits)
 			})
 		}
@@ -494,7 +534,7 @@ func TestBackpressureRefusalsWriteNothing(t *testing.T) {
 // XADD, and what publish refuses is undone.
 func TestBackpressureIsExactUnderConcurrency(t *testing.T) {
 	bothPaths(t, func(t *testing.T, staged bool) {
-		s, rdb, _ := newReports(t, staged)
+		s, rdb, clock := newReports(t, staged)
 		lim := report.Limits{MaxQueueLength: 5, PerTenant: 100, Window: time.Hour}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -528,8 +568,9 @@ func TestBackpressureIsExactUnderConcurrency(t *testing.T) {
 		if n := rdb.ZCard(ctx, s.intentsKey()).Val(); n != 0 {
 			t.Errorf("%d intents left", n)
 		}
-		if n := rdb.ZCard(ctx, rateTenantKey(tenantA)).Val(); n != 5 {
-			t.Errorf("tenant rate window holds %d reports, want 5", n)
+		// Five counted (36s each at 100 an hour); those refused after staging gave theirs back.
+		if got, want := rdb.Get(ctx, rateTenantKey(tenantA)).Val(), tatString(clock.Now().Add(5*36*time.Second)); got != want {
+			t.Errorf("tenant TAT = %s, want %s (five reports)", got, want)
 		}
 		if n := len(rdb.Keys(ctx, "sb:*:idem:*").Val()); n != 5 {
 			t.Errorf("%d idempotency records, want 5", n)
@@ -550,16 +591,15 @@ func testRecoverPublishesWhatACrashLeftStaged(t *testing.T, staged bool) {
 	s, rdb, clock := newReports(t, true)
 	retrier := sameStore(rdb, clock, staged)
 	ctx := context.Background()
-	s.crashAfter = "stage"
+	crashAt(rdb, "stage")
 	_, _, err := s.Enqueue(ctx, submission(tenantA, "u1", "key-1", "abc"), noLimits)
 	if !errors.Is(err, errTestCrash) {
 		t.Fatal(err)
 	}
-	s.crashAfter = "admit"
+	crashAt(rdb, "admit")
 	if _, _, err := s.Enqueue(ctx, submission(tenantA, "u2", "key-2"), noLimits); !errors.Is(err, errTestCrash) {
 		t.Fatal(err)
 	}
-	s.crashAfter = ""
 	if got := xlen(t, s); got != 0 {
 		t.Fatalf("queue length = %d before recovery", got)
 	}
@@ -618,7 +658,7 @@ func TestDeliveryLifecycle(t *testing.T) {
 		id := mustEnqueue(t, s, submission(tenantA, "u1", "", "abc", "defg"), noLimits)
 
 		d := take(t, s, "w1")
-		if d.ReportID != id || d.TenantKey != tenantA || d.Report.Email != "u1@customer.example" || d.Fence != 1 || d.Tries != 1 {
+		if d.ReportID != id || d.TenantKey != tenantA || d.Report.EmailHint != "u1@customer.example" || d.Fence != 1 || d.Tries != 1 {
 			t.Fatalf("Begin = %+v", d)
 		}
 		if st, _ := s.Status(ctx, tenantA, id); st.State != report.StateDelivering {
@@ -633,9 +673,9 @@ func TestDeliveryLifecycle(t *testing.T) {
 			t.Errorf("Attempt = %d, %v; want 1 (the customer step reset the tries)", tries, err)
 		}
 
-		// w1 goes quiet; w2 claims the entry and resumes from the records.
-		time.Sleep(20 * time.Millisecond)
-		jobs, err := s.Claim(ctx, "w2", 10*time.Millisecond, 10)
+		// w1 goes quiet; w2 claims the entry and resumes from the records. (A minimum idle
+		// time of zero claims it at once: the test does not wait on Redis' clock.)
+		jobs, err := s.Claim(ctx, "w2", 0, 10)
 		if err != nil || len(jobs) != 1 || jobs[0].ReportID != id {
 			t.Fatalf("Claim = %v, %v", jobs, err)
 		}
@@ -1058,11 +1098,17 @@ func TestEnqueueScriptRunsOnEmbeddedRedis(t *testing.T) {
 	if err := s.EnsureGroup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d := take(t, s, "w1"); d.ReportID != first || d.Report.Email != "u1@customer.example" {
+	if d := take(t, s, "w1"); d.ReportID != first || d.Report.EmailHint != "u1@customer.example" {
 		t.Errorf("Begin = %+v", d)
 	}
 	if got := storedBytes(t, s, rdb); got != 3 {
 		t.Errorf("stored bytes = %d, want 3", got)
+	}
+	// Without a clock (as in dev mode) the rate limits read the embedded Redis' TIME.
+	dev := NewReports(rdb, ReportsOptions{})
+	mustEnqueue(t, dev, submission(tenantA, "u-dev", "", "x"), lim)
+	if _, _, err := dev.Enqueue(ctx, submission(tenantA, "u-dev", "", "x"), lim); !errors.As(err, &rl) {
+		t.Errorf("second report without a clock: %v, want RateLimitedError", err)
 	}
 }
 
@@ -1095,8 +1141,8 @@ func TestCheckRateAgreesWithEnqueueAndWritesNothing(t *testing.T) {
 			before := snapshot(t, rdb)
 			var rl *report.RateLimitedError
 			err := s.CheckRate(ctx, tenantA, tc.users[2], "", tc.limits)
-			if !errors.As(err, &rl) || rl.Scope != tc.scope || rl.RetryAfter != 50*time.Second {
-				t.Fatalf("CheckRate = %v, want RateLimitedError(%s) after 50s", err, tc.scope)
+			if !errors.As(err, &rl) || rl.Scope != tc.scope || rl.RetryAfter != 20*time.Second {
+				t.Fatalf("CheckRate = %v, want RateLimitedError(%s) after 20s", err, tc.scope)
 			}
 			_, _, eerr := s.Enqueue(ctx, submission(tenantA, tc.users[2], "", "x"), tc.limits)
 			var erl *report.RateLimitedError
@@ -1121,10 +1167,52 @@ func TestCheckRateAgreesWithEnqueueAndWritesNothing(t *testing.T) {
 			if err := s.CheckRate(ctx, tenantB, tc.users[2], "", tc.limits); err != nil {
 				t.Errorf("CheckRate of another tenant = %v, want nil", err)
 			}
-			clock.Advance(50 * time.Second)
+			clock.Advance(20 * time.Second)
 			if err := s.CheckRate(ctx, tenantA, tc.users[2], "", tc.limits); err != nil {
-				t.Errorf("CheckRate after the window moved = %v, want nil", err)
+				t.Errorf("CheckRate after the retry time = %v, want nil", err)
 			}
 		})
+	}
+}
+
+// A Forge app system token kept for the worker is sealed at rest, bound to its report, and
+// gone after its TTL.
+func TestSiteTokenIsKeptSealedForTheWorker(t *testing.T) {
+	rdb := redistest.Client(t)
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewReports(rdb, ReportsOptions{CustomerKey: []byte("k"), Sealer: sealer})
+	ctx := context.Background()
+	sub := submission(tenantA, "u1", "")
+	sub.SiteToken, sub.SiteAPI = secret.New("forge-system-token-canary"), "https://api.atlassian.com/ex/jira/cloud-1"
+	id := mustEnqueue(t, s, sub, noLimits)
+
+	tok, api, err := s.SiteToken(ctx, tenantA, id)
+	if err != nil || tok.Reveal() != "forge-system-token-canary" || api != sub.SiteAPI {
+		t.Fatalf("SiteToken = %q, %q, %v", tok.Reveal(), api, err)
+	}
+	for k, v := range snapshot(t, rdb) {
+		if strings.Contains(v, "forge-system-token-canary") {
+			t.Errorf("%s holds the token in the clear", k)
+		}
+	}
+	if ttl := rdb.PTTL(ctx, siteTokenKey(tenantA, id)).Val(); ttl <= 0 || ttl > SiteTokenTTL {
+		t.Errorf("token TTL %v, want (0, %v]", ttl, SiteTokenTTL)
+	}
+	// Sealed for this report: another report's key does not open it.
+	raw := rdb.Get(ctx, siteTokenKey(tenantA, id)).Val()
+	other := mustEnqueue(t, s, submission(tenantA, "u2", ""), noLimits)
+	rdb.Set(ctx, siteTokenKey(tenantA, other), raw, time.Minute)
+	if tok, _, err := s.SiteToken(ctx, tenantA, other); err != nil || !tok.IsZero() {
+		t.Errorf("a token moved to another report opened: %q, %v", tok.Reveal(), err)
+	}
+	// Without a sealer nothing is kept.
+	plain := NewReports(rdb, ReportsOptions{CustomerKey: []byte("k")})
+	sub.Report.ID = report.NewID()
+	id2 := mustEnqueue(t, plain, sub, noLimits)
+	if n := rdb.Exists(ctx, siteTokenKey(tenantA, id2)).Val(); n != 0 {
+		t.Error("a store without a sealer kept the token")
 	}
 }

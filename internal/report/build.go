@@ -25,10 +25,6 @@ type BuildContext struct {
 	ID, Marker string
 	// TenantKey and AccountID identify the installation and the user, from the token.
 	TenantKey, AccountID string
-	// Email is the user's address as the host product gave it; "" when it could not.
-	Email string
-	// EmailSource says where Email came from; EmailFromHostProduct when left empty.
-	EmailSource EmailSource
 	// UserAgent is the request's User-Agent header.
 	UserAgent string
 	// Now is the time the report was received.
@@ -47,29 +43,19 @@ const maxUserAgent = 1024
 // "[redacted]"), so it is cut again afterwards.
 const maxSummary = 255
 
-// Build turns a validated Input into the Report to queue: it picks the reporter's email,
-// parses the User-Agent, and scrubs every text field and every text attachment with one
-// scrubber, so that Report.Redactions counts everything that was removed. The attachments
-// returned are new values with ID set, the caller's are not modified; the content of those
-// that are not scrubbed (images, PDFs) is shared with the caller's.
+// Build turns a validated Input into the Report to queue: it parses the User-Agent and
+// scrubs every text field and every text attachment with one scrubber, so that
+// Report.Redactions counts everything that was removed. The attachments returned are new
+// values with ID set, the caller's are not modified; the content of those that are not
+// scrubbed (images, PDFs) is shared with the caller's.
 //
-// Without an email from the host product or the report the answer is a *ValidationError at
-// /email: JSM cannot raise a request on behalf of someone without an address.
+// A typed email is kept only as a hint (Report.EmailHint); who the reporter is, and so
+// which address the request is raised for, is for the delivery worker to ask the site.
 func Build(in Input, atts []Attachment, c BuildContext) (Report, []Attachment, error) {
 	if c.ID == "" || c.Marker == "" {
 		return Report{}, nil, errors.New("build report: id and marker are required")
 	}
-	email, source := strings.TrimSpace(c.Email), c.EmailSource
-	switch {
-	case email != "" && source == "":
-		source = EmailFromHostProduct
-	case email == "" && in.Email != "":
-		email, source = in.Email, EmailFromReport
-	case email == "":
-		return Report{}, nil, &ValidationError{Fields: []FieldError{{
-			Path: "/email", Message: "required: the host product did not provide the user's email",
-		}}}
-	}
+	hint := strings.TrimSpace(in.Email)
 
 	var errs fieldErrors
 	opAt := parseTime(in.Operation.OccurredAt, "/operation/occurredAt", &errs)
@@ -89,14 +75,13 @@ func Build(in Input, atts []Attachment, c BuildContext) (Report, []Attachment, e
 	agent := useragent.NewParser().Parse(ua) // the library builds its table once per process
 
 	// One scrubber for the whole report: its counts are the report's redactions. The
-	// reporter's own address stays readable, support needs it to answer.
-	s := redact.New(redact.Options{KeepEmail: email, Secrets: []string{c.SharedSecret}})
+	// address the reporter typed stays readable where they wrote it again: it is theirs.
+	s := redact.New(redact.Options{KeepEmail: hint, Secrets: []string{c.SharedSecret}})
 	r := Report{
 		ID:          c.ID,
 		TenantKey:   c.TenantKey,
 		AccountID:   c.AccountID,
-		Email:       email,
-		EmailSource: source,
+		EmailHint:   hint,
 		ReceivedAt:  c.Now.UTC(),
 		Marker:      c.Marker,
 		Summary:     cutToLen(s.String(in.Summary), maxSummary),

@@ -36,7 +36,6 @@ func testContext() BuildContext {
 	return BuildContext{
 		ID: "r7x2kq4m5n6p7q8r9s2t3u4v5w", Marker: "sbmabcdefghijklmnopqrstuvwxyz",
 		TenantKey: "client-key-1", AccountID: "5b10ac8d82e05b22cc7d4ef5",
-		Email: "ann@customer.example", EmailSource: EmailFromHostProduct,
 		UserAgent: chromeWindows, Now: testNow, SharedSecret: canary,
 	}
 }
@@ -57,6 +56,7 @@ func canaryRequest(t *testing.T) (Input, []Attachment) {
 	t.Helper()
 	js, err := json.Marshal(map[string]any{
 		"summary":     "Export fails " + canary,
+		"email":       "ann@customer.example",
 		"description": "I pasted my config: secret " + canary + "\nann@customer.example and bob@other.example were cc'd",
 		"operation": map[string]any{
 			"name":         "export-" + canary,
@@ -130,7 +130,7 @@ func TestBuildScrubsCanaryEverywhere(t *testing.T) {
 		t.Errorf("email count: got %d, want %d", got, want)
 	}
 	if !strings.Contains(r.Description, "ann@customer.example") || !strings.Contains(r.Description, "[email] were cc'd") {
-		t.Errorf("description: the reporter's address must stay and others go: %q", r.Description)
+		t.Errorf("description: the address the reporter typed must stay and others go: %q", r.Description)
 	}
 	if want := "Export fails [redacted]"; r.Summary != want {
 		t.Errorf("summary: got %q, want %q", r.Summary, want)
@@ -170,8 +170,8 @@ func TestBuildReport(t *testing.T) {
 	meta := AttachmentMeta{ID: "r7x2kq4m5n6p7q8r9s2t3u4v5w-1", Filename: "a.txt", MediaType: "text/plain", Size: 2}
 	want := Report{
 		ID: "r7x2kq4m5n6p7q8r9s2t3u4v5w", TenantKey: "client-key-1", AccountID: "5b10ac8d82e05b22cc7d4ef5",
-		Email: "ann@customer.example", EmailSource: EmailFromHostProduct, ReceivedAt: testNow,
-		Marker: "sbmabcdefghijklmnopqrstuvwxyz", Summary: "Export fails", Description: "It broke.",
+		ReceivedAt: testNow,
+		Marker:     "sbmabcdefghijklmnopqrstuvwxyz", Summary: "Export fails", Description: "It broke.",
 		Operation: Operation{
 			Name: "export", RequestIDs: []string{"req-1"}, OccurredAt: time.Date(2025, 1, 31, 14, 5, 0, 0, time.UTC),
 			HTTPStatus: 502, ErrorMessage: "Bad gateway", Stack: "at x",
@@ -191,53 +191,30 @@ func TestBuildReport(t *testing.T) {
 	}
 }
 
-func TestBuildEmailSource(t *testing.T) {
-	tests := []struct {
-		name                  string
-		hostEmail, fieldEmail string
-		hostSource            EmailSource
-		wantEmail             string
-		wantSource            EmailSource
-	}{
-		{"host product wins", "ann@customer.example", "other@customer.example", EmailFromHostProduct, "ann@customer.example", EmailFromHostProduct},
-		{"host source defaulted", "ann@customer.example", "", "", "ann@customer.example", EmailFromHostProduct},
-		{"report field", "", "ann@customer.example", "", "ann@customer.example", EmailFromReport},
-		{"blank host falls back", "  ", "ann@customer.example", EmailFromHostProduct, "ann@customer.example", EmailFromReport},
+// TestBuildKeepsTypedEmailAsHintOnly checks that a typed address is kept only as a hint:
+// intake never says where an email came from (the worker asks the site), and a report
+// without any address is accepted.
+func TestBuildKeepsTypedEmailAsHintOnly(t *testing.T) {
+	r, _, err := Build(Input{Summary: "s", Email: "  mallory@other.example "}, nil, testContext())
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := testContext()
-			c.Email, c.EmailSource = tt.hostEmail, tt.hostSource
-			r, _, err := Build(Input{Summary: "s", Email: tt.fieldEmail}, nil, c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Email != tt.wantEmail || r.EmailSource != tt.wantSource {
-				t.Errorf("got %q from %q, want %q from %q", r.Email, r.EmailSource, tt.wantEmail, tt.wantSource)
-			}
-		})
+	if r.EmailHint != "mallory@other.example" || r.Email != "" || r.EmailSource != "" {
+		t.Errorf("hint %q email %q source %q; want only the trimmed hint", r.EmailHint, r.Email, r.EmailSource)
 	}
-
-	t.Run("none", func(t *testing.T) {
-		c := testContext()
-		c.Email = ""
-		_, _, err := Build(Input{Summary: "s"}, nil, c)
-		var ve *ValidationError
-		if !errors.As(err, &ve) {
-			t.Fatalf("error %T %v, want *ValidationError", err, err)
-		}
-		want := []FieldError{{"/email", "required: the host product did not provide the user's email"}}
-		if diff := cmp.Diff(want, ve.Fields); diff != "" {
-			t.Errorf("problems (-want +got):\n%s", diff)
-		}
-	})
+	r, _, err = Build(Input{Summary: "s"}, nil, testContext())
+	if err != nil {
+		t.Fatalf("no email at all: %v, want accepted", err)
+	}
+	if r.EmailHint != "" {
+		t.Errorf("hint %q, want none", r.EmailHint)
+	}
 }
 
-// TestBuildReporterEmailSurvives checks that the scrubber keeps the chosen address, and only
-// that one, whichever source it came from.
+// TestBuildReporterEmailSurvives checks that the scrubber keeps the typed address, and only
+// that one.
 func TestBuildReporterEmailSurvives(t *testing.T) {
 	c := testContext()
-	c.Email = ""
 	in := Input{Summary: "s", Email: "zoe@customer.example", Description: "I am zoe@customer.example, ann@customer.example knows"}
 	r, _, err := Build(in, nil, c)
 	if err != nil {
@@ -328,7 +305,7 @@ func TestBuildSummaryCountsUTF16(t *testing.T) {
 }
 
 func TestBuildRejectsInputNotFromParser(t *testing.T) {
-	if _, _, err := Build(Input{Summary: "s"}, nil, BuildContext{Email: "a@b.example"}); err == nil || errors.As(err, new(*ValidationError)) {
+	if _, _, err := Build(Input{Summary: "s"}, nil, BuildContext{}); err == nil || errors.As(err, new(*ValidationError)) {
 		t.Errorf("no id and marker: got %v, want a plain error", err)
 	}
 	in := Input{Summary: "s", RecentErrors: []RecentErrorInput{{Message: "m"}, {Message: "m", OccurredAt: "soon"}}}

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"encoding/json"
 	"strings"
 	"time"
@@ -50,8 +51,9 @@ type BundleAccount struct {
 	ForgeAppID               string `json:"forgeAppId,omitempty"`
 }
 
-// BundleReporter is who reported. The address is the reporter's own, which support needs
-// to answer them.
+// BundleReporter is who reported. The address is the one the reporter's site confirmed,
+// which support needs to answer them; with emailSource "unverified" there is none, and
+// support answers through the request. A typed, unconfirmed address is never in the bundle.
 type BundleReporter struct {
 	AccountID   string      `json:"accountId"`
 	Email       string      `json:"email,omitempty"`
@@ -94,7 +96,7 @@ func NewBundle(r Report, t tenant.Tenant, appKey string) Bundle {
 		Reporter: BundleReporter{
 			AccountID:   hide(r.AccountID),
 			Email:       hide(r.Email),
-			EmailSource: r.EmailSource,
+			EmailSource: cmp.Or(r.EmailSource, EmailUnverified), // nobody asked the site
 		},
 		Operation: Operation{
 			Name:         hide(r.Operation.Name),

@@ -67,7 +67,7 @@ func TestBundleMatchesSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	minimal, _, err := Build(Input{Summary: "s"}, nil, BuildContext{
-		ID: NewID(), Marker: NewMarker(), Email: "x@y.example", Now: time.Now(),
+		ID: NewID(), Marker: NewMarker(), Now: time.Now(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +149,7 @@ func TestBundleNeverContainsSharedSecret(t *testing.T) {
 	ten.OAuthClientID = "oauth-" + canary
 	r := Report{
 		ID: "r1", Marker: "sbm" + strings.Repeat("a", 26), Summary: canary, Description: canary,
-		AccountID: canary, Email: "ann@customer.example", EmailSource: EmailFromHostProduct,
+		AccountID: canary, Email: "ann@customer.example", EmailSource: EmailFromSite,
 		Operation:    Operation{Name: canary, RequestIDs: []string{canary}, ErrorMessage: canary, Stack: canary},
 		RecentErrors: []RecentError{{Message: canary, Source: canary}},
 		Environment:  Environment{URL: canary, UserAgent: canary, Locale: canary, Timezone: canary, Screen: canary, Browser: canary, BrowserVersion: canary, OS: canary},
@@ -175,6 +175,7 @@ func TestNewBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.Email, r.EmailSource = "ann@customer.example", EmailFromSite // as the worker sets them
 	got := NewBundle(r, testTenant(), "")
 	want := Bundle{
 		SchemaVersion: BundleSchemaVersion, ReportID: r.ID, Marker: r.Marker, ReceivedAt: testNow, Summary: "s",
@@ -184,7 +185,7 @@ func TestNewBundle(t *testing.T) {
 			ServiceEntitlementNumber: "SEN-123", EntitlementID: "ent-1", EntitlementNumber: "E-1",
 			OAuthClientID: "oauth-1", InstallationID: "ari:cloud:ecosystem::installation/1", CloudID: "cloud-1",
 		},
-		Reporter:     BundleReporter{AccountID: "5b10ac8d82e05b22cc7d4ef5", Email: "ann@customer.example", EmailSource: EmailFromHostProduct},
+		Reporter:     BundleReporter{AccountID: "5b10ac8d82e05b22cc7d4ef5", Email: "ann@customer.example", EmailSource: EmailFromSite},
 		Operation:    Operation{RequestIDs: []string{"q"}},
 		RecentErrors: []RecentError{},
 		Environment:  r.Environment,

@@ -42,9 +42,12 @@ type Delivery struct {
 // Progress is the durable record of a delivery's steps, so that a crash never repeats a
 // finished step.
 type Progress struct {
-	AccountID string // the JSM customer the request is raised on behalf of
-	TicketKey string // the request, once created or found
-	TicketURL string
+	AccountID string // the JSM customer the request is raised on behalf of; "" for the service account
+	// EmailSource is what the worker found out about the reporter's email; set with the
+	// finished "customer" step.
+	EmailSource EmailSource
+	TicketKey   string // the request, once created or found
+	TicketURL   string
 	// Uploads are temporary files already on the desk, by file id (an attachment id, or
 	// BundleFileID); they can be attached until they expire.
 	Uploads map[string]Upload
@@ -66,11 +69,12 @@ const BundleFileID = "bundle"
 
 // StepRecord changes a delivery's Progress in one write.
 type StepRecord struct {
-	AccountID string
-	TicketKey string
-	TicketURL string
-	Uploads   map[string]Upload
-	Done      []string
+	AccountID   string
+	EmailSource EmailSource
+	TicketKey   string
+	TicketURL   string
+	Uploads     map[string]Upload
+	Done        []string
 	// Pending marks write-once calls about to be sent; Settled clears marks whose call
 	// certainly did not take effect or whose outcome is now known.
 	Pending []string

@@ -26,7 +26,8 @@ import (
 type Input struct {
 	Summary     string `json:"summary" validate:"required,max=255,singleline"`
 	Description string `json:"description,omitempty" validate:"maxbytes=32768"`
-	// Email is needed only when the host product cannot tell us the user's address.
+	// Email is a contact hint the user may type; the address support writes to is the one
+	// the user's Atlassian site confirms (see Report.EmailHint).
 	Email        string             `json:"email,omitempty" validate:"omitempty,max=254,email"`
 	Operation    OperationInput     `json:"operation,omitzero"`
 	RecentErrors []RecentErrorInput `json:"recentErrors,omitempty" validate:"max=50,dive"`

@@ -1,9 +1,10 @@
 package report
 
 import (
-	"context"
 	"errors"
 	"time"
+
+	"github.com/supportbridge/supportbridge/internal/secret"
 )
 
 // Errors of intake that the HTTP layer maps to statuses.
@@ -30,23 +31,36 @@ type OverloadedError struct {
 
 func (e *OverloadedError) Error() string { return "overloaded: " + e.Resource }
 
-// EmailSource says where the reporter's email came from.
+// EmailSource says whether the reporter's email was confirmed by their Atlassian site. The
+// delivery worker decides it; intake never does, because nothing in a request body is
+// evidence of who the reporter is.
 type EmailSource string
 
-// Where an email can come from.
+// What the worker found out about the reporter's email.
 const (
-	EmailFromHostProduct EmailSource = "host-product" // GET /rest/api/3/user/email with an app JWT
-	EmailFromReport      EmailSource = "report"       // the email field of the report
+	// EmailFromSite: the tenant's site named the email of the reporter's accountId
+	// (Connect GET /rest/api/3/user/email with an app JWT). The request is raised on behalf
+	// of that address.
+	EmailFromSite EmailSource = "site"
+	// EmailUnverified: the site named none (scope not granted, a Forge tenant without a
+	// token to ask with, the site unreachable after the retries). The request is raised by
+	// the service account; the typed hint goes into the internal comment only.
+	EmailUnverified EmailSource = "unverified"
 )
 
 // Report is a problem report as accepted: validated, scrubbed, and ready to queue. Nothing in
 // it may hold a secret; it is what Redis stores and what the worker turns into a request.
 type Report struct {
-	ID          string      `json:"id"`
-	TenantKey   string      `json:"tenantKey"`
-	AccountID   string      `json:"accountId"`
-	Email       string      `json:"email"`
-	EmailSource EmailSource `json:"emailSource"`
+	ID        string `json:"id"`
+	TenantKey string `json:"tenantKey"`
+	AccountID string `json:"accountId"`
+	// EmailHint is the address the user typed, if any: a contact hint, never an identity.
+	// It becomes raiseOnBehalfOf only when it equals the address the site confirms.
+	EmailHint string `json:"emailHint,omitempty"`
+	// Email and EmailSource are filled in by the delivery worker from the site before it
+	// renders the request; a queued report has neither.
+	Email       string      `json:"email,omitempty"`
+	EmailSource EmailSource `json:"emailSource,omitempty"`
 	ReceivedAt  time.Time   `json:"receivedAt"`
 	// Marker is an opaque token written into the request description; after an ambiguous
 	// create the worker searches for it before creating again.
@@ -112,13 +126,13 @@ type Submission struct {
 	// hash of the request that lets a replay be told from a different request.
 	IdempotencyKey string
 	BodyHash       string
-}
-
-// Intake is what accepting a report needs from storage. Enqueue stores the report and its
-// attachments and queues it, all or nothing; with an idempotency key seen before it returns
-// the first report's id and replayed=true instead.
-type Intake interface {
-	Enqueue(ctx context.Context, s Submission, limits Limits) (id string, replayed bool, err error)
+	// Subject is whose rate limit and idempotency keys the report counts against, within
+	// its tenant: the service decides it (the verified accountId), the store only counts.
+	Subject string
+	// SiteToken and SiteAPI are the Forge app system token and API base URL of the call, for
+	// the worker to confirm the reporter's email with; see Submitter.
+	SiteToken secret.Secret
+	SiteAPI   string
 }
 
 // Limits are the intake caps checked inside Enqueue.

@@ -438,7 +438,7 @@ func TestParseMultipartSizedAllocatesOnce(t *testing.T) {
 	p := newTestParser(t)
 	build := func(in Input, atts []Attachment) {
 		t.Helper()
-		if _, _, err := Build(in, atts, BuildContext{ID: "r1", Marker: "m1", Email: "a@b.example", Now: time.Now()}); err != nil {
+		if _, _, err := Build(in, atts, BuildContext{ID: "r1", Marker: "m1", Now: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}

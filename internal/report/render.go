@@ -127,10 +127,7 @@ func RenderInternalComment(r Report, t tenant.Tenant, appKey string) string {
 			{"Cloud id", mono(t.CloudID)},
 			{"Forge installation id", mono(t.ForgeInstallationID)},
 		}),
-		"h3. Reporter\n" + table([][2]string{
-			{"Account id", mono(r.AccountID)},
-			{"Email source", cell(string(r.EmailSource))},
-		}),
+		"h3. Reporter\n" + table(reporterRows(r, cell, mono)),
 		"h3. Operation\n" + table([][2]string{
 			{"Report id", mono(r.ID)},
 			{"Received", formatTime(r.ReceivedAt)},
@@ -145,6 +142,22 @@ func RenderInternalComment(r Report, t tenant.Tenant, appKey string) string {
 		}),
 	}
 	return fitJira(sections, "")
+}
+
+// reporterRows says who reported and how support can reach them. A typed address the site
+// did not confirm is shown as what it is, an unverified hint: nobody was notified at it.
+func reporterRows(r Report, cell, mono func(string) string) [][2]string {
+	rows := [][2]string{{"Account id", mono(r.AccountID)}}
+	switch r.EmailSource {
+	case EmailFromSite:
+		rows = append(rows, [2]string{"Email (confirmed by the site)", cell(r.Email)})
+	case EmailUnverified:
+		rows = append(rows, [2]string{"Email", "none confirmed by the site: raised by the service account, answer through the request"})
+	}
+	if r.EmailHint != "" && r.EmailHint != r.Email {
+		rows = append(rows, [2]string{"Typed contact (unverified, not notified)", cell(r.EmailHint)})
+	}
+	return rows
 }
 
 func httpStatus(n int) string {

@@ -350,7 +350,7 @@ func TestRenderInternalComment(t *testing.T) {
 	ten := testTenant()
 	ten.ProductType = "jira|[x|http://e.example]"
 	r := Report{
-		ID: "r1", AccountID: "acc-1", EmailSource: EmailFromReport, ReceivedAt: testNow,
+		ID: "r1", AccountID: "acc-1", EmailSource: EmailUnverified, EmailHint: "hint@x.example", ReceivedAt: testNow,
 		Operation:   Operation{Name: "export", HTTPStatus: 500, RequestIDs: []string{"q1"}, ErrorMessage: "boom " + canary},
 		Attachments: []AttachmentMeta{{Filename: "a.png", MediaType: "image/png", Size: 3}},
 		Redactions:  map[string]int{"email": 2, "jwt": 1},
@@ -358,7 +358,7 @@ func TestRenderInternalComment(t *testing.T) {
 	got := RenderInternalComment(r, ten, "")
 	for _, want := range []string{
 		"||App key|{{com.vendor.app}}|", "||Client key|{{client\\-key\\-1}}|", "||Base URL|https://acme.atlassian.net|",
-		"||SEN|{{SEN\\-123}}|", "||Cloud id|{{cloud\\-1}}|", "||Account id|{{acc\\-1}}|", "||Email source|report|",
+		"||SEN|{{SEN\\-123}}|", "||Cloud id|{{cloud\\-1}}|", "||Account id|{{acc\\-1}}|", "||Typed contact (unverified, not notified)|hint@x.example|",
 		"||HTTP status|500|", "||Request ids|{{q1}}|", "||Attachments|a.png (image/png, 3 bytes)|",
 		"||Redactions|email: 2, jwt: 1|", "||Product|jira\\|\\[x\\|http://e.example\\]|", "||Error|boom \\[redacted\\]|",
 	} {

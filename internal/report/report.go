@@ -23,11 +23,14 @@ const (
 
 // Status is what the reporter's app may see about a report.
 type Status struct {
-	ID        string    `json:"id"`
-	State     State     `json:"status"`
-	TicketKey string    `json:"ticketKey,omitempty"`
-	TicketURL string    `json:"ticketUrl,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	ID        string `json:"id"`
+	State     State  `json:"status"`
+	TicketKey string `json:"ticketKey,omitempty"`
+	TicketURL string `json:"ticketUrl,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	// EmailSource says, once the worker has asked the reporter's site, whether support
+	// will answer by email (site) or only through the ticket (unverified).
+	EmailSource EmailSource `json:"emailSource,omitempty"`
+	CreatedAt   time.Time   `json:"createdAt"`
+	UpdatedAt   time.Time   `json:"updatedAt"`
 }

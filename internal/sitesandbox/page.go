@@ -73,6 +73,6 @@ func (s *Site) servePage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if err := s.page.Execute(w, data); err != nil {
-		s.log.Error("site sandbox page", "err", err)
+		s.log.Error("site_sandbox_page_failed", "err", err)
 	}
 }

@@ -14,9 +14,9 @@ import (
 func (s *Site) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	if s.spec == nil {
-		s.log.Warn("site sandbox runs without spec validation: Atlassian's platform spec not found")
+		s.log.Warn("site_sandbox_unvalidated")
 	}
-	s.log.Info("site sandbox listening", "addr", ln.Addr().String(), "path_prefix", s.opts.PathPrefix)
+	s.log.Info("site_sandbox_listening", "addr", ln.Addr().String(), "path_prefix", s.opts.PathPrefix)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -299,7 +299,7 @@ func (s *Site) serveREST(w http.ResponseWriter, r *http.Request, apiPath string,
 		return
 	}
 	if err := s.authenticate(r); err != nil {
-		s.log.Debug("site sandbox refused credentials", "auth", string(call.Auth), "reason", err.Error())
+		s.log.Debug("site_sandbox_refused_credentials", "auth", string(call.Auth), "reason", err.Error())
 		writeError(rec, http.StatusUnauthorized, "Client must be authenticated to access this resource.")
 		return
 	}
@@ -328,7 +328,7 @@ func (s *Site) serveREST(w http.ResponseWriter, r *http.Request, apiPath string,
 
 func (s *Site) recordCall(call Call, rec *recorder) {
 	call.Status = rec.status
-	s.log.Debug("site sandbox call", "method", call.Method, "path", call.Path, "auth", string(call.Auth), "status", call.Status)
+	s.log.Debug("site_sandbox_call", "method", call.Method, "path", call.Path, "auth", string(call.Auth), "status", call.Status)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, call)
@@ -339,7 +339,7 @@ func (s *Site) recordCall(call Call, rec *recorder) {
 
 func (s *Site) addViolation(method, path, reason string) {
 	v := fmt.Sprintf("%s %s: %s", method, path, reason)
-	s.log.Warn("site sandbox violation", "violation", v)
+	s.log.Warn("site_sandbox_violation", "violation", v)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.violations = append(s.violations, v)

@@ -116,3 +116,24 @@ func (d *Directory) InvalidateAll() {
 	clear(d.byCloud)
 	d.mu.Unlock()
 }
+
+// Fresh is the directory as a Store for use cases that decide on what they read (the
+// lifecycle in Service): reads skip the cache and go to the store, and writes go through
+// Save, so that every replica evicts its copy.
+func (d *Directory) Fresh() Store { return freshStore{d} }
+
+type freshStore struct{ d *Directory }
+
+func (f freshStore) Get(ctx context.Context, clientKey string) (Tenant, error) {
+	return f.d.store.Get(ctx, clientKey)
+}
+
+func (f freshStore) Save(ctx context.Context, t Tenant) error { return f.d.Save(ctx, t) }
+
+func (f freshStore) FindByCloudID(ctx context.Context, cloudID string) (Tenant, error) {
+	return f.d.store.FindByCloudID(ctx, cloudID)
+}
+
+func (f freshStore) FindByInstallationID(ctx context.Context, id string) (Tenant, error) {
+	return f.d.store.FindByInstallationID(ctx, id)
+}
