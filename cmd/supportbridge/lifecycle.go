@@ -14,6 +14,7 @@ import (
 	"github.com/supportbridge/supportbridge/internal/lifecycle"
 	"github.com/supportbridge/supportbridge/internal/logstore"
 	"github.com/supportbridge/supportbridge/internal/redisstore"
+	"github.com/supportbridge/supportbridge/internal/tenant"
 	usagecount "github.com/supportbridge/supportbridge/internal/usage"
 )
 
@@ -28,6 +29,10 @@ type lifecycleParts struct {
 	privacy *redisstore.Privacy
 	cfg     config.Lifecycle
 }
+
+// The purge service is the retention port of tenant.Service (uninstall marks, reinstall
+// unmarks): ServiceOptions.Retention = a.life.svc, RetentionPeriod = cfg.Lifecycle.Retention.
+var _ tenant.Retention = (*lifecycle.Service)(nil)
 
 // usageFlushInterval is how long counts wait in memory before they are written.
 const usageFlushInterval = 5 * time.Second
