@@ -286,7 +286,7 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 	}
 	if a.jsm != nil && cfg.Delivery.Role != "api" {
 		a.worker = delivery.NewWorker(delivery.Options{
-			Store: a.reports, JSM: jsm.ForDelivery(a.jsm), Sites: sites, Tenants: dir,
+			Store: a.reports, JSM: jsm.ForDelivery(a.jsm), Sites: sites, Usage: a.life.counter, Tenants: dir,
 			Render:      report.Renderer{AppKey: cfg.ConnectAppKey},
 			Concurrency: cfg.Delivery.Concurrency, MaxAttempts: cfg.Delivery.MaxAttempts,
 			SearchPatience: cfg.Delivery.SearchPatience, ClaimIdle: cfg.Delivery.ClaimIdle,
@@ -353,7 +353,10 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		return nil, err
 	}
 	lifecycle := tenant.ServiceOptions{Store: dir.Fresh(), AppKey: cfg.ConnectAppKey,
-		AllowedHosts: cfg.ConnectAllowedHosts, Logger: log}
+		AllowedHosts: cfg.ConnectAllowedHosts, Logger: log,
+		// Uninstall marks the tenant's data for deletion after the retention period; a
+		// reinstall within it unmarks.
+		Retention: a.life.svc, RetentionPeriod: cfg.Lifecycle.Retention}
 	if a.consent != nil { // a nil *consent.Service must not become a non-nil interface
 		lifecycle.Consent = a.consent
 	}
@@ -366,6 +369,7 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 		Forge:       fv,
 		Ready:       a.ready,
 		Intake:      a.reports,
+		ReportUsage: a.life.counter,
 		Retrier:     a.reports,
 		Registry:    reg,
 		OpenAPI:     supportbridge.OpenAPI,

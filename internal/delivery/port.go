@@ -8,6 +8,7 @@ import (
 
 	"github.com/supportbridge/supportbridge/internal/secret"
 	"github.com/supportbridge/supportbridge/internal/tenant"
+	"github.com/supportbridge/supportbridge/internal/usage"
 )
 
 // JSM is the service desk as the worker needs it, in the worker's own words; internal/jsm
@@ -147,6 +148,11 @@ type Reporter struct {
 	// the report, when Forge sent one; Connect sites are asked with an app JWT instead.
 	SiteToken secret.Secret
 	SiteAPI   string
+}
+
+// UsageCounter is the anonymous usage count; *usage.Counter implements it.
+type UsageCounter interface {
+	Count(ctx context.Context, tenant string, kind usage.Kind, n int64)
 }
 
 // ErrNoVerifiedEmail means the reporter's site named no email for them.

@@ -31,6 +31,7 @@ import (
 	"github.com/supportbridge/supportbridge/internal/report"
 	"github.com/supportbridge/supportbridge/internal/secret"
 	"github.com/supportbridge/supportbridge/internal/tenant"
+	"github.com/supportbridge/supportbridge/internal/usage"
 )
 
 // Store is the durable queue and step records the worker needs; *redisstore.Reports
@@ -88,6 +89,8 @@ type Options struct {
 	// Sites asks reporters' sites for their email; nil confirms none, so every request is
 	// raised by the service account.
 	Sites Sites
+	// Usage counts delivered and failed reports anonymously; nil counts nothing.
+	Usage UsageCounter
 	// Concurrency is how many reports are delivered at once; default 8.
 	Concurrency int
 	// MaxAttempts bounds the attempts of a report without progress: an attempt that finishes
@@ -128,6 +131,7 @@ type Worker struct {
 	store       Store
 	jsm         JSM
 	sites       Sites
+	usage       UsageCounter
 	tenants     Tenants
 	render      Renderer
 	concurrency int
@@ -188,7 +192,7 @@ func NewWorker(opts Options) *Worker {
 		opts.Sleep = sleep
 	}
 	return &Worker{
-		store: opts.Store, jsm: opts.JSM, sites: opts.Sites, tenants: opts.Tenants, render: opts.Render,
+		store: opts.Store, jsm: opts.JSM, sites: opts.Sites, usage: opts.Usage, tenants: opts.Tenants, render: opts.Render,
 		concurrency: opts.Concurrency, maxAttempts: opts.MaxAttempts, patience: opts.SearchPatience,
 		claimIdle: opts.ClaimIdle, tempTTL: opts.TempFileTTL, consumer: opts.Consumer,
 		log: opts.Logger, now: opts.Now, sleep: opts.Sleep, m: newMetrics(opts.Registerer),
@@ -398,10 +402,14 @@ func (w *Worker) deliver(ctx context.Context, d *report.Delivery) {
 		}
 		err := w.attempt(ctx, d)
 		if err == nil {
-			if err := w.store.Delivered(ctx, d.Job, d.Fence); err != nil && !errors.Is(err, report.ErrSettled) {
+			err := w.store.Delivered(ctx, d.Job, d.Fence)
+			if err != nil && !errors.Is(err, report.ErrSettled) {
 				w.m.attempts.WithLabelValues("interrupted").Inc()
 				log.Warn("delivered_report_not_settled", "error", err)
 				return
+			}
+			if err == nil && w.usage != nil { // settled by this worker: counted once
+				w.usage.Count(ctx, d.TenantKey, usage.ReportsDelivered, 1)
 			}
 			w.m.attempts.WithLabelValues("delivered").Inc()
 			w.m.delivered.Inc()
@@ -442,6 +450,9 @@ func (w *Worker) fail(ctx context.Context, d *report.Delivery, log *slog.Logger,
 		return
 	}
 	w.m.failed.WithLabelValues(why).Inc()
+	if w.usage != nil {
+		w.usage.Count(ctx, d.TenantKey, usage.ReportsFailed, 1)
+	}
 	log.Warn("report_failed", "reason", reason, "attempts", d.Attempts)
 }
 

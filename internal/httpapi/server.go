@@ -57,6 +57,8 @@ type Options struct {
 	// (the intake use case) in front of it with the limits of Config. nil answers the report
 	// routes with 503 and 404.
 	Intake report.Queue
+	// ReportUsage counts filed reports anonymously; nil counts nothing.
+	ReportUsage report.UsageCounter
 	// Retrier re-queues failed reports for admins.
 	Retrier ReportRetrier
 	// Consent wires the agent, customer and webhook routes of log-access consent.
@@ -168,7 +170,7 @@ func New(o Options) *Server {
 	s.errs = newErrorTracking(o.Errors, o.ErrorCapture, base.Path, s.bodyLimits)
 	if o.Intake != nil {
 		s.reports = report.NewService(report.ServiceOptions{
-			Queue: o.Intake, Secrets: tenantSecrets{o.Tenants}, Now: o.Now,
+			Queue: o.Intake, Secrets: tenantSecrets{o.Tenants}, Now: o.Now, Usage: o.ReportUsage,
 			Limits: report.Limits{
 				PerUser: o.Config.Reports.RatePerUser, PerTenant: o.Config.Reports.RatePerTenant,
 				Window: o.Config.Reports.RateWindow, MaxQueueLength: o.Config.Reports.MaxQueueLength,

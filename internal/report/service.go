@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/supportbridge/supportbridge/internal/secret"
+	"github.com/supportbridge/supportbridge/internal/usage"
 )
 
 // ErrNoUser means the token names no user: a report is raised on behalf of a person, so an
@@ -62,6 +63,13 @@ type ServiceOptions struct {
 	Secrets Secrets // nil: no tenant secret to scrub
 	Limits  Limits
 	Now     func() time.Time
+	// Usage counts filed reports anonymously (usage.ReportsFiled); nil counts nothing.
+	Usage UsageCounter
+}
+
+// UsageCounter is the anonymous usage count; *usage.Counter implements it.
+type UsageCounter interface {
+	Count(ctx context.Context, tenant string, kind usage.Kind, n int64)
 }
 
 // Service is report intake: the one place that decides how a report is accepted. It answers
@@ -73,6 +81,7 @@ type Service struct {
 	secrets Secrets
 	limits  Limits
 	now     func() time.Time
+	usage   UsageCounter
 }
 
 // NewService returns the intake service; it panics without a Queue (a wiring mistake).
@@ -83,7 +92,7 @@ func NewService(o ServiceOptions) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{queue: o.Queue, secrets: o.Secrets, limits: o.Limits, now: o.Now}
+	return &Service{queue: o.Queue, secrets: o.Secrets, limits: o.Limits, now: o.Now, usage: o.Usage}
 }
 
 // Limits are the caps the service applies.
@@ -127,6 +136,9 @@ func (s *Service) Submit(ctx context.Context, who Submitter, in Input, atts []At
 	}, s.limits)
 	if err != nil {
 		return Accepted{}, err
+	}
+	if !replayed && s.usage != nil {
+		s.usage.Count(ctx, who.TenantKey, usage.ReportsFiled, 1)
 	}
 	out := Accepted{ID: id, State: StateQueued, Replayed: replayed}
 	if replayed {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/supportbridge/supportbridge/internal/usage"
 )
 
 // memQueue is a Queue in memory: it records submissions and replays idempotency keys.
@@ -148,5 +150,30 @@ func TestSubmitStoresNothingWhenTheReportIsInvalid(t *testing.T) {
 	}
 	if len(q.subs) != 0 {
 		t.Errorf("an invalid report was stored")
+	}
+}
+
+type countUsage struct{ n map[usage.Kind]int64 }
+
+func (c *countUsage) Count(_ context.Context, tenant string, kind usage.Kind, n int64) {
+	if c.n == nil {
+		c.n = map[usage.Kind]int64{}
+	}
+	c.n[kind] += n
+}
+
+// A filed report is counted once, anonymously; its replay is not counted again.
+func TestSubmitCountsFiledReportsOnce(t *testing.T) {
+	q := &memQueue{}
+	u := &countUsage{}
+	svc := NewService(ServiceOptions{Queue: q, Usage: u})
+	who := Submitter{TenantKey: "t1", AccountID: "acc-1", IdempotencyKey: "k"}
+	for range 2 {
+		if _, err := svc.Submit(context.Background(), who, Input{Summary: "s"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := u.n[usage.ReportsFiled]; got != 1 {
+		t.Errorf("reports_filed = %d, want 1", got)
 	}
 }
