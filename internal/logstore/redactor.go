@@ -80,15 +80,39 @@ type Redactor struct {
 	scrub        *redact.Scrubber
 	pseudonymise bool
 	mac          hash.Hash
-	counts       map[string]int
-	cache        map[cacheKey]string
-	spans        []piiSpan
-	out          []byte
-	sum          []byte
-	norm         []byte
+	// counts are the replacements of each kind of personal data, by kindSlot.
+	counts [numKinds]int
+	// cache holds the pseudonyms made so far, one map per kind, so that a look-up hashes
+	// only the value; cached counts their entries.
+	cache  [numKinds]map[string]string
+	cached int
+	spans  []piiSpan
+	out    []byte
+	sum    []byte
+	norm   []byte
 }
 
-type cacheKey struct{ kind, value string }
+// numKinds is the number of kinds of personal data; kindSlot numbers them in the order
+// of slotKinds.
+const numKinds = 6
+
+var slotKinds = [numKinds]string{kindEmail, kindIP, kindAccount, kindName, kindPhone, kindAddress}
+
+func kindSlot(kind string) int {
+	switch kind {
+	case kindEmail:
+		return 0
+	case kindIP:
+		return 1
+	case kindAccount:
+		return 2
+	case kindName:
+		return 3
+	case kindPhone:
+		return 4
+	}
+	return 5 // kindAddress
+}
 
 // piiSpan is a byte range of personal data; quote is set for a JSON number that becomes a
 // (quoted) pseudonym, so that the document stays valid JSON.
@@ -102,7 +126,6 @@ type piiSpan struct {
 func NewRedactor(opts RedactorOptions) (*Redactor, error) {
 	r := &Redactor{
 		pseudonymise: !opts.PersonalData,
-		counts:       make(map[string]int),
 	}
 	var secrets []string
 	if !opts.SharedSecret.IsZero() {
@@ -116,7 +139,9 @@ func NewRedactor(opts RedactorOptions) (*Redactor, error) {
 			return nil, errors.New("logstore: grant key shorter than 16 bytes")
 		}
 		r.mac = hmac.New(sha256.New, key)
-		r.cache = make(map[cacheKey]string)
+		for i := range r.cache {
+			r.cache[i] = make(map[string]string)
+		}
 	}
 	return r, nil
 }
@@ -126,8 +151,10 @@ func NewRedactor(opts RedactorOptions) (*Redactor, error) {
 // "name", "phone", "address").
 func (r *Redactor) Counts() map[string]int {
 	m := r.scrub.Counts()
-	for k, n := range r.counts {
-		m[k] += n
+	for i, n := range r.counts {
+		if n > 0 {
+			m[slotKinds[i]] += n
+		}
 	}
 	return m
 }
@@ -162,12 +189,16 @@ func (r *Redactor) String(text string) string {
 // that starts first wins, and of two that start together the longer: a JSON value under a
 // personal key covers the address inside it.
 func (r *Redactor) replace(s string) string {
-	slices.SortStableFunc(r.spans, func(a, b piiSpan) int {
+	byStart := func(a, b piiSpan) int {
 		if a.start != b.start {
 			return a.start - b.start
 		}
 		return b.end - a.end
-	})
+	}
+	// Each finder records its spans in order, so a line with one kind is sorted already.
+	if !slices.IsSortedFunc(r.spans, byStart) {
+		slices.SortStableFunc(r.spans, byStart)
+	}
 	r.out = r.out[:0]
 	last := 0
 	for _, sp := range r.spans {
@@ -182,7 +213,7 @@ func (r *Redactor) replace(s string) string {
 		if sp.quote {
 			r.out = append(r.out, '"')
 		}
-		r.counts[sp.kind]++
+		r.counts[kindSlot(sp.kind)]++
 		last = sp.end
 	}
 	r.out = append(r.out, s[last:]...)
@@ -192,11 +223,15 @@ func (r *Redactor) replace(s string) string {
 // pseudonym returns "[kind:xxxxxxxx]": the first 8 hex digits of HMAC-SHA256 under the grant
 // key of kind, a NUL, and the normalised value.
 func (r *Redactor) pseudonym(kind, value string) string {
-	if p, ok := r.cache[cacheKey{kind, value}]; ok {
+	slot := r.cache[kindSlot(kind)]
+	if p, ok := slot[value]; ok {
 		return p
 	}
-	if len(r.cache) >= maxCache {
-		clear(r.cache)
+	if r.cached >= maxCache {
+		for _, m := range r.cache {
+			clear(m)
+		}
+		r.cached = 0
 	}
 	r.norm = append(append(r.norm[:0], kind...), 0)
 	r.norm = normalise(r.norm, kind, value)
@@ -207,7 +242,8 @@ func (r *Redactor) pseudonym(kind, value string) string {
 	hex.Encode(h[:], r.sum[:4])
 	p := "[" + kind + ":" + string(h[:]) + "]"
 	// Cloned: the value is a slice of a whole record, which the cache must not keep alive.
-	r.cache[cacheKey{kind, strings.Clone(value)}] = p
+	slot[strings.Clone(value)] = p
+	r.cached++
 	return p
 }
 
