@@ -142,6 +142,10 @@ type lineWriter struct {
 	gz     *gzip.Writer
 	rc     *http.ResponseController
 	buf    []byte
+	// sec is the Unix second whose "2006-01-02T15:04:05" is in secText: neighbouring
+	// records nearly always share it, and formatting a date is most of a time's cost.
+	sec     int64
+	secText []byte
 }
 
 // Write encodes one line and returns the bytes written (before compression), which the
@@ -150,12 +154,11 @@ func (w *lineWriter) Write(l logaccess.Line) ([]byte, error) {
 	b := w.buf[:0]
 	if w.ndjson {
 		b = append(b, `{"time":"`...)
-		b = l.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = w.appendTime(b, l.Time)
 		b = append(b, `","stream":`...)
-		b, _ = jsontext.AppendQuote(b, l.Stream)
+		b = appendJSONString(b, l.Stream)
 		b = append(b, `,"line":`...)
-		// Invalid UTF-8 becomes U+FFFD; the error only reports that it happened.
-		b, _ = jsontext.AppendQuote(b, l.Text)
+		b = appendJSONString(b, l.Text)
 		b = append(b, "}\n"...)
 	} else {
 		b = append(b, l.Text...)
@@ -186,4 +189,76 @@ func (w *lineWriter) Flush() error {
 // extend gives the agent another minute to take what was sent.
 func (w *lineWriter) extend() {
 	_ = w.rc.SetWriteDeadline(time.Now().Add(time.Minute)) // not every writer supports it
+}
+
+// appendTime appends t as time.RFC3339Nano in UTC, byte for byte as t.UTC().AppendFormat
+// does, reusing the date and time of day of the previous call when the second is the same.
+func (w *lineWriter) appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return t.AppendFormat(b, time.RFC3339Nano) // beyond four digits; never in a log
+	}
+	if sec := t.Unix(); sec != w.sec || w.secText == nil {
+		w.sec = sec
+		w.secText = t.AppendFormat(w.secText[:0], "2006-01-02T15:04:05")
+	}
+	b = append(b, w.secText...)
+	if ns := t.Nanosecond(); ns != 0 {
+		// Nine digits, trailing zeros dropped, as the layout's ".999999999" asks.
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i > 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, 'Z')
+}
+
+// appendJSONString appends s as a JSON string, byte for byte as jsontext.AppendQuote does
+// (which escapes neither HTML nor U+2028 and U+2029). Log lines are nearly all printable
+// ASCII, which is copied eight bytes at a time, escaping only '"' and '\\'; a string with a
+// control byte or any non-ASCII byte goes to jsontext whole, which alone decides escapes
+// and replaces invalid UTF-8 with U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	start := len(dst)
+	dst = append(dst, '"')
+	last, i := 0, 0
+	for {
+		for i+8 <= len(s) && !mayNeedEscape(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|
+			uint64(s[i+3])<<24|uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			dst = append(dst, s[last:i]...)
+			dst = append(dst, '\\', c)
+			last = i + 1
+		case c < 0x20 || c >= 0x80:
+			// The error only reports invalid UTF-8, which became U+FFFD.
+			dst, _ = jsontext.AppendQuote(dst[:start], s)
+			return dst
+		}
+		i++
+	}
+	dst = append(dst, s[last:]...)
+	return append(dst, '"')
+}
+
+// mayNeedEscape reports whether any of the eight bytes in x is below 0x20, at or above
+// 0x80, '"' or '\\', testing all eight at once: (v - 0x01…) & ^v has a byte's high bit set
+// where v has a zero byte, and (x - 0x20…) & ^x where x has a byte below 0x20.
+func mayNeedEscape(x uint64) bool {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	q := x ^ ('"' * ones)
+	bs := x ^ ('\\' * ones)
+	return ((x-0x20*ones)&^x|(q-ones)&^q|(bs-ones)&^bs|x)&high != 0
 }
