@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -223,42 +226,58 @@ func (w *lineWriter) appendTime(b []byte, t time.Time) []byte {
 // appendJSONString appends s as a JSON string, byte for byte as jsontext.AppendQuote does
 // (which escapes neither HTML nor U+2028 and U+2029). Log lines are nearly all printable
 // ASCII, which is copied eight bytes at a time, escaping only '"' and '\\'; a string with a
-// control byte or any non-ASCII byte goes to jsontext whole, which alone decides escapes
-// and replaces invalid UTF-8 with U+FFFD.
+// control byte or any non-ASCII byte goes to jsontext whole, which alone decides those
+// escapes and replaces invalid UTF-8 with U+FFFD.
+//
+// JSON log lines have a quote every few bytes, so appending each run between escapes cost
+// more than the scan. Instead each word of eight bytes is stored whole and the output
+// position moved past only its clean bytes; what follows overwrites the rest.
 func appendJSONString(dst []byte, s string) []byte {
 	start := len(dst)
-	dst = append(dst, '"')
-	last, i := 0, 0
-	for {
-		for i+8 <= len(s) && !mayNeedEscape(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|
-			uint64(s[i+3])<<24|uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
-			i += 8
-		}
-		if i >= len(s) {
-			break
+	// Room for every byte escaped, the quotes, and a whole word stored past the end.
+	out := slices.Grow(dst, 2*len(s)+2+8)
+	out = out[:cap(out)]
+	n := start
+	out[n] = '"'
+	n++
+	for i := 0; i < len(s); {
+		if i+8 <= len(s) {
+			x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+			binary.LittleEndian.PutUint64(out[n:], x)
+			m := escapeMask(x)
+			if m == 0 {
+				i, n = i+8, n+8
+				continue
+			}
+			clean := bits.TrailingZeros64(m) / 8
+			i, n = i+clean, n+clean
 		}
 		switch c := s[i]; {
 		case c == '"' || c == '\\':
-			dst = append(dst, s[last:i]...)
-			dst = append(dst, '\\', c)
-			last = i + 1
+			out[n], out[n+1] = '\\', c
+			n += 2
 		case c < 0x20 || c >= 0x80:
 			// The error only reports invalid UTF-8, which became U+FFFD.
 			dst, _ = jsontext.AppendQuote(dst[:start], s)
 			return dst
+		default:
+			out[n] = c
+			n++
 		}
 		i++
 	}
-	dst = append(dst, s[last:]...)
-	return append(dst, '"')
+	out[n] = '"'
+	return out[:n+1]
 }
 
-// mayNeedEscape reports whether any of the eight bytes in x is below 0x20, at or above
-// 0x80, '"' or '\\', testing all eight at once: (v - 0x01…) & ^v has a byte's high bit set
-// where v has a zero byte, and (x - 0x20…) & ^x where x has a byte below 0x20.
-func mayNeedEscape(x uint64) bool {
+// escapeMask has the high bit set of each of the eight bytes in x that is below 0x20, at
+// or above 0x80, '"' or '\\' (and possibly of bytes above such a byte, never below one, so
+// the lowest bit set is exact): (v - 0x01…) &^ v flags v's zero bytes, (x - 0x20…) &^ x
+// those below 0x20.
+func escapeMask(x uint64) uint64 {
 	const ones, high = 0x0101010101010101, 0x8080808080808080
 	q := x ^ ('"' * ones)
 	bs := x ^ ('\\' * ones)
-	return ((x-0x20*ones)&^x|(q-ones)&^q|(bs-ones)&^bs|x)&high != 0
+	return ((x-0x20*ones)&^x | (q-ones)&^q | (bs-ones)&^bs | x) & high
 }
