@@ -26,17 +26,27 @@ import (
 
 // Kinds of personal data, as they appear in pseudonyms and in Counts.
 const (
-	kindEmail   = "email"
-	kindIP      = "ip"
-	kindAccount = "account"
-	kindName    = "name"
-	kindPhone   = "phone"
-	kindAddress = "address"
+	kindEmail piiKind = iota
+	kindIP
+	kindAccount
+	kindName
+	kindPhone
+	kindAddress
+	numKinds
+	noKind = numKinds
 )
 
+// piiKind is a kind of personal data; a number rather than its name, so that a span of it
+// holds no pointer and counts and caches are arrays.
+type piiKind uint8
+
+var kindNames = [numKinds]string{"email", "ip", "account", "name", "phone", "address"}
+
+func (k piiKind) String() string { return kindNames[k] }
+
 // personalKind returns the kind of personal data held under a JSON key, lower-cased and
-// without '_' and '-', or "".
-func personalKind(key string) string {
+// without '_' and '-', or noKind.
+func personalKind(key string) piiKind {
 	switch key {
 	case "name", "firstname", "lastname", "displayname", "fullname", "givenname", "familyname",
 		"surname", "username", "nickname", "author", "reporter", "assignee":
@@ -54,7 +64,7 @@ func personalKind(key string) string {
 	case "accountid", "atlassianaccountid", "userid", "useraccountid":
 		return kindAccount
 	}
-	return ""
+	return noKind
 }
 
 // maxKeyLen is the longest key personalKeys can match after normalising.
@@ -80,7 +90,7 @@ type Redactor struct {
 	scrub        *redact.Scrubber
 	pseudonymise bool
 	mac          hash.Hash
-	// counts are the replacements of each kind of personal data, by kindSlot.
+	// counts are the replacements of each kind of personal data.
 	counts [numKinds]int
 	// cache holds the pseudonyms made so far, one map per kind, so that a look-up hashes
 	// only the value; cached counts their entries.
@@ -92,33 +102,11 @@ type Redactor struct {
 	norm   []byte
 }
 
-// numKinds is the number of kinds of personal data; kindSlot numbers them in the order
-// of slotKinds.
-const numKinds = 6
-
-var slotKinds = [numKinds]string{kindEmail, kindIP, kindAccount, kindName, kindPhone, kindAddress}
-
-func kindSlot(kind string) int {
-	switch kind {
-	case kindEmail:
-		return 0
-	case kindIP:
-		return 1
-	case kindAccount:
-		return 2
-	case kindName:
-		return 3
-	case kindPhone:
-		return 4
-	}
-	return 5 // kindAddress
-}
-
 // piiSpan is a byte range of personal data; quote is set for a JSON number that becomes a
 // (quoted) pseudonym, so that the document stays valid JSON.
 type piiSpan struct {
 	start, end int
-	kind       string
+	kind       piiKind
 	quote      bool
 }
 
@@ -153,7 +141,7 @@ func (r *Redactor) Counts() map[string]int {
 	m := r.scrub.Counts()
 	for i, n := range r.counts {
 		if n > 0 {
-			m[slotKinds[i]] += n
+			m[kindNames[i]] += n
 		}
 	}
 	return m
@@ -213,7 +201,7 @@ func (r *Redactor) replace(s string) string {
 		if sp.quote {
 			r.out = append(r.out, '"')
 		}
-		r.counts[kindSlot(sp.kind)]++
+		r.counts[sp.kind]++
 		last = sp.end
 	}
 	r.out = append(r.out, s[last:]...)
@@ -222,8 +210,8 @@ func (r *Redactor) replace(s string) string {
 
 // pseudonym returns "[kind:xxxxxxxx]": the first 8 hex digits of HMAC-SHA256 under the grant
 // key of kind, a NUL, and the normalised value.
-func (r *Redactor) pseudonym(kind, value string) string {
-	slot := r.cache[kindSlot(kind)]
+func (r *Redactor) pseudonym(kind piiKind, value string) string {
+	slot := r.cache[kind]
 	if p, ok := slot[value]; ok {
 		return p
 	}
@@ -233,14 +221,14 @@ func (r *Redactor) pseudonym(kind, value string) string {
 		}
 		r.cached = 0
 	}
-	r.norm = append(append(r.norm[:0], kind...), 0)
+	r.norm = append(append(r.norm[:0], kind.String()...), 0)
 	r.norm = normalise(r.norm, kind, value)
 	r.mac.Reset()
 	r.mac.Write(r.norm)
 	r.sum = r.mac.Sum(r.sum[:0])
 	var h [8]byte
 	hex.Encode(h[:], r.sum[:4])
-	p := "[" + kind + ":" + string(h[:]) + "]"
+	p := "[" + kind.String() + ":" + string(h[:]) + "]"
 	// Cloned: the value is a slice of a whole record, which the cache must not keep alive.
 	slot[strings.Clone(value)] = p
 	r.cached++
@@ -250,7 +238,7 @@ func (r *Redactor) pseudonym(kind, value string) string {
 // normalise maps the spellings of one value to one form, so that they share a pseudonym:
 // case is ignored everywhere, an IP address is written canonically, and a phone number is
 // only its digits.
-func normalise(dst []byte, kind, v string) []byte {
+func normalise(dst []byte, kind piiKind, v string) []byte {
 	v = strings.TrimSpace(v)
 	switch kind {
 	case kindIP:
@@ -275,7 +263,7 @@ func normalise(dst []byte, kind, v string) []byte {
 	return dst
 }
 
-func (r *Redactor) add(start, end int, kind string, quote bool) {
+func (r *Redactor) add(start, end int, kind piiKind, quote bool) {
 	r.spans = append(r.spans, piiSpan{start: start, end: end, kind: kind, quote: quote})
 }
 
@@ -333,7 +321,7 @@ func (r *Redactor) jsonValue(s string, c int) int {
 		n++
 	}
 	kind := personalKind(string(buf[:n]))
-	if kind == "" {
+	if kind == noKind {
 		return 0
 	}
 	v := c + 1
