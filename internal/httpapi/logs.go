@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
+	"math/bits"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -122,6 +125,10 @@ type lineWriter struct {
 	gz     *gzip.Writer
 	rc     *http.ResponseController
 	buf    []byte
+	// sec is the Unix second whose "2006-01-02T15:04:05" is in secText: neighbouring
+	// records nearly always share it, and formatting a date is most of a time's cost.
+	sec     int64
+	secText []byte
 }
 
 // Write encodes one line and returns the bytes written (before compression), which the
@@ -130,12 +137,11 @@ func (w *lineWriter) Write(l logaccess.Line) ([]byte, error) {
 	b := w.buf[:0]
 	if w.ndjson {
 		b = append(b, `{"time":"`...)
-		b = l.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = w.appendTime(b, l.Time)
 		b = append(b, `","stream":`...)
-		b, _ = jsontext.AppendQuote(b, l.Stream)
+		b = appendJSONString(b, l.Stream)
 		b = append(b, `,"line":`...)
-		// Invalid UTF-8 becomes U+FFFD; the error only reports that it happened.
-		b, _ = jsontext.AppendQuote(b, l.Text)
+		b = appendJSONString(b, l.Text)
 		b = append(b, "}\n"...)
 	} else {
 		b = append(b, l.Text...)
@@ -166,4 +172,92 @@ func (w *lineWriter) Flush() error {
 // extend gives the agent another minute to take what was sent.
 func (w *lineWriter) extend() {
 	_ = w.rc.SetWriteDeadline(time.Now().Add(time.Minute)) // not every writer supports it
+}
+
+// appendTime appends t as time.RFC3339Nano in UTC, byte for byte as t.UTC().AppendFormat
+// does, reusing the date and time of day of the previous call when the second is the same.
+func (w *lineWriter) appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return t.AppendFormat(b, time.RFC3339Nano) // beyond four digits; never in a log
+	}
+	if sec := t.Unix(); sec != w.sec || w.secText == nil {
+		w.sec = sec
+		w.secText = t.AppendFormat(w.secText[:0], "2006-01-02T15:04:05")
+	}
+	b = append(b, w.secText...)
+	if ns := t.Nanosecond(); ns != 0 {
+		// Nine digits, trailing zeros dropped, as the layout's ".999999999" asks.
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i > 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, 'Z')
+}
+
+// appendJSONString appends s as a JSON string, byte for byte as jsontext.AppendQuote does
+// (which escapes neither HTML nor U+2028 and U+2029). Log lines are nearly all printable
+// ASCII, which is copied eight bytes at a time, escaping only '"' and '\\'; a string with a
+// control byte or any non-ASCII byte goes to jsontext whole, which alone decides those
+// escapes and replaces invalid UTF-8 with U+FFFD.
+//
+// JSON log lines have a quote every few bytes, so appending each run between escapes cost
+// more than the scan. Instead each word of eight bytes is stored whole and the output
+// position moved past only its clean bytes; what follows overwrites the rest.
+func appendJSONString(dst []byte, s string) []byte {
+	start := len(dst)
+	// Room for every byte escaped, the quotes, and a whole word stored past the end.
+	out := slices.Grow(dst, 2*len(s)+2+8)
+	out = out[:cap(out)]
+	n := start
+	out[n] = '"'
+	n++
+	for i := 0; i < len(s); {
+		if i+8 <= len(s) {
+			x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+			binary.LittleEndian.PutUint64(out[n:], x)
+			m := escapeMask(x)
+			if m == 0 {
+				i, n = i+8, n+8
+				continue
+			}
+			clean := bits.TrailingZeros64(m) / 8
+			i, n = i+clean, n+clean
+		}
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			out[n], out[n+1] = '\\', c
+			n += 2
+		case c < 0x20 || c >= 0x80:
+			// The error only reports invalid UTF-8, which became U+FFFD.
+			dst, _ = jsontext.AppendQuote(dst[:start], s)
+			return dst
+		default:
+			out[n] = c
+			n++
+		}
+		i++
+	}
+	out[n] = '"'
+	return out[:n+1]
+}
+
+// escapeMask has the high bit set of each of the eight bytes in x that is below 0x20, at
+// or above 0x80, '"' or '\\' (and possibly of bytes above such a byte, never below one, so
+// the lowest bit set is exact): (v - 0x01…) &^ v flags v's zero bytes, (x - 0x20…) &^ x
+// those below 0x20.
+func escapeMask(x uint64) uint64 {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	q := x ^ ('"' * ones)
+	bs := x ^ ('\\' * ones)
+	return ((x-0x20*ones)&^x | (q-ones)&^q | (bs-ones)&^bs | x) & high
 }

@@ -26,17 +26,27 @@ import (
 
 // Kinds of personal data, as they appear in pseudonyms and in Counts.
 const (
-	kindEmail   = "email"
-	kindIP      = "ip"
-	kindAccount = "account"
-	kindName    = "name"
-	kindPhone   = "phone"
-	kindAddress = "address"
+	kindEmail piiKind = iota
+	kindIP
+	kindAccount
+	kindName
+	kindPhone
+	kindAddress
+	numKinds
+	noKind = numKinds
 )
 
+// piiKind is a kind of personal data; a number rather than its name, so that a span of it
+// holds no pointer and counts and caches are arrays.
+type piiKind uint8
+
+var kindNames = [numKinds]string{"email", "ip", "account", "name", "phone", "address"}
+
+func (k piiKind) String() string { return kindNames[k] }
+
 // personalKind returns the kind of personal data held under a JSON key, lower-cased and
-// without '_' and '-', or "".
-func personalKind(key string) string {
+// without '_' and '-', or noKind.
+func personalKind(key string) piiKind {
 	switch key {
 	case "name", "firstname", "lastname", "displayname", "fullname", "givenname", "familyname",
 		"surname", "username", "nickname", "author", "reporter", "assignee":
@@ -54,7 +64,7 @@ func personalKind(key string) string {
 	case "accountid", "atlassianaccountid", "userid", "useraccountid":
 		return kindAccount
 	}
-	return ""
+	return noKind
 }
 
 // maxKeyLen is the longest key personalKeys can match after normalising.
@@ -80,21 +90,23 @@ type Redactor struct {
 	scrub        *redact.Scrubber
 	pseudonymise bool
 	mac          hash.Hash
-	counts       map[string]int
-	cache        map[cacheKey]string
-	spans        []piiSpan
-	out          []byte
-	sum          []byte
-	norm         []byte
+	// counts are the replacements of each kind of personal data.
+	counts [numKinds]int
+	// cache holds the pseudonyms made so far, one map per kind, so that a look-up hashes
+	// only the value; cached counts their entries.
+	cache  [numKinds]map[string]string
+	cached int
+	spans  []piiSpan
+	out    []byte
+	sum    []byte
+	norm   []byte
 }
-
-type cacheKey struct{ kind, value string }
 
 // piiSpan is a byte range of personal data; quote is set for a JSON number that becomes a
 // (quoted) pseudonym, so that the document stays valid JSON.
 type piiSpan struct {
 	start, end int
-	kind       string
+	kind       piiKind
 	quote      bool
 }
 
@@ -102,7 +114,6 @@ type piiSpan struct {
 func NewRedactor(opts RedactorOptions) (*Redactor, error) {
 	r := &Redactor{
 		pseudonymise: !opts.PersonalData,
-		counts:       make(map[string]int),
 	}
 	var secrets []string
 	if !opts.SharedSecret.IsZero() {
@@ -116,7 +127,9 @@ func NewRedactor(opts RedactorOptions) (*Redactor, error) {
 			return nil, errors.New("logstore: grant key shorter than 16 bytes")
 		}
 		r.mac = hmac.New(sha256.New, key)
-		r.cache = make(map[cacheKey]string)
+		for i := range r.cache {
+			r.cache[i] = make(map[string]string)
+		}
 	}
 	return r, nil
 }
@@ -126,8 +139,10 @@ func NewRedactor(opts RedactorOptions) (*Redactor, error) {
 // "name", "phone", "address").
 func (r *Redactor) Counts() map[string]int {
 	m := r.scrub.Counts()
-	for k, n := range r.counts {
-		m[k] += n
+	for i, n := range r.counts {
+		if n > 0 {
+			m[kindNames[i]] += n
+		}
 	}
 	return m
 }
@@ -162,12 +177,16 @@ func (r *Redactor) String(text string) string {
 // that starts first wins, and of two that start together the longer: a JSON value under a
 // personal key covers the address inside it.
 func (r *Redactor) replace(s string) string {
-	slices.SortStableFunc(r.spans, func(a, b piiSpan) int {
+	byStart := func(a, b piiSpan) int {
 		if a.start != b.start {
 			return a.start - b.start
 		}
 		return b.end - a.end
-	})
+	}
+	// Each finder records its spans in order, so a line with one kind is sorted already.
+	if !slices.IsSortedFunc(r.spans, byStart) {
+		slices.SortStableFunc(r.spans, byStart)
+	}
 	r.out = r.out[:0]
 	last := 0
 	for _, sp := range r.spans {
@@ -191,30 +210,35 @@ func (r *Redactor) replace(s string) string {
 
 // pseudonym returns "[kind:xxxxxxxx]": the first 8 hex digits of HMAC-SHA256 under the grant
 // key of kind, a NUL, and the normalised value.
-func (r *Redactor) pseudonym(kind, value string) string {
-	if p, ok := r.cache[cacheKey{kind, value}]; ok {
+func (r *Redactor) pseudonym(kind piiKind, value string) string {
+	slot := r.cache[kind]
+	if p, ok := slot[value]; ok {
 		return p
 	}
-	if len(r.cache) >= maxCache {
-		clear(r.cache)
+	if r.cached >= maxCache {
+		for _, m := range r.cache {
+			clear(m)
+		}
+		r.cached = 0
 	}
-	r.norm = append(append(r.norm[:0], kind...), 0)
+	r.norm = append(append(r.norm[:0], kind.String()...), 0)
 	r.norm = normalise(r.norm, kind, value)
 	r.mac.Reset()
 	r.mac.Write(r.norm)
 	r.sum = r.mac.Sum(r.sum[:0])
 	var h [8]byte
 	hex.Encode(h[:], r.sum[:4])
-	p := "[" + kind + ":" + string(h[:]) + "]"
+	p := "[" + kind.String() + ":" + string(h[:]) + "]"
 	// Cloned: the value is a slice of a whole record, which the cache must not keep alive.
-	r.cache[cacheKey{kind, strings.Clone(value)}] = p
+	slot[strings.Clone(value)] = p
+	r.cached++
 	return p
 }
 
 // normalise maps the spellings of one value to one form, so that they share a pseudonym:
 // case is ignored everywhere, an IP address is written canonically, and a phone number is
 // only its digits.
-func normalise(dst []byte, kind, v string) []byte {
+func normalise(dst []byte, kind piiKind, v string) []byte {
 	v = strings.TrimSpace(v)
 	switch kind {
 	case kindIP:
@@ -239,7 +263,7 @@ func normalise(dst []byte, kind, v string) []byte {
 	return dst
 }
 
-func (r *Redactor) add(start, end int, kind string, quote bool) {
+func (r *Redactor) add(start, end int, kind piiKind, quote bool) {
 	r.spans = append(r.spans, piiSpan{start: start, end: end, kind: kind, quote: quote})
 }
 
@@ -297,7 +321,7 @@ func (r *Redactor) jsonValue(s string, c int) int {
 		n++
 	}
 	kind := personalKind(string(buf[:n]))
-	if kind == "" {
+	if kind == noKind {
 		return 0
 	}
 	v := c + 1

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -125,5 +126,27 @@ func TestRedactorCountsMerge(t *testing.T) {
 func TestRedactorNeedsGrantKey(t *testing.T) {
 	if _, err := NewRedactor(RedactorOptions{GrantKey: secret.New("short")}); err == nil {
 		t.Error("a short grant key was accepted: pseudonyms could be reversed by guessing")
+	}
+}
+
+// TestPseudonymsSurviveCacheReset walks past the pseudonym cache's bound, which empties it,
+// and checks that every kind still gets the contract's pseudonym and is counted.
+func TestPseudonymsSurviveCacheReset(t *testing.T) {
+	r := newRedactor(t, grantKeyA, false)
+	const n = maxCache + 100
+	for i := range n {
+		for _, round := range []int{i, i / 2} { // new values, then ones that may be cached or gone
+			mail := fmt.Sprintf("user%d@acme.example", round)
+			ip := fmt.Sprintf("10.0.%d.%d", round/250%250, round%250)
+			in := fmt.Sprintf(`{"email":%q,"ip":%q,"city":"c%d"} from %s`, mail, ip, round, mail)
+			want := fmt.Sprintf(`{"email":"%s","ip":"%s","city":"%s"} from %s`, pn(grantKeyA, "email", mail),
+				pn(grantKeyA, "ip", ip), pn(grantKeyA, "address", fmt.Sprintf("c%d", round)), pn(grantKeyA, "email", mail))
+			if got := r.String(in); got != want {
+				t.Fatalf("String(%q) = %q, want %q", in, got, want)
+			}
+		}
+	}
+	if c := r.Counts(); c["email"] != 4*n || c["ip"] != 2*n || c["address"] != 2*n {
+		t.Errorf("counts = %v", c)
 	}
 }

@@ -100,9 +100,11 @@ func mayBeSecretKey(k string) bool {
 	if len(k) < 3 {
 		return false
 	}
-	t := uint(letterIndex[k[0]])*27 + uint(letterIndex[k[1]])
+	// Each trigram is computed from its own three bytes rather than rolled from the one
+	// before: the steps then do not wait for each other, and this runs for every key of
+	// every JSON line.
 	for i := 2; i < len(k); i++ {
-		t = t%(27*27)*27 + uint(letterIndex[k[i]])
+		t := trigram(k[i-2], k[i-1], k[i])
 		if trigrams[t/8]&(1<<(t%8)) != 0 {
 			return true
 		}
