@@ -33,10 +33,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// waitForLog polls the JSON log for a message and returns its fields.
+// waitForLog polls the JSON log for a message and returns its fields. The wait is long:
+// dev mode parses Atlassian's specs and generates keys at start, which under -race on a
+// busy two-core machine has taken more than 15 s.
 func waitForLog(t *testing.T, out *syncBuffer, msg string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, line := range strings.Split(out.String(), "\n") {
 			var m map[string]any
