@@ -146,3 +146,25 @@ func TestReportWidgetInBrowser(t *testing.T) {
 		t.Error("the opted-in recent errors are not in what reached the desk")
 	}
 }
+
+// TestForgeReportWidgetInBrowser builds the Forge Custom UI of "Report a problem" with
+// @forge/bridge stood in and runs e2e/forge-report-widget.spec.js: the same widget through
+// the requestRemote transport.
+func TestForgeReportWidgetInBrowser(t *testing.T) {
+	root, node := browserDeps(t)
+	if _, err := os.Stat(filepath.Join(root, "forge", "static", "report-widget", "node_modules", "esbuild")); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the Forge UI needs its Node packages (run scripts/ensure-deps.sh)")
+		}
+		t.Skip("the Forge UI needs its Node packages (run scripts/ensure-deps.sh)")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("e2e", "forge-report-widget.spec.js"))
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	t.Logf("forge-report-widget.spec.js:\n%s", out)
+	if err != nil {
+		t.Fatalf("browser test failed: %v", err)
+	}
+}
