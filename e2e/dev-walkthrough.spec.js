@@ -49,6 +49,16 @@ async function shot(target, name) {
   await target.screenshot({ path: path.join(shots, name), animations: 'disabled' });
 }
 
+// shotTop writes the top of an element (at most height px), e.g. of a tall framed page.
+async function shotTop(page, selector, name, height = 820) {
+  if (!shots) return;
+  fs.mkdirSync(shots, { recursive: true });
+  const el = page.locator(selector);
+  await el.scrollIntoViewIfNeeded();
+  const b = await el.boundingBox();
+  await page.screenshot({ path: path.join(shots, name), animations: 'disabled', clip: { x: b.x, y: b.y, width: b.width, height: Math.min(b.height, height) } });
+}
+
 async function frameOf(page, selector) {
   const el = await page.waitForSelector(selector, { timeout: 15000 });
   return el.contentFrame();
@@ -64,6 +74,7 @@ async function report(page) {
   await dialog.locator('dialog[open]').waitFor({ timeout: 15000 });
   await frameOf(page, 'iframe.admin').then((f) => f.locator('h1', { hasText: 'Support access' }).waitFor({ timeout: 15000 }));
   await audit(page.mainFrame(), '/dev');
+  await shot(page, '0-dev-site.png');
   await audit(dialog, 'report dialog in /dev');
   await dialog.fill('#sbw-summary', 'Export to CSV fails with an error');
   await dialog.fill('#sbw-description', 'Clicking Export on the board shows "Something went wrong".');
@@ -81,20 +92,20 @@ async function report(page) {
   });
   await dialog.locator('.sbw-files li').first().waitFor({ timeout: 5000 });
   check('the pasted screenshot is attached', /^screenshot-.*\.png$/.test(await dialog.locator('.sbw-file-name').first().innerText()));
-  await shot(page.locator('iframe.report'), '1-report-dialog.png');
+  await shot(dialog.locator('dialog'), '1-report-dialog.png');
   await dialog.locator('button[type=submit]').click();
   await dialog.waitForFunction(() => document.querySelector('.sbw-alert').textContent || /^Ticket/.test(document.querySelector('.sbw-result-title').textContent), null, { timeout: 60000 });
   const refused = await dialog.locator('.sbw-alert').innerText();
   if (refused) {
     // The Go test decides whether this refusal is the known one (see there).
-    await shot(page.locator('iframe.report'), '1-report-refused.png');
+    await shot(dialog.locator('dialog'), '1-report-refused.png');
     console.log(`RESULT ${JSON.stringify({ refused })}`);
     return;
   }
   const ticket = (await dialog.locator('.sbw-result-title').innerText()).split(' ')[1];
   check('the dialog shows the ticket key', /^[A-Z]+-\d+$/.test(ticket), ticket);
   await audit(dialog, 'report dialog, delivered');
-  await shot(page.locator('iframe.report'), '1-report-delivered.png');
+  await shot(dialog.locator('dialog'), '1-report-delivered.png');
   check('no page or CSP errors', errors.length === 0, errors.join(' | '));
   console.log(`RESULT ${JSON.stringify({ ticket })}`);
 }
@@ -129,7 +140,8 @@ async function approve(page) {
   check('the admin sees a preview of the logs', preview.trim().length > 0);
   check('the preview pseudonymises personal data', !/user\d@example\.com/.test(preview), preview.slice(0, 200));
   await audit(admin, 'admin page, request detail');
-  await shot(page.locator('iframe.admin'), '4-approve.png');
+  await admin.locator('#sb-detail-heading').scrollIntoViewIfNeeded();
+  await shotTop(page, 'iframe.admin', '4-approve.png');
   await admin.getByRole('button', { name: 'Approve access' }).click();
   const gs = await admin.locator('#sb-grant-status').innerText({ timeout: 15000 });
   check('the grant is active', /^Access is active/.test(gs), gs);
@@ -142,7 +154,7 @@ async function revoke(page) {
   await admin.locator('#sb-grant-status', { hasText: 'Access was revoked' }).waitFor({ timeout: 15000 });
   check('the revocation is shown', true);
   await audit(admin, 'admin page, revoked');
-  await shot(page.locator('iframe.admin'), '6-revoked.png');
+  await shot(admin.locator('#sb-grant-status').locator('xpath=..'), '6-revoked.png');
 }
 
 async function main() {

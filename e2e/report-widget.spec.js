@@ -72,10 +72,11 @@ async function alertText(frame) {
   return frame.locator('.sbw-alert').innerText();
 }
 
-async function shot(page, name) {
+// shot writes a small PNG of target (the dialog), for the README.
+async function shot(target, name) {
   if (!shots) return;
   fs.mkdirSync(shots, { recursive: true });
-  await page.screenshot({ path: path.join(shots, name), animations: 'disabled' });
+  await target.screenshot({ path: path.join(shots, name), animations: 'disabled' });
 }
 
 async function main() {
@@ -146,7 +147,7 @@ async function main() {
     check('the preview shows exactly the errors and request ids sent',
       shown.recentErrors.length === 2 && shown.recentErrors[0].message === SEEDED[0].message && shown.operation.requestIds[0] === 'req-browser-1', JSON.stringify(shown));
     await audit(frame, 'dialog with attachment and errors preview');
-    await shot(page, 'widget-filled.png');
+    await shot(frame.locator('dialog'), 'widget-filled.png');
 
     // The first send reaches the service but its answer is lost; the person sends again.
     let lose = true;
@@ -177,7 +178,7 @@ async function main() {
     check('the portal link names the ticket', Boolean(href) && href.includes(result.mainTicket), href);
     check('the outcome is announced', new RegExp(result.mainTicket).test(await frame.locator('.sbw-live').innerText()));
     await audit(frame, 'delivered');
-    await shot(page, 'widget-delivered.png');
+    await shot(frame.locator('dialog'), 'widget-delivered.png');
     check('no CSP violations', cspErrors.length === 0, cspErrors.join(' | '));
     check('no page errors', pageErrors.length === 0, pageErrors.join(' | '));
     await context.close();
@@ -249,7 +250,7 @@ async function main() {
     await epage.waitForTimeout(200);
     check('after a 429 the dialog waits before sending again', /wait 2 minutes/.test(await epage.locator('.sbw-alert').innerText()));
     await audit(epage, 'dialog after a 429');
-    await shot(epage, 'widget-429.png');
+    await shot(epage.locator('dialog'), 'widget-429.png');
     await ectx.close();
 
     const octx = await browser.newContext({ viewport: { width: 800, height: 900 } });
@@ -277,7 +278,7 @@ async function main() {
     check('no sideways scrolling at 320 px', m.doc <= m.client && m.dlg <= m.dlgClient, JSON.stringify(m));
     check('no animation when reduced motion is asked', m.anim === 'none', m.anim);
     await audit(npage, 'dialog at 320 px');
-    await shot(npage, 'widget-320.png');
+    await shot(npage.locator('dialog'), 'widget-320.png');
     await nctx.close();
     const mctx = await browser.newContext({ viewport: { width: 800, height: 600 }, reducedMotion: 'no-preference' });
     const mpage = await mctx.newPage();
