@@ -520,12 +520,15 @@ export function mount(root, transport, options = {}) {
 
   function poll(reportId, n, started, retryAfter = NaN) {
     setTimer(async () => {
+      // "Report another problem" starts over: the earlier report's status is no longer shown.
+      if (!state.sent || state.sent.id !== reportId) return;
       let res;
       try {
         res = await transport.status(reportId);
       } catch (_) {
         res = { status: 0, headers: {} };
       }
+      if (!state.sent || state.sent.id !== reportId) return;
       let retry = NaN;
       if (res.status === 200 && res.body) {
         const v = showResult(res.body);
