@@ -110,8 +110,6 @@ test('failure words every refusal for a person, with the wait', () => {
   r = f(400, { errors: [{ field: '/summary', message: 'is required' }] });
   assert.deepEqual(r.fields, { summary: 'This summary is required.' });
   assert.match(f(400, { errors: [{ field: '/environment/locale', message: 'is not a locale' }] }).message, /environment\/locale is not a locale/);
-  assert.match(f(400, { errors: [{ field: '/email', message: 'required: the host product did not provide the user\'s email' }] }).message,
-    /site did not share your email address/);
   assert.match(f(422).message, /already sent a different report/);
   assert.match(f(401).message, /expired/);
   assert.match(f(500, { requestId: 'abc' }).message, /error 500.*reference abc/);

@@ -201,10 +201,6 @@ export function failure(res, now = Date.now()) {
       const fields = {};
       const other = [];
       for (const e of Array.isArray(body.errors) ? body.errors : []) {
-        if (e.field === '/email') {
-          // The service needs an address and the site gave none; the dialog asks for none.
-          return { message: 'Your Atlassian site did not share your email address, and support needs one to open a ticket for you. Ask your site administrator about the app\'s access to email addresses, or contact support directly.', wait: 0, fields: {} };
-        }
         const f = FIELD_OF[e.field];
         if (f) fields[f] = `This ${f} ${e.message}.`;
         else other.push(`${e.field ? e.field + ' ' : ''}${e.message}`);
