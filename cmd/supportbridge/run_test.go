@@ -36,7 +36,9 @@ func (s *syncBuffer) String() string {
 // waitForLog polls the JSON log for a message and returns its fields.
 func waitForLog(t *testing.T, out *syncBuffer, msg string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	// Generous: under -race on a shared 2-core machine, dev's start (Atlassian's specs are
+	// loaded twice) has taken over 15 s.
+	deadline := time.Now().Add(45 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, line := range strings.Split(out.String(), "\n") {
 			var m map[string]any

@@ -51,9 +51,9 @@ func newReportWidget(fsys fs.FS, basePath, frameAncestors string) (*reportWidget
 		return nil, fmt.Errorf("report widget: %w", err)
 	}
 	// Scripts and styles from our origin only (and Atlassian's all.js), calls to our API only,
-	// pasted screenshots previewed from blob: URLs, framed by the customer's site only.
+	// framed by the customer's site only (and local pages on a loopback base URL).
 	csp := "default-src 'none'; script-src 'self' https://connect-cdn.atl-paas.net; style-src 'self'; " +
-		"img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors " + frameAncestors
+		"img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors " + frameAncestors
 	return &reportWidget{staticFiles: files, page: page, csp: csp}, nil
 }
 
