@@ -20,3 +20,9 @@ var SiteAdmin embed.FS
 //
 //go:embed web/error-capture/error-capture.js
 var ErrorCapture embed.FS
+
+// ReportWidget is web/report-widget: the "Report a problem" dialog page of the Connect app
+// (dialog.html, a template the server fills) and the widget's script and style files.
+//
+//go:embed web/report-widget/dialog.html web/report-widget/*.js web/report-widget/*.css
+var ReportWidget embed.FS

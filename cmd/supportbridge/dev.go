@@ -142,6 +142,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	defer site.srv.Close()
 	listening := func(addr string) {
 		site.setService(addr, cfg)
+		go walkthrough(ctx, stdout, cfg, addr, site.url) // walkthrough.go
 		go func() {
 			if err := installDemoTenant(ctx, cfg, addr, key, sharedSecret, creds, log); err != nil {
 				log.Error("demo_tenant_install_failed", "error", err)

@@ -36,6 +36,7 @@ type devSite struct {
 
 	mu      sync.Mutex
 	service string // the service's base URL, once it listens
+	jsm     string // the JSM sandbox's base URL, for links on /dev
 	appKey  string
 }
 
@@ -61,6 +62,8 @@ func startDevSite(ctx context.Context, getenv func(string) string, cfg config.Co
 	d := &devSite{site: site, secret: sharedSecret, url: "http://" + ln.Addr().String(), appKey: cfg.ConnectAppKey}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /dev/support-access", d.openAdminPage)
+	mux.HandleFunc("GET /dev", d.devHome) // devhome.go
+	mux.HandleFunc("GET /dev/dev.css", d.devHomeCSS)
 	mux.Handle("/", site)
 	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go d.srv.Serve(ln)
@@ -81,6 +84,9 @@ func (d *devSite) setService(addr string, cfg config.Config) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.service = "http://" + loopbackAddr(addr) + cfg.PublicBaseURL.Path
+	if cfg.JSM.BaseURL != nil {
+		d.jsm = strings.TrimRight(cfg.JSM.BaseURL.String(), "/")
+	}
 }
 
 // openAdminPage redirects to the service's Support access page, loaded as the chosen demo

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"html/template"
 	"io"
 	"net/http"
 	"strings"
@@ -102,13 +101,6 @@ func (s *Server) setEnabled(c *gin.Context, on bool) {
 	s.lifecycleDone(c, err)
 }
 
-var dialogPage = template.Must(template.New("dialog").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Report a problem</title></head>
-<body><main><h1>Report a problem</h1>
-<p>Tell us what went wrong. The report form arrives with the reporting widget; your site is connected.</p>
-</main></body></html>`))
-
 // reportDialog serves the "Report a problem" dialog that Atlassian frames. Its token comes in
 // the jwt query parameter and must carry the qsh of this exact URL.
 func (s *Server) reportDialog(c *gin.Context) {
@@ -117,18 +109,12 @@ func (s *Server) reportDialog(c *gin.Context) {
 		s.failPage(c, unauthorized("The dialog URL needs the jwt query parameter Atlassian adds."))
 		return
 	}
-	if _, err := s.context.Verify(c.Request.Context(), token, c.Request.Method, requestURL(c), false); err != nil {
+	id, err := s.context.Verify(c.Request.Context(), token, c.Request.Method, requestURL(c), false)
+	if err != nil {
 		s.failPage(c, err)
 		return
 	}
-	c.Header("Content-Security-Policy", "default-src 'self'; script-src 'self' https://connect-cdn.atl-paas.net; style-src 'self'; frame-ancestors "+frameAncestors(s.cfg.ConnectAllowedHosts))
-	c.Header("X-Frame-Options", "") // superseded by frame-ancestors, which allows the host product
-	c.Writer.Header().Del("X-Frame-Options")
-	c.Header("Content-Type", "text/html; charset=utf-8")
-	c.Status(http.StatusOK)
-	if err := dialogPage.Execute(c.Writer, nil); err != nil {
-		s.log.WarnContext(c.Request.Context(), "render_failed", "error", err)
-	}
+	s.renderReportDialog(c, id) // report_widget.go
 }
 
 func frameAncestors(suffixes []string) string {

@@ -78,7 +78,10 @@ type Options struct {
 	ErrorCapture fs.FS
 	// DataLifecycle wires the admin routes of the data lifecycle (purge, stats, erasure).
 	DataLifecycle DataLifecycleDeps
-	Now           func() time.Time
+	// ReportWidget holds web/report-widget, the "Report a problem" dialog; nil takes the
+	// files embedded in the binary.
+	ReportWidget fs.FS
+	Now          func() time.Time
 }
 
 // Server holds the dependencies of the handlers.
@@ -105,6 +108,7 @@ type Server struct {
 	pageTokens *pagetoken.Signer
 	logReader  LogReader
 	siteUI     *siteUI
+	widget     *reportWidget
 	errs       errorTracking
 	dataLife   DataLifecycleDeps
 	// grantMaxBytes is shown on the admin page: how much one grant may read.
@@ -154,6 +158,15 @@ func New(o Options) *Server {
 		}
 		s.siteUI = ui
 	}
+	ancestors := frameAncestors(o.Config.ConnectAllowedHosts)
+	if s.loopbackBase {
+		ancestors += " 'self' http://localhost:* http://127.0.0.1:*" // local runs frame it from a local page
+	}
+	widget, err := newReportWidget(o.ReportWidget, base.Path, ancestors)
+	if err != nil {
+		panic(err) // the files are embedded in the binary: a broken set is a build defect
+	}
+	s.widget = widget
 	s.metrics = newMetrics(o.Registry)
 	s.inflight = newBodyBudget(cmp.Or(o.Config.MaxInflightBytes, config.DefaultMaxInflightBytes), s.metrics.bodyBytes)
 	s.scrubGate = newScrubGate(scrubBytesAtOnce)

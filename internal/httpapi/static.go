@@ -91,11 +91,11 @@ func newStaticFiles(fsys fs.FS, basePath string) (*staticFiles, error) {
 // url is where file is served.
 func (sf *staticFiles) url(file string) string { return sf.base + file }
 
-// static serves one file of the admin page or of the error-capture script. Only the current
+// static serves one file of the admin page, the error-capture script or the report widget. Only the current
 // version of each set exists: an old or invented version is a 404, not a stale file.
 func (s *Server) static(c *gin.Context) {
 	var set *staticFiles
-	for _, sf := range []*staticFiles{s.siteFiles(), s.errs.script} {
+	for _, sf := range []*staticFiles{s.siteFiles(), s.errs.script, s.widget.staticFiles} {
 		if sf != nil && c.Param("version") == sf.version {
 			set = sf
 		}
