@@ -1,6 +1,7 @@
 // Browser test of the Forge Custom UI of "Report a problem". It builds
 // forge/static/report-widget with @forge/bridge stood in by e2e/forge-bridge-stub.js (which
-// forwards requestRemote to the page's origin over fetch with a bearer token, as Forge adds
+// forwards invokeRemote (the default transport, through the manifest's endpoint) to the
+// page's origin over fetch with a bearer token, as Forge adds
 // the FIT), loads the build in Chromium under a CSP like Forge's, and answers the service's
 // two routes by route interception: it checks the report goes as JSON with the dialog's
 // Idempotency-Key and without Authorization from the page, that attachments are off with a
@@ -80,7 +81,7 @@ async function main() {
     check('an unverified email source is explained', /did not confirm an email address/.test(await page.locator('.sbw-note').innerText()));
     check('the portal link is shown', (await page.getAttribute('.sbw-result-link', 'href')) === 'https://desk.example/servicedesk/customer/portal/1/SUP-9');
     const calls = await page.evaluate(() => window.__sbBridgeCalls.map((c) => `${c.api} ${c.method} ${c.path}`));
-    check('every call went through requestRemote', calls.length >= 3 && calls.every((c) => c.startsWith('requestRemote ')), calls.join(', '));
+    check('every call went through invokeRemote (the endpoint that forwards the app system token)', calls.length >= 3 && calls.every((c) => c.startsWith('invokeRemote ')), calls.join(', '));
     await page.evaluate(`${axeSource};0`);
     const res = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
     const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');

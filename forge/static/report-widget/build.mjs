@@ -6,6 +6,7 @@
 // Environment (tests only):
 //   SB_FORGE_OUTDIR       where to write instead of build/.
 //   SB_FORGE_BRIDGE_STUB  a module that stands in for @forge/bridge (e2e/forge-bridge-stub.js).
+//   SB_TRANSPORT          invokeRemote (default) or requestRemote.
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const web = path.resolve(here, '..', '..', '..', 'web', 'report-widget');
 const outdir = path.resolve(process.env.SB_FORGE_OUTDIR || path.join(here, 'build'));
+const transport = process.env.SB_TRANSPORT || 'invokeRemote';
 const stub = process.env.SB_FORGE_BRIDGE_STUB ? path.resolve(process.env.SB_FORGE_BRIDGE_STUB) : '';
 
 const bridgeStub = {
@@ -34,7 +36,7 @@ await esbuild.build({
   target: ['es2020'],
   minify: true,
   legalComments: 'linked',
-  define: { 'process.env.NODE_ENV': '"production"' },
+  define: { SB_TRANSPORT: JSON.stringify(transport), 'process.env.NODE_ENV': '"production"' },
   plugins: stub ? [bridgeStub] : [],
   logLevel: 'warning',
 });
