@@ -175,7 +175,7 @@ func (w *Worker) reporterEmail(ctx context.Context, d *report.Delivery) (string,
 	if !t.Installed {
 		return "", fmt.Errorf("%w: the app is no longer installed on the site", ErrNoVerifiedEmail)
 	}
-	tok, api, err := w.store.SiteToken(ctx, d.TenantKey, d.ReportID)
+	tok, api, err := w.store.SiteToken(ctx, d.TenantKey)
 	if err != nil {
 		return "", err
 	}

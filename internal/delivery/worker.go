@@ -56,8 +56,8 @@ type Store interface {
 	// CachedReporterEmail and CacheReporterEmail keep what a site said about an account's
 	// email for a day, so a busy tenant's site is asked once per reporter and day.
 	CachedReporterEmail(ctx context.Context, tenantKey, accountID string) (string, bool, error)
-	// SiteToken is the Forge app system token kept with a report, if any.
-	SiteToken(ctx context.Context, tenantKey, reportID string) (secret.Secret, string, error)
+	// SiteToken is the Forge app system token last kept for the tenant, if any.
+	SiteToken(ctx context.Context, tenantKey string) (secret.Secret, string, error)
 	CacheReporterEmail(ctx context.Context, tenantKey, accountID, email string) error
 
 	CachedCustomer(ctx context.Context, tenantKey, email string) (string, bool, error)

@@ -15,7 +15,7 @@ var KeyFamilies = []string{
 	"sb:{t}:report:<id>",
 	"sb:{t}:report:<id>:files",
 	"sb:{t}:idem:<hash>",
-	"sb:{t}:report:<id>:site",
+	"sb:{t}:sitetoken",
 	"sb:{t}:gcra:user:<hash>",
 	"sb:{t}:gcra:tenant",
 	"sb:{t}:customer:<mac>",

@@ -636,8 +636,8 @@ func KeyKind(rest string) string {
 		return "audit"
 	case has(rest, "report:") && strings.HasSuffix(rest, ":files"):
 		return "report_files"
-	case has(rest, "report:") && strings.HasSuffix(rest, ":site"):
-		return "report_site_tokens"
+	case rest == "sitetoken":
+		return "site_tokens"
 	case has(rest, "report:"):
 		return "reports"
 	case has(rest, "idem:"):

@@ -290,7 +290,7 @@ func (s *Reports) enqueue(ctx context.Context, sub report.Submission, lim report
 	if r.ReceivedAt.IsZero() {
 		r.ReceivedAt = s.now().UTC()
 	}
-	if err := s.keepSiteToken(ctx, r.TenantKey, r.ID, sub); err != nil {
+	if err := s.keepSiteToken(ctx, r.TenantKey, sub); err != nil {
 		return "", false, err
 	}
 	var nbytes int64

@@ -1175,8 +1175,8 @@ func TestCheckRateAgreesWithEnqueueAndWritesNothing(t *testing.T) {
 	}
 }
 
-// A Forge app system token kept for the worker is sealed at rest, bound to its report, and
-// gone after its TTL.
+// A Forge app system token kept for the worker is sealed at rest, bound to its tenant, one
+// key per tenant however many reports carry it, and gone after its TTL.
 func TestSiteTokenIsKeptSealedForTheWorker(t *testing.T) {
 	rdb := redistest.Client(t)
 	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
@@ -1185,34 +1185,42 @@ func TestSiteTokenIsKeptSealedForTheWorker(t *testing.T) {
 	}
 	s := NewReports(rdb, ReportsOptions{CustomerKey: []byte("k"), Sealer: sealer})
 	ctx := context.Background()
-	sub := submission(tenantA, "u1", "")
-	sub.SiteToken, sub.SiteAPI = secret.New("forge-system-token-canary"), "https://api.atlassian.com/ex/jira/cloud-1"
-	id := mustEnqueue(t, s, sub, noLimits)
-
-	tok, api, err := s.SiteToken(ctx, tenantA, id)
-	if err != nil || tok.Reveal() != "forge-system-token-canary" || api != sub.SiteAPI {
+	for i := range 5 { // five reports, one key
+		sub := submission(tenantA, fmt.Sprint("u", i), "")
+		sub.SiteToken, sub.SiteAPI = secret.New("forge-system-token-canary"), "https://api.atlassian.com/ex/jira/cloud-1"
+		mustEnqueue(t, s, sub, noLimits)
+	}
+	tok, api, err := s.SiteToken(ctx, tenantA)
+	if err != nil || tok.Reveal() != "forge-system-token-canary" || api != "https://api.atlassian.com/ex/jira/cloud-1" {
 		t.Fatalf("SiteToken = %q, %q, %v", tok.Reveal(), api, err)
 	}
+	tokens := 0
 	for k, v := range snapshot(t, rdb) {
 		if strings.Contains(v, "forge-system-token-canary") {
 			t.Errorf("%s holds the token in the clear", k)
 		}
+		if strings.HasSuffix(k, ":sitetoken") {
+			tokens++
+		}
 	}
-	if ttl := rdb.PTTL(ctx, siteTokenKey(tenantA, id)).Val(); ttl <= 0 || ttl > SiteTokenTTL {
+	if tokens != 1 {
+		t.Errorf("%d token keys for one tenant, want 1", tokens)
+	}
+	if ttl := rdb.PTTL(ctx, siteTokenKey(tenantA)).Val(); ttl <= 0 || ttl > SiteTokenTTL {
 		t.Errorf("token TTL %v, want (0, %v]", ttl, SiteTokenTTL)
 	}
-	// Sealed for this report: another report's key does not open it.
-	raw := rdb.Get(ctx, siteTokenKey(tenantA, id)).Val()
-	other := mustEnqueue(t, s, submission(tenantA, "u2", ""), noLimits)
-	rdb.Set(ctx, siteTokenKey(tenantA, other), raw, time.Minute)
-	if tok, _, err := s.SiteToken(ctx, tenantA, other); err != nil || !tok.IsZero() {
-		t.Errorf("a token moved to another report opened: %q, %v", tok.Reveal(), err)
+	// Sealed for this tenant: moved to another tenant's key it does not open.
+	rdb.Set(ctx, siteTokenKey(tenantB), rdb.Get(ctx, siteTokenKey(tenantA)).Val(), time.Minute)
+	if tok, _, err := s.SiteToken(ctx, tenantB); err != nil || !tok.IsZero() {
+		t.Errorf("a token moved to another tenant opened: %q, %v", tok.Reveal(), err)
 	}
 	// Without a sealer nothing is kept.
+	rdb.Del(ctx, siteTokenKey(tenantA))
 	plain := NewReports(rdb, ReportsOptions{CustomerKey: []byte("k")})
-	sub.Report.ID = report.NewID()
-	id2 := mustEnqueue(t, plain, sub, noLimits)
-	if n := rdb.Exists(ctx, siteTokenKey(tenantA, id2)).Val(); n != 0 {
+	sub := submission(tenantA, "u9", "")
+	sub.SiteToken, sub.SiteAPI = secret.New("t"), "https://api.atlassian.com/ex/jira/cloud-1"
+	mustEnqueue(t, plain, sub, noLimits)
+	if n := rdb.Exists(ctx, siteTokenKey(tenantA)).Val(); n != 0 {
 		t.Error("a store without a sealer kept the token")
 	}
 }

@@ -17,30 +17,32 @@ import (
 // site would no longer honour anyway.
 const SiteTokenTTL = 15 * time.Minute
 
-// siteTokenKey holds "<apiBaseUrl>\n<sealed token>" for one report, in its tenant's slot.
-func siteTokenKey(tenantKey, id string) string { return reportKey(tenantKey, id) + ":site" }
+// siteTokenKey holds "<apiBaseUrl>\n<sealed token>", the latest app system token Forge sent
+// for the tenant. The token is the app's on that installation, not a user's, so one key per
+// tenant is enough, and the key count is bounded by tenants, not by requests: a flood of
+// refused or replayed reports overwrites one key instead of writing one each.
+func siteTokenKey(tenantKey string) string { return "sb:" + tenantTag(tenantKey) + ":sitetoken" }
 
-// keepSiteToken stores the submission's Forge system token, sealed and bound to the report,
-// before the report is queued, so that the worker finds it when it begins. A report that is
-// then refused leaves the key to expire.
-func (s *Reports) keepSiteToken(ctx context.Context, tenantKey, id string, sub report.Submission) error {
+// keepSiteToken stores the submission's Forge system token, sealed and bound to the tenant,
+// before the report is queued, so that the worker finds it when it begins.
+func (s *Reports) keepSiteToken(ctx context.Context, tenantKey string, sub report.Submission) error {
 	if s.sealer == nil || sub.SiteToken.IsZero() || sub.SiteAPI == "" || strings.ContainsRune(sub.SiteAPI, '\n') {
 		return nil
 	}
-	sealed := s.sealer.Seal(tenantKey+"/"+id, sub.SiteToken.Bytes())
-	if err := s.rdb.Set(ctx, siteTokenKey(tenantKey, id), sub.SiteAPI+"\n"+string(sealed), SiteTokenTTL).Err(); err != nil {
+	sealed := s.sealer.Seal("sitetoken/"+tenantKey, sub.SiteToken.Bytes())
+	if err := s.rdb.Set(ctx, siteTokenKey(tenantKey), sub.SiteAPI+"\n"+string(sealed), SiteTokenTTL).Err(); err != nil {
 		return unavailable("keep site token", err)
 	}
 	return nil
 }
 
-// SiteToken returns the Forge app system token and API base URL kept with a report; a zero
-// token when none was kept or it expired.
-func (s *Reports) SiteToken(ctx context.Context, tenantKey, id string) (secret.Secret, string, error) {
-	if s.sealer == nil || !idRE.MatchString(id) {
+// SiteToken returns the Forge app system token and API base URL last kept for the tenant; a
+// zero token when none was kept or it expired.
+func (s *Reports) SiteToken(ctx context.Context, tenantKey string) (secret.Secret, string, error) {
+	if s.sealer == nil {
 		return secret.Secret{}, "", nil
 	}
-	v, err := s.rdb.Get(ctx, siteTokenKey(tenantKey, id)).Result()
+	v, err := s.rdb.Get(ctx, siteTokenKey(tenantKey)).Result()
 	if errors.Is(err, redis.Nil) {
 		return secret.Secret{}, "", nil
 	}
@@ -51,9 +53,9 @@ func (s *Reports) SiteToken(ctx context.Context, tenantKey, id string) (secret.S
 	if !ok {
 		return secret.Secret{}, "", nil
 	}
-	tok, err := s.sealer.Open(tenantKey+"/"+id, []byte(sealed))
+	tok, err := s.sealer.Open("sitetoken/"+tenantKey, []byte(sealed))
 	if err != nil {
-		return secret.Secret{}, "", nil // sealed under another key: as if none was kept
+		return secret.Secret{}, "", nil // sealed under another key or for another tenant: as if none was kept
 	}
 	return secret.New(string(tok)), api, nil
 }
