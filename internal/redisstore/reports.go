@@ -114,7 +114,7 @@ type ReportsOptions struct {
 	OverloadRetryAfter time.Duration
 	// DeadLetterMaxLen caps the dead-letter stream (approximately); default 10000.
 	DeadLetterMaxLen int64
-	// Sealer encrypts the Forge app system tokens kept for the worker next to a report (see
+	// Sealer encrypts the Forge app system token kept for the worker, one per tenant (see
 	// SiteToken); nil keeps none, so Forge reporters' emails stay unconfirmed.
 	Sealer *seal.Sealer
 	// Staged makes Enqueue use the staged protocol that Redis Cluster needs even where the

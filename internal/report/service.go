@@ -44,7 +44,7 @@ type Submitter struct {
 	IdempotencyKey string
 	// SiteToken and SiteAPI let the delivery worker ask a Forge site who the reporter is:
 	// the app system token Forge sent with the call and the installation's API base URL.
-	// They are kept sealed, briefly, next to the report; zero for Connect, whose worker signs
+	// The latest is kept sealed, briefly, for the tenant; zero for Connect, whose worker signs
 	// its own app JWT.
 	SiteToken secret.Secret
 	SiteAPI   string
