@@ -76,7 +76,7 @@ func submission(tenantKey, user, idemKey string, files ...string) report.Submiss
 			TenantKey: tenantKey, AccountID: user, EmailHint: user + "@customer.example", Summary: "Export fails",
 		},
 		IdempotencyKey: idemKey, Subject: user,
-		BodyHash:       "hash-of-" + idemKey,
+		BodyHash: "hash-of-" + idemKey,
 	}
 	for i, f := range files {
 		s.Attachments = append(s.Attachments, report.Attachment{
