@@ -69,6 +69,12 @@ func (c *HostClient) UserEmail(ctx context.Context, baseURL string, sharedSecret
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		// The transport error quotes the URL, whose query names the account: keep only
+		// the cause, so the error can be logged.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return "", fmt.Errorf("%w: %w", ErrEmailUnavailable, err)
 	}
 	defer resp.Body.Close()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,7 +37,15 @@ func TestHostClientUserEmailSignsExactQSH(t *testing.T) {
 		t.Errorf("wrong secret: err = %v, want ErrEmailUnavailable", err)
 	}
 	site.Close()
-	if _, err := c.UserEmail(context.Background(), site.URL+"/jira", secret, "x"); !errors.Is(err, ErrEmailUnavailable) {
+	_, err = c.UserEmail(context.Background(), site.URL+"/jira", secret, "557058:account-canary")
+	if !errors.Is(err, ErrEmailUnavailable) {
 		t.Errorf("site down: err = %v, want ErrEmailUnavailable", err)
+	}
+	if errors.Is(err, ErrEmailRefused) {
+		t.Errorf("site down counted as a refusal: %v", err)
+	}
+	// The error is logged by the worker: it must not quote the URL, whose query names the account.
+	if err != nil && strings.Contains(err.Error(), "account-canary") {
+		t.Errorf("error quotes the account: %v", err)
 	}
 }
