@@ -93,7 +93,7 @@ func TestReportWidgetInBrowser(t *testing.T) {
 	root, node := browserDeps(t)
 	rh := newReportHarness(t, nil)
 	rh.install("client-widget", secretA)
-	rh.emails.email = "reporter@customer.example"
+	rh.emails.setEmail("reporter@customer.example")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()

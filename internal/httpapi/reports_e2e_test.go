@@ -57,6 +57,13 @@ func (f *fakeEmails) VerifiedEmail(ctx context.Context, r delivery.Reporter) (st
 	return f.email, nil
 }
 
+// setEmail sets what the site answers; the worker may be asking at the same time.
+func (f *fakeEmails) setEmail(email string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.email = email
+}
+
 func (f *fakeEmails) callCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -213,7 +220,7 @@ var pngBytes = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x
 func TestReportBecomesOneRequestOnBehalfOfTheUser(t *testing.T) {
 	rh := newReportHarness(t, nil)
 	rh.install("client-r", secretA)
-	rh.emails.email = "jane@customer.example"
+	rh.emails.setEmail("jane@customer.example")
 	tok := contextToken(t, "client-r", secretA, "557058:jane", nil)
 	body, ct := multipartReport(t, `{"summary":"Export fails","description":"It broke","operation":{"name":"export","httpStatus":500,"errorMessage":"boom","requestIds":["req-1"]},"environment":{"locale":"en-GB","timezone":"Europe/London","screen":"1920x1080","url":"https://acme.atlassian.net/jira/x"}}`,
 		map[string][]byte{"screen.png": pngBytes, "console.txt": []byte("TypeError: x is undefined\n")})
@@ -341,7 +348,7 @@ func TestCanarySecretNeverLeaves(t *testing.T) {
 func TestReportRaisedForTheEmailTheSiteConfirms(t *testing.T) {
 	rh := newReportHarness(t, nil)
 	rh.install("client-e", secretA)
-	rh.emails.email = "from-host@customer.example"
+	rh.emails.setEmail("from-host@customer.example")
 	tok := contextToken(t, "client-e", secretA, "557058:host", nil)
 	st, _, b := rh.post(tok, nil, []byte(`{"summary":"typed another address","email":"someone-else@other.example"}`), "application/json")
 	if st != http.StatusAccepted {

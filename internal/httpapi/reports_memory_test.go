@@ -214,7 +214,7 @@ func TestRateLimitedUploadIsRefusedUnread(t *testing.T) {
 	rh := newReportHarnessWith(t, reportHarnessOptions{NoWorker: true,
 		Env: map[string]string{"SB_REPORT_RATE_PER_USER": "1"}})
 	rh.install("client-rl", secretA)
-	rh.emails.email = "jane@customer.example"
+	rh.emails.setEmail("jane@customer.example")
 	srv, counts := newCountingServer(t, rh.server.Handler())
 	tok := contextToken(t, "client-rl", secretA, "557058:jane", nil)
 	client := &http.Client{Timeout: 20 * time.Second}
@@ -277,7 +277,7 @@ func TestInflightBudgetRefusesUnread(t *testing.T) {
 	rh := newReportHarnessWith(t, reportHarnessOptions{NoWorker: true,
 		Env: map[string]string{"SB_MAX_INFLIGHT_BYTES": "12582912"}}) // 12 MiB, the least allowed
 	rh.install("client-ib", secretA)
-	rh.emails.email = "jane@customer.example"
+	rh.emails.setEmail("jane@customer.example")
 	srv, counts := newCountingServer(t, rh.server.Handler())
 	tok := contextToken(t, "client-ib", secretA, "557058:jane", nil)
 	client := &http.Client{Timeout: 30 * time.Second}
@@ -397,7 +397,7 @@ func TestFiftyConcurrentMaximumReportsStayWithinTheBudget(t *testing.T) {
 		"SB_REPORT_RATE_PER_USER": "1000", "SB_REPORT_RATE_PER_TENANT": "1000",
 	}})
 	rh.install("client-mem", secretA)
-	rh.emails.email = "jane@customer.example"
+	rh.emails.setEmail("jane@customer.example")
 	tok := contextToken(t, "client-mem", secretA, "557058:jane", nil)
 	big := maximumReport(t)
 	budget := rh.cfg.MaxInflightBytes
