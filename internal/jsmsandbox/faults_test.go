@@ -95,7 +95,15 @@ func TestDropAfterCreate(t *testing.T) {
 	if n := len(s.Requests()); n != 1 {
 		t.Fatalf("%d requests after a dropped create, want 1", n)
 	}
+	// The client sees the dropped connection before the handler returns and records the
+	// call, so wait for the record rather than read it at once.
 	calls := s.Calls()
+	for deadline := time.Now().Add(5 * time.Second); len(calls) == 0 && time.Now().Before(deadline); calls = s.Calls() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(calls) == 0 {
+		t.Fatal("the dropped create was never recorded")
+	}
 	if last := calls[len(calls)-1]; last.Method != http.MethodPost || last.Path != "/rest/servicedeskapi/request" || last.Status != 0 {
 		t.Errorf("last call %+v, want the create with status 0", last)
 	}
