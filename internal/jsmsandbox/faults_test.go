@@ -95,15 +95,7 @@ func TestDropAfterCreate(t *testing.T) {
 	if n := len(s.Requests()); n != 1 {
 		t.Fatalf("%d requests after a dropped create, want 1", n)
 	}
-	// The client sees the dropped connection before the handler returns and records the
-	// call, so wait for the record rather than read it at once.
-	calls := s.Calls()
-	for deadline := time.Now().Add(5 * time.Second); len(calls) == 0 && time.Now().Before(deadline); calls = s.Calls() {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if len(calls) == 0 {
-		t.Fatal("the dropped create was never recorded")
-	}
+	calls := recordedCalls(t, s, 1)
 	if last := calls[len(calls)-1]; last.Method != http.MethodPost || last.Path != "/rest/servicedeskapi/request" || last.Status != 0 {
 		t.Errorf("last call %+v, want the create with status 0", last)
 	}
@@ -139,7 +131,7 @@ func TestLostAnswer(t *testing.T) {
 	if !found {
 		t.Errorf("customers %+v lack the one whose answer was lost", s.Customers())
 	}
-	calls := s.Calls()
+	calls := recordedCalls(t, s, 1)
 	if last := calls[len(calls)-1]; last.Path != "/rest/servicedeskapi/customer" || last.Status != 0 {
 		t.Errorf("last call %+v, want the customer create with status 0", last)
 	}
@@ -222,4 +214,19 @@ func TestRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not stop after cancel")
 	}
+}
+
+// recordedCalls waits until at least n calls are recorded. The client sees a dropped
+// connection before the handler returns and records the call, so a test that reads the
+// record right after the client's error must wait for it.
+func recordedCalls(t *testing.T, s *Sandbox, n int) []Call {
+	t.Helper()
+	calls := s.Calls()
+	for deadline := time.Now().Add(5 * time.Second); len(calls) < n && time.Now().Before(deadline); calls = s.Calls() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(calls) < n {
+		t.Fatalf("%d calls recorded, want at least %d", len(calls), n)
+	}
+	return calls
 }
