@@ -12,7 +12,6 @@ import (
 	"github.com/supportbridge/supportbridge/internal/config"
 	"github.com/supportbridge/supportbridge/internal/httpapi"
 	"github.com/supportbridge/supportbridge/internal/lifecycle"
-	"github.com/supportbridge/supportbridge/internal/logstore"
 	"github.com/supportbridge/supportbridge/internal/redisstore"
 	"github.com/supportbridge/supportbridge/internal/tenant"
 	usagecount "github.com/supportbridge/supportbridge/internal/usage"
@@ -38,29 +37,12 @@ var _ tenant.Retention = (*lifecycle.Service)(nil)
 const usageFlushInterval = 5 * time.Second
 
 // buildLifecycle wires the data lifecycle. The purge deletes log files only with
-// SB_PURGE_LOGS=true, from the store the logs are read from.
-func buildLifecycle(cfg config.Config, rdb redis.UniversalClient, reports *redisstore.Reports, reg prometheus.Registerer, log *slog.Logger) (*lifecycleParts, error) {
+// SB_PURGE_LOGS=true, from the source the logs are read from.
+func buildLifecycle(cfg config.Config, rdb redis.UniversalClient, reports *redisstore.Reports, src logSource, reg prometheus.Registerer, log *slog.Logger) (*lifecycleParts, error) {
 	purge := redisstore.NewPurge(rdb, redisstore.PurgeOptions{Reports: reports})
 	var logs lifecycle.LogPurger
 	if cfg.Lifecycle.PurgeLogs {
-		if b := cfg.LogS3; b.Bucket != "" {
-			var opts []logstore.BucketOption
-			if b.Endpoint != "" {
-				opts = append(opts, logstore.WithEndpoint(b.Endpoint))
-			}
-			if b.PathStyle {
-				opts = append(opts, logstore.WithPathStyle())
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			bucket, err := logstore.NewBucket(ctx, b.Bucket, b.Prefix, opts...)
-			if err != nil {
-				return nil, err
-			}
-			logs = bucket
-		} else {
-			logs = logstore.NewDir(cfg.LogDir)
-		}
+		logs = src
 	}
 	svc := lifecycle.New(purge, lifecycle.Options{
 		Logs: logs, TenantChanged: redisstore.PublishTenantChanged(rdb), Logger: log,

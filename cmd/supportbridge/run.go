@@ -35,6 +35,7 @@ import (
 	"github.com/supportbridge/supportbridge/internal/forge"
 	"github.com/supportbridge/supportbridge/internal/httpapi"
 	"github.com/supportbridge/supportbridge/internal/jsm"
+	"github.com/supportbridge/supportbridge/internal/lifecycle"
 	"github.com/supportbridge/supportbridge/internal/logaccess"
 	"github.com/supportbridge/supportbridge/internal/logstore"
 	"github.com/supportbridge/supportbridge/internal/pagetoken"
@@ -205,9 +206,16 @@ func (f previewFunc) Preview(ctx context.Context, r consent.AccessRequest) conse
 	return f(ctx, r)
 }
 
-// openLogStore is the configured log store: a bucket when SB_LOG_S3_BUCKET is set,
-// otherwise the directory SB_LOG_DIR (possibly none, which holds no streams).
-func openLogStore(cfg config.Config) (*logstore.Store, error) {
+// logSource is where the customers' logs are: read under grants, deleted by a purge.
+type logSource interface {
+	logstore.Source
+	lifecycle.LogPurger
+}
+
+// openLogSource is the configured log source, opened once for the reader and the purge: a
+// bucket when SB_LOG_S3_BUCKET is set, otherwise the directory SB_LOG_DIR (possibly none,
+// which holds no streams).
+func openLogSource(cfg config.Config) (logSource, error) {
 	if b := cfg.LogS3; b.Bucket != "" {
 		var opts []logstore.BucketOption
 		if b.Endpoint != "" {
@@ -222,9 +230,9 @@ func openLogStore(cfg config.Config) (*logstore.Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return logstore.New(bucket), nil
+		return bucket, nil
 	}
-	return logstore.New(logstore.NewDir(cfg.LogDir)), nil
+	return logstore.NewDir(cfg.LogDir), nil
 }
 
 // deriveKey makes an independent key for one purpose from SB_SECRET_KEY.
@@ -276,7 +284,11 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 	a.reports = redisstore.NewReports(rdb, redisstore.ReportsOptions{
 		CustomerKey: deriveKey(cfg.SecretKey.Bytes(), "customer-cache"), Sealer: tokenSealer,
 	})
-	if a.life, err = buildLifecycle(cfg, rdb, a.reports, reg, log); err != nil {
+	logSrc, err := openLogSource(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if a.life, err = buildLifecycle(cfg, rdb, a.reports, logSrc, reg, log); err != nil {
 		return nil, err
 	}
 	// The worker asks the reporter's site for their email; intake never waits on it.
@@ -304,10 +316,7 @@ func buildApp(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger, re
 	if a.agents, err = agentauth.New(agentOpts); err != nil {
 		return nil, err
 	}
-	logs, err := openLogStore(cfg)
-	if err != nil {
-		return nil, err
-	}
+	logs := logstore.New(logSrc)
 	var (
 		consentDeps httpapi.ConsentDeps
 		logReader   httpapi.LogReader
