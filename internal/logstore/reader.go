@@ -48,6 +48,7 @@ type Cursor struct {
 	pendingTime          time.Time
 	pendingCut, havePend bool
 	text                 []byte
+	texts                arena
 	err                  error
 }
 
@@ -157,7 +158,7 @@ func (c *Cursor) record() (rec Record, ok bool, err error) {
 			rec.Cut = rec.Cut || cut
 		}
 		if inWindow {
-			rec.Text = string(c.text)
+			rec.Text = c.texts.string(c.text)
 			return rec, true, nil
 		}
 		rec = Record{}

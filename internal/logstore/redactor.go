@@ -98,6 +98,7 @@ type Redactor struct {
 	cached int
 	spans  []piiSpan
 	out    []byte
+	texts  arena
 	sum    []byte
 	norm   []byte
 }
@@ -205,7 +206,7 @@ func (r *Redactor) replace(s string) string {
 		last = sp.end
 	}
 	r.out = append(r.out, s[last:]...)
-	return string(r.out)
+	return r.texts.string(r.out)
 }
 
 // pseudonym returns "[kind:xxxxxxxx]": the first 8 hex digits of HMAC-SHA256 under the grant
