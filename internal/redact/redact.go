@@ -180,7 +180,9 @@ func (s *Scrubber) detect(t string) bool {
 	s.findAtlassianTokens(t)
 	s.findXMLElements(t)
 	s.findCards(t)
-	s.findEmails(t) // after scan, which records the '@' of URL userinfo
+	if !s.keepEmails { // every address would be kept: nothing to look for
+		s.findEmails(t) // after scan, which records the '@' of URL userinfo
+	}
 	return len(s.spans) > 0
 }
 
