@@ -13,18 +13,31 @@ const arenaBlock = 64 << 10
 // allocation. The zero value is ready to use.
 type arena struct{ b strings.Builder }
 
+// string returns p as a string.
 func (a *arena) string(p []byte) string {
-	if len(p) == 0 {
-		return ""
-	}
 	if len(p) > arenaBlock/4 {
 		return string(p)
 	}
-	if a.b.Cap()-a.b.Len() < len(p) {
+	start := a.room(len(p))
+	a.b.Write(p)
+	return a.b.String()[start:]
+}
+
+// cut returns a copy of s that shares no memory with it.
+func (a *arena) cut(s string) string {
+	if len(s) > arenaBlock/4 {
+		return strings.Clone(s)
+	}
+	start := a.room(len(s))
+	a.b.WriteString(s)
+	return a.b.String()[start:]
+}
+
+// room makes room for n more bytes in the current block and returns where they go.
+func (a *arena) room(n int) int {
+	if a.b.Cap()-a.b.Len() < n {
 		a.b.Reset()
 		a.b.Grow(arenaBlock)
 	}
-	start := a.b.Len()
-	a.b.Write(p)
-	return a.b.String()[start:]
+	return a.b.Len()
 }

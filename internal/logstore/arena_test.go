@@ -3,6 +3,7 @@ package logstore
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -27,6 +28,15 @@ func TestArenaStringsKeepTheirText(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("string %d changed: %.20q…, want %.20q…", i, got[i], want[i])
 		}
+	}
+	src := []byte("a value the caller keeps changing")
+	kept := a.cut(string(src[:7]))
+	for i := range 100 {
+		a.cut(strings.Repeat("x", i*100)) // fills blocks and moves on
+	}
+	clear(src)
+	if kept != "a value" {
+		t.Fatalf("cut string changed to %q", kept)
 	}
 	if a.string(nil) != "" {
 		t.Fatal("empty input gave a non-empty string")

@@ -73,6 +73,11 @@ const maxKeyLen = 24
 // maxCache bounds the pseudonym cache; it is cleared when full, which only costs HMACs.
 const maxCache = 4096
 
+// maxCachedValue is the longest value the cache keeps: a value under a personal key can be
+// as long as a record, and 4096 of those would hold gigabytes. Longer values, which do not
+// repeat the way addresses and ids do, are hashed each time.
+const maxCachedValue = 256
+
 // RedactorOptions configures the Redactor of one grant.
 type RedactorOptions struct {
 	// GrantKey keys the pseudonyms; each grant has its own, so that pseudonyms cannot be
@@ -92,10 +97,12 @@ type Redactor struct {
 	mac          hash.Hash
 	// counts are the replacements of each kind of personal data.
 	counts [numKinds]int
-	// cache holds the pseudonyms made so far, one map per kind, so that a look-up hashes
-	// only the value; cached counts their entries.
-	cache  [numKinds]map[string]string
+	// cache holds the digests of the pseudonyms made so far, one map per kind, so that a
+	// look-up hashes only the value; cached counts their entries, whose keys are cut from
+	// keys.
+	cache  [numKinds]map[string]digest
 	cached int
+	keys   arena
 	spans  []piiSpan
 	out    []byte
 	texts  arena
@@ -129,7 +136,7 @@ func NewRedactor(opts RedactorOptions) (*Redactor, error) {
 		}
 		r.mac = hmac.New(sha256.New, key)
 		for i := range r.cache {
-			r.cache[i] = make(map[string]string)
+			r.cache[i] = make(map[string]digest)
 		}
 	}
 	return r, nil
@@ -198,7 +205,7 @@ func (r *Redactor) replace(s string) string {
 		if sp.quote {
 			r.out = append(r.out, '"')
 		}
-		r.out = append(r.out, r.pseudonym(sp.kind, s[sp.start:sp.end])...)
+		r.out = r.appendPseudonym(r.out, sp.kind, s[sp.start:sp.end])
 		if sp.quote {
 			r.out = append(r.out, '"')
 		}
@@ -209,31 +216,39 @@ func (r *Redactor) replace(s string) string {
 	return r.texts.string(r.out)
 }
 
-// pseudonym returns "[kind:xxxxxxxx]": the first 8 hex digits of HMAC-SHA256 under the grant
-// key of kind, a NUL, and the normalised value.
-func (r *Redactor) pseudonym(kind piiKind, value string) string {
+// digest is the hex part of a pseudonym.
+type digest [8]byte
+
+// appendPseudonym appends "[kind:xxxxxxxx]": the first 8 hex digits of HMAC-SHA256 under
+// the grant key of kind, a NUL, and the normalised value.
+func (r *Redactor) appendPseudonym(dst []byte, kind piiKind, value string) []byte {
 	slot := r.cache[kind]
-	if p, ok := slot[value]; ok {
-		return p
-	}
-	if r.cached >= maxCache {
-		for _, m := range r.cache {
-			clear(m)
+	h, ok := slot[value]
+	if !ok {
+		r.norm = append(append(r.norm[:0], kind.String()...), 0)
+		r.norm = normalise(r.norm, kind, value)
+		r.mac.Reset()
+		r.mac.Write(r.norm)
+		r.sum = r.mac.Sum(r.sum[:0])
+		hex.Encode(h[:], r.sum[:4])
+		if len(value) <= maxCachedValue {
+			if r.cached >= maxCache {
+				for _, m := range r.cache {
+					clear(m)
+				}
+				r.cached = 0
+			}
+			// Copied: the value is a slice of a whole record, which the cache must not
+			// keep alive.
+			slot[r.keys.cut(value)] = h
+			r.cached++
 		}
-		r.cached = 0
 	}
-	r.norm = append(append(r.norm[:0], kind.String()...), 0)
-	r.norm = normalise(r.norm, kind, value)
-	r.mac.Reset()
-	r.mac.Write(r.norm)
-	r.sum = r.mac.Sum(r.sum[:0])
-	var h [8]byte
-	hex.Encode(h[:], r.sum[:4])
-	p := "[" + kind.String() + ":" + string(h[:]) + "]"
-	// Cloned: the value is a slice of a whole record, which the cache must not keep alive.
-	slot[strings.Clone(value)] = p
-	r.cached++
-	return p
+	dst = append(dst, '[')
+	dst = append(dst, kind.String()...)
+	dst = append(dst, ':')
+	dst = append(dst, h[:]...)
+	return append(dst, ']')
 }
 
 // normalise maps the spellings of one value to one form, so that they share a pseudonym:

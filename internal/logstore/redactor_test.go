@@ -150,3 +150,25 @@ func TestPseudonymsSurviveCacheReset(t *testing.T) {
 		t.Errorf("counts = %v", c)
 	}
 }
+
+// TestLongValuesAreNotCached: a value under a personal key may be as long as a record; it
+// gets the same pseudonym each time without the cache keeping it.
+func TestLongValuesAreNotCached(t *testing.T) {
+	r := newRedactor(t, grantKeyA, false)
+	long := strings.Repeat("Bob Smith ", 2000)
+	in := fmt.Sprintf(`{"name":%q}`, long)
+	want := fmt.Sprintf(`{"name":"%s"}`, pn(grantKeyA, "name", strings.ToLower(strings.TrimSpace(long))))
+	for range 3 {
+		if got := r.String(in); got != want {
+			t.Fatalf("String() = %.80q…, want %q", got, want)
+		}
+	}
+	if r.cached != 0 {
+		t.Errorf("the cache holds %d entries after a %d-byte value", r.cached, len(long))
+	}
+	short := `{"name":"Bob Smith"}`
+	r.String(short)
+	if r.cached != 1 {
+		t.Errorf("the cache holds %d entries after a short value, want 1", r.cached)
+	}
+}
