@@ -270,9 +270,29 @@ func parseRFC3339(b []byte) (t time.Time, n int, ok bool) {
 	if day > daysIn(month, year) {
 		return time.Time{}, 0, false
 	}
-	// Times are compared as instants, so a line's offset is folded into a UTC time.
-	t = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
-	return t.Add(-time.Duration(offset) * time.Second), i, true
+	// Times are compared as instants, so a line's offset is folded into a UTC time. The
+	// same instant as time.Date would give, without its normalising, which was a tenth of
+	// reading a file.
+	unix := daysSinceEpoch(year, month, day)*86400 + int64(hour*3600+minute*60+sec-offset)
+	return time.Unix(unix, int64(nsec)).UTC(), i, true
+}
+
+// daysSinceEpoch returns the number of days from 1970-01-01 to a valid date of the
+// proleptic Gregorian calendar, counting in eras of 400 years that start on 1 March, so
+// that a leap day is the last day of its year (H. Hinnant's days_from_civil).
+func daysSinceEpoch(year, month, day int) int64 {
+	if month <= 2 {
+		year--
+	}
+	era := year
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
+	yoe := year - era*400                          // [0, 399]
+	doy := (153*((month+9)%12)+2)/5 + day - 1      // [0, 365], from 1 March
+	doe := yoe*365 + yoe/4 - yoe/100 + doy         // [0, 146096]
+	return int64(era)*146097 + int64(doe) - 719468 // 719468: days from 0000-03-01 to 1970-01-01
 }
 
 func daysIn(m, year int) int {

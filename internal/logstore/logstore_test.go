@@ -551,3 +551,13 @@ func TestCursorStopsWhenContextEnds(t *testing.T) {
 		t.Errorf("Next after cancel: err = %v, want context.Canceled", err)
 	}
 }
+
+// daysSinceEpoch agrees with the time package on every day of years 0 to 9999.
+func TestDaysSinceEpochMatchesTime(t *testing.T) {
+	for d := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 10000; d = d.AddDate(0, 0, 1) {
+		// d is a midnight, so its Unix time divides exactly.
+		if got, want := daysSinceEpoch(d.Year(), int(d.Month()), d.Day()), d.Unix()/86400; got != want {
+			t.Fatalf("daysSinceEpoch(%s) = %d, want %d", d.Format(time.DateOnly), got, want)
+		}
+	}
+}
