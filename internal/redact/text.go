@@ -214,24 +214,24 @@ func (s *Scrubber) jwt(in string, p int) int {
 }
 
 // findAtlassianTokens records Atlassian API tokens, which identify themselves by prefix:
-// "ATATT3" for API tokens, "ATCTT3" for organisation admin API keys. Both contain "TT3",
-// which strings.Index finds fast because 'T' is rare in lower-case text.
+// "ATATT3" for API tokens, "ATCTT3" for organisation admin API keys. The search is for their
+// 'A', which is rare in logs; 'T' is in every ISO time.
 func (s *Scrubber) findAtlassianTokens(in string) {
 	for i := 0; ; {
-		j := strings.Index(in[i:], "TT3")
+		j := strings.IndexByte(in[i:], 'A')
 		if j < 0 {
 			return
 		}
-		p := i + j - 3
-		i += j + 3
-		if p < 0 || in[p] != 'A' || in[p+1] != 'T' || in[p+2] != 'A' && in[p+2] != 'C' {
+		p := i + j
+		i = p + 1
+		if p+6 > len(in) || in[p+1] != 'T' || in[p+2] != 'A' && in[p+2] != 'C' || in[p+3:p+6] != "TT3" {
 			continue
 		}
-		end := i
+		end := p + 6
 		for end < len(in) && (is(in[end], cB64URL) || in[end] == '=') {
 			end++
 		}
-		if end-i >= 8 { // a mention of the prefix in documentation stays
+		if end-(p+6) >= 8 { // a mention of the prefix in documentation stays
 			s.add(p, end, kindAtlassianToken)
 		}
 		i = end
