@@ -172,3 +172,20 @@ func TestLongValuesAreNotCached(t *testing.T) {
 		t.Errorf("the cache holds %d entries after a short value, want 1", r.cached)
 	}
 }
+
+// TestManySpansInOneRecord: the spans of the different finders are ordered by hand when a
+// line has a few and by a sort when a record has many; both give the line's own redaction,
+// including a JSON value and the address inside it, which start together.
+func TestManySpansInOneRecord(t *testing.T) {
+	const unit = `{"ip":"10.0.0.1","user":"bob@acme.example","email":"Ann@acme.example"} `
+	r := newRedactor(t, grantKeyA, false)
+	want := r.String(unit)
+	if strings.Contains(want, "acme.example") || strings.Contains(want, "10.0.0.1") {
+		t.Fatalf("String(%q) = %q: personal data kept", unit, want)
+	}
+	for _, n := range []int{2, 3, 4, 40} { // five spans a unit (finders overlap): 10 to 200
+		if got := r.String(strings.Repeat(unit, n)); got != strings.Repeat(want, n) {
+			t.Errorf("%d units: got %q, want the unit's redaction %d times", n, got, n)
+		}
+	}
+}
