@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"math/bits"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/supportbridge/supportbridge/internal/logaccess"
 )
@@ -75,7 +75,7 @@ func (s *Server) grantLogs(c *gin.Context) {
 	if acceptsGzip(c.GetHeader("Accept-Encoding")) {
 		h.Set("Content-Encoding", "gzip")
 		h.Add("Vary", "Accept-Encoding")
-		w.gz = gzip.NewWriter(c.Writer)
+		w.gz, _ = gzip.NewWriterLevel(c.Writer, logGzipLevel) // a valid level: no error
 		w.bw = bufio.NewWriterSize(w.gz, 32<<10)
 	} else {
 		w.bw = bufio.NewWriterSize(c.Writer, 32<<10)
@@ -97,6 +97,11 @@ func (s *Server) grantLogs(c *gin.Context) {
 		h.Set(endTrailer, receipt.End)
 	}
 }
+
+// logGzipLevel compresses a read about as well as compress/gzip's default (15 % larger
+// at its BestSpeed) at one and a half times its speed: with the agent CLI asking for gzip,
+// compression had become the slowest part of a read (BenchmarkGrantLogs/ndjson_gzip).
+const logGzipLevel = 5
 
 func acceptsNDJSON(accept string) bool {
 	for _, part := range strings.Split(accept, ",") {
