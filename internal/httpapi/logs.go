@@ -98,7 +98,7 @@ func (s *Server) grantLogs(c *gin.Context) {
 	}
 }
 
-// logGzipLevel compresses a read about as well as compress/gzip's default (15 % larger
+// logGzipLevel compresses a read about as well as compress/gzip's default (10 % larger
 // at its BestSpeed) at one and a half times its speed: with the agent CLI asking for gzip,
 // compression had become the slowest part of a read (BenchmarkGrantLogs/ndjson_gzip).
 const logGzipLevel = 5
