@@ -14,36 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/supportbridge/supportbridge/internal/browsertest"
 	"github.com/supportbridge/supportbridge/internal/redisstore/redistest"
 )
-
-// browserDeps skips (or, in CI, fails) a test that needs Chromium and the e2e Node packages,
-// which scripts/ensure-deps.sh installs.
-func browserDeps(t *testing.T) (root, node string) {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	missing := ""
-	for _, p := range []string{"/usr/bin/chromium", filepath.Join(root, "e2e", "node_modules", "playwright-core"), filepath.Join(root, "e2e", "node_modules", "axe-core")} {
-		if _, err := os.Stat(p); err != nil {
-			missing = p
-		}
-	}
-	node, err = exec.LookPath("node")
-	if err != nil {
-		missing = "node"
-	}
-	if missing != "" {
-		msg := "browser test needs " + missing + " (run scripts/ensure-deps.sh)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return root, node
-}
 
 // devWorld is `supportbridge dev` on free ports with a real Redis, as `make run` starts it.
 type devWorld struct {
@@ -151,7 +124,7 @@ func TestDevHome(t *testing.T) {
 // page cuts the CLI off, and the evidence pack verifies. axe-core checks every page.
 // SB_E2E_SCREENSHOTS=<dir> writes the README's screenshots.
 func TestDevWalkthroughInBrowser(t *testing.T) {
-	root, node := browserDeps(t)
+	root, node := browsertest.Deps(t)
 	w := startDevWorld(t)
 	browser := func(phase string, env ...string) string {
 		t.Helper()

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/supportbridge/supportbridge/internal/browsertest"
 )
 
 // TestErrorCaptureInBrowser runs e2e/error-capture.spec.js: a real Chromium loads an app page
@@ -20,7 +22,7 @@ import (
 // through the real router with a Connect context token. The page is served on the service's
 // origin, as a Connect app's pages are, by a proxy in front of the router.
 func TestErrorCaptureInBrowser(t *testing.T) {
-	root, node := browserDeps(t)
+	root, node := browsertest.Deps(t)
 	eh := newErrHarness(t)
 	token := contextToken(t, errTenantA, secretA, errAccountA, nil) // valid 3 minutes
 	target, _ := url.Parse(eh.srv.URL)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/supportbridge/supportbridge/internal/browsertest"
 	"github.com/supportbridge/supportbridge/internal/connect"
 )
 
@@ -90,7 +91,7 @@ func TestReportDialogPage(t *testing.T) {
 // another is filed with the keyboard only, refusals are worded for a person, and axe-core
 // checks each state. The desk is then checked for exactly those two tickets.
 func TestReportWidgetInBrowser(t *testing.T) {
-	root, node := browserDeps(t)
+	root, node := browsertest.Deps(t)
 	rh := newReportHarness(t, nil)
 	rh.install("client-widget", secretA)
 	rh.emails.setEmail("reporter@customer.example")
@@ -151,7 +152,7 @@ func TestReportWidgetInBrowser(t *testing.T) {
 // @forge/bridge stood in and runs e2e/forge-report-widget.spec.js: the same widget through
 // the requestRemote transport.
 func TestForgeReportWidgetInBrowser(t *testing.T) {
-	root, node := browserDeps(t)
+	root, node := browsertest.Deps(t)
 	if _, err := os.Stat(filepath.Join(root, "forge", "static", "report-widget", "node_modules", "esbuild")); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("the Forge UI needs its Node packages (run scripts/ensure-deps.sh)")

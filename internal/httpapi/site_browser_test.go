@@ -8,36 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/supportbridge/supportbridge/internal/browsertest"
 	"github.com/supportbridge/supportbridge/internal/consent"
 )
-
-// browserDeps skips (or, in CI, fails) a test that needs Chromium and the e2e Node packages,
-// which scripts/ensure-deps.sh installs.
-func browserDeps(t *testing.T) (root, node string) {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	missing := ""
-	for _, p := range []string{"/usr/bin/chromium", filepath.Join(root, "e2e", "node_modules", "playwright-core"), filepath.Join(root, "e2e", "node_modules", "axe-core")} {
-		if _, err := os.Stat(p); err != nil {
-			missing = p
-		}
-	}
-	node, err = exec.LookPath("node")
-	if err != nil {
-		missing = "node"
-	}
-	if missing != "" {
-		msg := "browser test needs " + missing + " (run scripts/ensure-deps.sh)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return root, node
-}
 
 // TestSiteAdminPageInBrowser runs e2e/site-admin.spec.js against the real router: a real
 // Chromium opens a stand-in of the customer's Jira site that frames the Connect admin page
@@ -45,7 +18,7 @@ func browserDeps(t *testing.T) (root, node string) {
 // time than asked, approves a second request with the keyboard only, and axe-core checks the
 // page. What the browser did is then checked against what the service recorded.
 func TestSiteAdminPageInBrowser(t *testing.T) {
-	root, node := browserDeps(t)
+	root, node := browsertest.Deps(t)
 	ch := newConsentHarness(t)
 	id, _ := ch.newRequest(aliceToken, func(b map[string]any) { b["duration"] = "72h" })
 	id2, _ := ch.newRequest(aliceToken, nil)
@@ -79,7 +52,7 @@ func TestSiteAdminPageInBrowser(t *testing.T) {
 // TestForgeAdminPageInBrowser builds the Forge Custom UI with @forge/bridge stood in and runs
 // e2e/forge-admin.spec.js: the same page through the bridge transport.
 func TestForgeAdminPageInBrowser(t *testing.T) {
-	root, node := browserDeps(t)
+	root, node := browsertest.Deps(t)
 	if _, err := os.Stat(filepath.Join(root, "forge", "static", "site-admin", "node_modules", "esbuild")); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("the Forge UI needs its Node packages (run scripts/ensure-deps.sh)")
