@@ -157,12 +157,11 @@ func parseTime(v, path string, errs *fieldErrors) time.Time {
 	if v == "" {
 		return time.Time{}
 	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
+	t, ok := parseRFC3339(v)
+	if !ok {
 		errs.add(path, "must be an RFC 3339 date and time, like 2025-01-31T14:05:00Z")
-		return time.Time{}
 	}
-	return t.UTC()
+	return t // zero when refused
 }
 
 // NewID returns a new report id: 128 random bits in lower-case base32, safe in URLs and

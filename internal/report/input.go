@@ -482,8 +482,22 @@ func (s *shape) check(v any, path string, errs *fieldErrors) (out any, ok bool) 
 func isSingleLine(s string) bool { return !strings.ContainsFunc(s, isControl) }
 
 func isRFC3339(s string) bool {
-	_, err := time.Parse(time.RFC3339, s)
-	return err == nil
+	_, ok := parseRFC3339(s)
+	return ok
+}
+
+// parseRFC3339 parses an RFC 3339 time into UTC. A time whose UTC year is outside 1-9999,
+// such as "0000-01-01T00:00:00+01:00", is refused: no JSON time (the bundle, the queue) can
+// hold it.
+func parseRFC3339(s string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, false
+	}
+	if t = t.UTC(); t.Year() < 1 || t.Year() > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // isLocale accepts BCP 47-like tags ("en", "en-US", "zh-Hant-TW") and the underscore form

@@ -135,6 +135,7 @@ func TestParseJSONRules(t *testing.T) {
 		{"requestIds not array", withField(t, []string{"operation", "requestIds"}, "r"), []want{{"/operation/requestIds", "must be an array"}}},
 		{"occurredAt valid", withField(t, []string{"operation", "occurredAt"}, "2025-01-31T14:05:00Z"), nil},
 		{"occurredAt no zone", withField(t, []string{"operation", "occurredAt"}, "2025-01-31T14:05:00"), []want{{"/operation/occurredAt", "must be an RFC 3339 date and time, like 2025-01-31T14:05:00Z"}}},
+		{"occurredAt before year 1 in UTC", withField(t, []string{"operation", "occurredAt"}, "0000-01-01T00:00:00+01:00"), []want{{"/operation/occurredAt", "must be an RFC 3339 date and time, like 2025-01-31T14:05:00Z"}}},
 		{"occurredAt words", withField(t, []string{"operation", "occurredAt"}, "yesterday"), []want{{"/operation/occurredAt", "must be an RFC 3339 date and time, like 2025-01-31T14:05:00Z"}}},
 		{"httpStatus 100", withField(t, []string{"operation", "httpStatus"}, 100), nil},
 		{"httpStatus 599", withField(t, []string{"operation", "httpStatus"}, 599), nil},
