@@ -313,6 +313,9 @@ func (s *Service) validateRequest(ctx context.Context, now time.Time, in Request
 		v.add("/from", "is required", nil)
 	case r.To.IsZero():
 		v.add("/to", "is required", nil)
+	case r.From.Year() < 1:
+		// Not a log's time, and no JSON time can hold it: the request could not be stored.
+		v.add("/from", "must be in the year 0001 or later", nil)
 	case !r.From.Before(r.To):
 		v.add("/to", "must be after from", nil)
 	case r.To.After(now):

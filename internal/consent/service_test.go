@@ -356,6 +356,9 @@ func TestValidation(t *testing.T) {
 		{"reversed window", func(in *consent.RequestInput) { in.From, in.To = in.To, in.From }, []string{"/to"}, nil},
 		{"wide window", func(in *consent.RequestInput) { in.From = in.To.Add(-32 * 24 * time.Hour) }, []string{"/to"}, nil},
 		{"missing from", func(in *consent.RequestInput) { in.From = time.Time{} }, []string{"/from"}, nil},
+		{"window before year 1", func(in *consent.RequestInput) { // "0000-01-01T00:00:00+01:00": year -1 in UTC
+			in.From, in.To = time.Date(0, 1, 1, 0, 0, 0, 0, time.FixedZone("", 3600)), time.Date(0, 1, 2, 0, 0, 0, 0, time.UTC)
+		}, []string{"/from"}, nil},
 		{"short duration", func(in *consent.RequestInput) { in.Duration = "30m" }, []string{"/duration"}, nil},
 		{"long duration", func(in *consent.RequestInput) { in.Duration = "721h" }, []string{"/duration"}, nil},
 		{"bad ticket key", func(in *consent.RequestInput) { in.TicketKey = "sup 1" }, []string{"/ticketKey"}, nil},
